@@ -1,0 +1,1 @@
+//! Execution Plane kernel (pure): dispatch planning, events and outcomes, lower simulation.

@@ -1,0 +1,1 @@
+//! Execution Plane node: registration tables, governed admission, dispatch and evidence.
