@@ -1,1 +1,20 @@
 //! Execution Plane node: registration tables, governed admission, dispatch and evidence.
+
+pub mod admission;
+pub mod authority;
+pub mod cancel;
+pub mod dispatch;
+pub mod error;
+pub mod evidence;
+pub mod local_client;
+pub mod node;
+pub mod sinks;
+pub mod traits;
+pub mod verifiers;
+
+pub use cancel::CancelSignal;
+pub use error::{RuntimeError, SinkError, TargetError};
+pub use traits::{
+    AuthorityVerifier, ConnectOptions, EvidenceSink, EventStream, ExecutionContext, LaneAdapter,
+    RuntimeClient, TargetClient, TargetVerifier,
+};

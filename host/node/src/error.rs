@@ -1,0 +1,56 @@
+//! Errors of the node's boundaries, each with a message a user can act on.
+
+use ep_contracts::boundary::AdmissionRejection;
+use thiserror::Error;
+
+/// An evidence sink could not record or flush.
+#[derive(Debug, Error)]
+pub enum SinkError {
+    /// The underlying file or device failed.
+    #[error("evidence sink {sink_id}: {source}")]
+    Io {
+        /// The sink.
+        sink_id: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The record could not be encoded.
+    #[error("evidence sink {sink_id}: cannot encode record: {message}")]
+    Encode {
+        /// The sink.
+        sink_id: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// A target client call failed.
+#[derive(Debug, Error)]
+pub enum TargetError {
+    /// The target could not be reached or answered wrongly.
+    #[error("target {target_id}: {message}")]
+    Unavailable {
+        /// The target.
+        target_id: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// A runtime-client call failed.
+#[derive(Debug, Error)]
+pub enum RuntimeError {
+    /// Admission refused the request.
+    #[error("rejected: {0}")]
+    Rejected(AdmissionRejection),
+    /// `cancel` named an execution the node does not know.
+    #[error("unknown_execution_ref: {0}")]
+    UnknownExecutionRef(String),
+    /// The target failed to cancel.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// A remote node could not be reached.
+    #[error("transport: {0}")]
+    Transport(String),
+}

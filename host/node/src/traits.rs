@@ -1,0 +1,150 @@
+//! The traits the node talks through: lanes, target verifiers, target clients, the authority
+//! verifier, evidence sinks, and the runtime client callers use. Hosts register their own
+//! implementations; the node never depends on a concrete lane or verifier.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ep_contracts::boundary::{
+    AdmissionDecision, AdmissionRejection, AdmissionRequest, AuthorityRef, Evidence,
+    ExecutionEvent, ExecutionRef, ExecutionRequest, ExecutionResult, LaneCapabilities, Map,
+    NodeDescriptor, TargetAttestation, TargetDescriptor,
+};
+use futures::stream::BoxStream;
+
+use crate::cancel::CancelSignal;
+use crate::error::{RuntimeError, SinkError, TargetError};
+
+/// A stream of execution events; ends when the execution ends.
+pub type EventStream = BoxStream<'static, ExecutionEvent>;
+
+/// What a lane gets besides the request: the signal that fires when the execution is cancelled.
+#[derive(Debug, Clone, Default)]
+pub struct ExecutionContext {
+    /// Fires on `cancel(execution_ref)`.
+    pub cancel: CancelSignal,
+}
+
+/// A lane: one kind of lower I/O (HTTP, process, ...). Wasm and native lanes both implement it.
+#[async_trait]
+pub trait LaneAdapter: Send + Sync {
+    /// The lane id requests name.
+    fn lane_id(&self) -> &str;
+
+    /// What the lane can do (reported by `describe`).
+    fn capabilities(&self) -> LaneCapabilities;
+
+    /// Refuses requests the lane cannot run, before any I/O.
+    fn validate(&self, request: &ExecutionRequest) -> Result<(), AdmissionRejection>;
+
+    /// Runs the request to completion; failures are a `failed` result, never a panic.
+    async fn execute(&self, request: ExecutionRequest, ctx: ExecutionContext) -> ExecutionResult;
+
+    /// Starts a stream of events, or refuses (`not_supported` for unary-only lanes).
+    async fn stream(
+        &self,
+        request: ExecutionRequest,
+        ctx: ExecutionContext,
+    ) -> Result<EventStream, AdmissionRejection>;
+}
+
+/// Options a host passes when connecting a target (e.g. the target id to assign).
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// Target id override.
+    pub target_id: Option<String>,
+    /// Lane id override.
+    pub lane_id: Option<String>,
+    /// Anything else a verifier needs.
+    pub extra: Map,
+}
+
+/// Turns a target's raw attestation into a routing descriptor, or refuses it.
+#[async_trait]
+pub trait TargetVerifier: Send + Sync {
+    /// Verifier id (recorded in descriptors and evidence).
+    fn verifier_id(&self) -> &str;
+
+    /// Attestation types it handles.
+    fn attestation_types(&self) -> Vec<String>;
+
+    /// The only classes its descriptors may carry.
+    fn capability_classes(&self) -> Vec<String>;
+
+    /// Whether it handles this attestation.
+    fn handles(&self, attestation: &TargetAttestation) -> bool;
+
+    /// Verifies the attestation and mints a descriptor.
+    async fn verify(
+        &self,
+        attestation: &TargetAttestation,
+        options: &ConnectOptions,
+    ) -> Result<TargetDescriptor, AdmissionRejection>;
+}
+
+/// The node's link to a target: in-process, or a remote agent.
+#[async_trait]
+pub trait TargetClient: Send + Sync {
+    /// What the target says about itself.
+    async fn describe(&self) -> Result<serde_json::Value, TargetError>;
+
+    /// Runs an admitted request on `lane` at the target.
+    async fn execute(&self, request: ExecutionRequest, lane: Arc<dyn LaneAdapter>) -> ExecutionResult;
+
+    /// Streams an admitted request on `lane` at the target.
+    async fn stream(
+        &self,
+        request: ExecutionRequest,
+        lane: Arc<dyn LaneAdapter>,
+    ) -> Result<EventStream, AdmissionRejection>;
+
+    /// Cancels a running execution.
+    async fn cancel(&self, execution_ref: &ExecutionRef) -> Result<(), TargetError>;
+}
+
+/// Checks a caller's authority ref against the request it authorizes.
+#[async_trait]
+pub trait AuthorityVerifier: Send + Sync {
+    /// Verifier id (recorded in evidence).
+    fn verifier_id(&self) -> &str;
+
+    /// Verifies `authority` for `request`; returns the verified claims.
+    async fn verify(
+        &self,
+        authority: &AuthorityRef,
+        request: &AdmissionRequest,
+    ) -> Result<Map, AdmissionRejection>;
+}
+
+/// Receives every evidence record the node emits.
+#[async_trait]
+pub trait EvidenceSink: Send + Sync {
+    /// Sink id.
+    fn sink_id(&self) -> &str;
+
+    /// Records one piece of evidence.
+    async fn emit(&self, evidence: &Evidence) -> Result<(), SinkError>;
+
+    /// Makes everything emitted so far durable.
+    async fn flush(&self) -> Result<(), SinkError>;
+}
+
+/// What callers use to run executions; the in-process and remote clients both implement it and
+/// pass the same conformance tests.
+#[async_trait]
+pub trait RuntimeClient: Send + Sync {
+    /// The node's descriptor.
+    async fn describe(&self) -> Result<NodeDescriptor, RuntimeError>;
+
+    /// Admission only: no dispatch, nothing recorded.
+    async fn admit(&self, request: AdmissionRequest) -> Result<AdmissionDecision, RuntimeError>;
+
+    /// Admission then dispatch; a rejection is a `rejected` result.
+    async fn execute(&self, request: AdmissionRequest) -> ExecutionResult;
+
+    /// Admission then a stream of events.
+    async fn stream(&self, request: AdmissionRequest) -> Result<EventStream, RuntimeError>;
+
+    /// Cancels an execution by ref.
+    async fn cancel(&self, execution_ref: &ExecutionRef) -> Result<(), RuntimeError>;
+}

@@ -1,0 +1,4 @@
+//! Built-in verifiers: the honest local weak target verifier and the Ed25519 authority verifier.
+
+pub mod ed25519_authority;
+pub mod local_weak;
