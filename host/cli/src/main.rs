@@ -1,1 +1,44 @@
-fn main() {}
+//! `execution-plane`: the node host binary.
+//!
+//! Every command prints its result on stdout and exits 0, or prints one line `error: ...` on
+//! stderr and exits 1 (usage errors exit 2, as clap does).
+
+mod cli;
+mod commands;
+mod config;
+mod error;
+mod host;
+mod input;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Contracts(cmd) => commands::contracts::run(cmd),
+        Command::Evidence(cmd) => commands::evidence::run(cmd),
+        Command::Authority(cmd) => commands::authority::run(cmd),
+        Command::Describe(cmd) => commands::describe::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EXECUTION_PLANE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,1 +1,2 @@
+//! Benchmark placeholder (filled in with the benchmark work).
 fn main() {}

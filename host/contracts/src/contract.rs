@@ -34,10 +34,16 @@ pub fn parse_json(text: &str) -> Result<Value, ContractError> {
             limit: MAX_DOCUMENT_BYTES,
         });
     }
-    serde_json::from_str(text).map_err(|e| ContractError::MalformedJson {
-        line: e.line(),
-        column: e.column(),
-        message: e.to_string(),
+    serde_json::from_str(text).map_err(|e| {
+        // serde_json appends " at line L column C"; the error carries those as fields.
+        let full = e.to_string();
+        let suffix = format!(" at line {} column {}", e.line(), e.column());
+        let message = full.strip_suffix(&suffix).unwrap_or(&full).to_owned();
+        ContractError::MalformedJson {
+            line: e.line(),
+            column: e.column(),
+            message,
+        }
     })
 }
 

@@ -35,6 +35,23 @@ pub fn stable_id(prefix: &str) -> String {
     format!("{prefix}-{}-{}", unix_ms(), unique_positive())
 }
 
+/// `2 * bytes` lowercase hex characters of OS randomness (trace ids); falls back to a
+/// time-and-counter mix when the OS has no randomness to give, so it never fails.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    if getrandom::fill(&mut buf).is_err() {
+        let seed = format!("{}-{}", unix_ms(), unique_positive());
+        let digest = crate::canonical::sha256_ref(seed.as_bytes());
+        return digest
+            .trim_start_matches("sha256:")
+            .chars()
+            .cycle()
+            .take(bytes * 2)
+            .collect();
+    }
+    hex::encode(buf)
+}
+
 /// The current time as RFC 3339 with microseconds and `Z`.
 pub fn now_iso8601() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)

@@ -32,6 +32,7 @@ pub mod inspect;
 pub mod intents;
 pub mod lineage;
 pub mod metadata;
+pub mod registry;
 pub mod simulation;
 pub mod surface;
 pub mod version;

@@ -1,1 +1,447 @@
-//! (in progress)
+//! Evidence: one record per step the node takes (admission accepted or rejected, target
+//! selected, execution started, completed, cancelled), with the full context of §7.8 and the
+//! time it was emitted, sent to every registered sink.
+//!
+//! Evidence is **bounded**: it never holds bodies, prompts or secrets, only fingerprints and
+//! shapes. Three layers make sure of it:
+//! 1. the payload builders here replace every lane payload and output with
+//!    `{"fingerprint": {sha256, byte_size}, "shape": [sorted top-level keys]}` (under a
+//!    `payload_summary` key, since `payload` itself is a forbidden raw-evidence key), and every
+//!    free-form caller map (metadata, details, opaque bundles, raw constraints) the same way;
+//! 2. [`bound`] replaces any string longer than [`MAX_EVIDENCE_STRING_BYTES`] and any key
+//!    carrying a forbidden marker with its fingerprint;
+//! 3. [`bound`] then runs the contracts' raw-evidence scan and replaces every finding with its
+//!    fingerprint (a forbidden key `k` becomes `k_fingerprint`), so the scan passes by
+//!    construction; anything it cannot place is withheld whole behind one fingerprint.
+//!
+//! A sink that fails is logged (`tracing::warn`) and never fails the execution.
+
+use ep_contracts::Contract;
+use ep_contracts::boundary::{
+    AdmissionDecision, AdmissionRequest, Evidence, ExecutionRef, ExecutionRequest, ExecutionResult,
+    ResultStatus, TargetDescriptor,
+};
+use ep_contracts::canonical::{fingerprint, sha256_ref};
+use ep_contracts::simulation::{
+    FORBIDDEN_RAW_SUBSTRINGS, RawFinding, RawFindingReason, raw_evidence_findings,
+};
+use serde_json::{Map, Value, json};
+
+use crate::error::TargetError;
+use crate::node::Node;
+
+/// `admission.accepted`: a governed request was admitted (payload: the dumped decision).
+pub const ADMISSION_ACCEPTED: &str = "admission.accepted";
+/// `target.selected`: the one target chosen (payload: the dumped descriptor).
+pub const TARGET_SELECTED: &str = "target.selected";
+/// `admission.rejected`: a request was refused (payload: the dumped rejection).
+pub const ADMISSION_REJECTED: &str = "admission.rejected";
+/// `execution.started`: dispatch began (payload: the bounded execution request).
+pub const EXECUTION_STARTED: &str = "execution.started";
+/// `execution.completed`: the target answered (payload: reply, status, bounded output/error).
+pub const EXECUTION_COMPLETED: &str = "execution.completed";
+/// `execution.cancelled`: a cancel reached the target (payload: ref and cancel result).
+pub const EXECUTION_CANCELLED: &str = "execution.cancelled";
+
+/// Longest string kept verbatim in an evidence payload; longer strings become fingerprints,
+/// so no body or document can ride along in an innocuous-looking field.
+pub const MAX_EVIDENCE_STRING_BYTES: usize = 512;
+
+/// Longest error `reason` copied into `execution.completed`.
+const MAX_REASON_BYTES: usize = 128;
+
+/// Rounds of scan-and-replace before a payload is withheld whole.
+const MAX_SCAN_ROUNDS: usize = 4;
+
+/// Work budget for resolving one finding's dotted path (keys may themselves contain dots).
+const PATH_RESOLVE_BUDGET: usize = 4096;
+
+/// The context every evidence record of one request carries (§7.8).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EvidenceContext {
+    pub(crate) execution_ref: Option<ExecutionRef>,
+    pub(crate) request_id: Option<String>,
+    pub(crate) policy_bundle_hash: Option<String>,
+    pub(crate) target_id: Option<String>,
+    pub(crate) target_verifier_id: Option<String>,
+    pub(crate) attestation_class: Option<String>,
+    pub(crate) lane_id: Option<String>,
+    pub(crate) authority_verifier_id: Option<String>,
+}
+
+impl EvidenceContext {
+    /// The context before any decision: request, lane, policy hash, authority verifier.
+    pub(crate) fn for_request(
+        request: &AdmissionRequest,
+        authority_verifier_id: Option<String>,
+    ) -> Self {
+        Self {
+            request_id: Some(request.request_id.clone()),
+            policy_bundle_hash: request
+                .sandbox_profile
+                .as_ref()
+                .and_then(|p| p.bundle_hash.clone()),
+            lane_id: Some(request.lane_id.clone()),
+            authority_verifier_id,
+            ..Self::default()
+        }
+    }
+
+    /// Adds the decision's ref, target and class, and the stored target's verifier.
+    pub(crate) fn with_decision(
+        mut self,
+        decision: &AdmissionDecision,
+        descriptor: Option<&TargetDescriptor>,
+    ) -> Self {
+        self.execution_ref = decision.execution_ref.clone();
+        self.target_id = decision.target_id.clone();
+        self.attestation_class = decision.attestation_class.clone();
+        self.target_verifier_id = descriptor.map(|d| d.verifier_id.clone());
+        self
+    }
+
+    /// A record of `evidence_type` in this context, payload bounded, stamped now.
+    pub(crate) fn record(&self, evidence_type: &str, payload: Value) -> Evidence {
+        Evidence {
+            evidence_type: Some(evidence_type.to_owned()),
+            execution_ref: self.execution_ref.clone(),
+            request_id: self.request_id.clone(),
+            policy_bundle_hash: self.policy_bundle_hash.clone(),
+            target_id: self.target_id.clone(),
+            target_verifier_id: self.target_verifier_id.clone(),
+            attestation_class: self.attestation_class.clone(),
+            lane_id: self.lane_id.clone(),
+            authority_verifier_id: self.authority_verifier_id.clone(),
+            payload: bound(payload),
+            emitted_at: Some(ep_contracts::ids::now_iso8601()),
+            ..Evidence::default()
+        }
+    }
+}
+
+impl Node {
+    /// Sends `evidence` to every registered sink, in registration order. A sink error is
+    /// logged and otherwise ignored: evidence never fails an execution.
+    pub(crate) async fn emit(&self, evidence: Evidence) {
+        for sink in self.sinks() {
+            if let Err(error) = sink.emit(&evidence).await {
+                tracing::warn!(
+                    sink_id = sink.sink_id(),
+                    evidence_type = evidence.evidence_type.as_deref().unwrap_or(""),
+                    %error,
+                    "evidence sink failed to record evidence"
+                );
+            }
+        }
+    }
+
+    /// Builds a record in `context` and sends it to every sink.
+    pub(crate) async fn emit_in(&self, context: &EvidenceContext, kind: &str, payload: Value) {
+        self.emit(context.record(kind, payload)).await;
+    }
+}
+
+/// `{"fingerprint": {sha256, byte_size}, "shape": [sorted top-level keys]}`: what evidence
+/// keeps of a payload or output instead of the value itself.
+pub fn summarize(value: &Value) -> Value {
+    let shape: Vec<Value> = match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            keys.into_iter().map(|k| Value::String(k.clone())).collect()
+        }
+        _ => Vec::new(),
+    };
+    json!({"fingerprint": fingerprint(value), "shape": shape})
+}
+
+/// The `execution.started` payload: the dumped execution request with the lane payload (top
+/// level and inside the admission request) replaced by a `payload_summary`, and every
+/// free-form caller map (`metadata`, `details`, the sandbox profile's `opaque_bundle`, the raw
+/// `constraints`) replaced by its summary. Ids, refs, hashes, classes and the verifier-minted
+/// target descriptor are kept as they are.
+pub fn started_payload(request: &ExecutionRequest) -> Value {
+    let mut dumped = request.to_value();
+    if let Value::Object(map) = &mut dumped {
+        summarize_key(map, "payload", "payload_summary");
+        for key in FREE_FORM_KEYS {
+            summarize_in_place(map, key);
+        }
+        if let Some(provenance) = map.get_mut("provenance") {
+            summarize_free_form(provenance);
+        }
+        if let Some(admission) = map.get_mut("admission_request") {
+            if let Value::Object(admission) = admission {
+                summarize_key(admission, "payload", "payload_summary");
+            }
+            summarize_free_form(admission);
+        }
+    }
+    dumped
+}
+
+/// Caller-supplied free-form fields evidence keeps only as summaries.
+const FREE_FORM_KEYS: [&str; 4] = ["metadata", "details", "opaque_bundle", "constraints"];
+
+/// Replaces every free-form field at any depth of `value` by its summary.
+fn summarize_free_form(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for key in FREE_FORM_KEYS {
+                summarize_in_place(map, key);
+            }
+            for child in map.values_mut() {
+                summarize_free_form(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(summarize_free_form),
+        _ => {}
+    }
+}
+
+/// Replaces `map[key]` by its summary when it holds something (not null).
+fn summarize_in_place(map: &mut Map<String, Value>, key: &str) {
+    if let Some(slot) = map.get_mut(key)
+        && !slot.is_null()
+    {
+        *slot = summarize(slot);
+    }
+}
+
+fn summarize_key(map: &mut Map<String, Value>, from: &str, to: &str) {
+    if let Some(value) = map.remove(from) {
+        map.insert(to.to_owned(), summarize(&value));
+    }
+}
+
+/// The `execution.completed` payload: `reply` (`ok` when succeeded, else `error`), `status`,
+/// the output's summary, the number of events and a bounded error (its `reason` and
+/// `failure_class` when short strings, plus fingerprint and shape).
+pub fn completed_payload(result: &ExecutionResult) -> Value {
+    let reply = if result.status == ResultStatus::Succeeded {
+        "ok"
+    } else {
+        "error"
+    };
+    json!({
+        "reply": reply,
+        "status": result.status.as_str(),
+        "output": summarize(&Value::Object(result.output.clone())),
+        "event_count": result.events.len(),
+        "error": result.error.as_ref().map_or(Value::Null, bounded_error),
+    })
+}
+
+fn bounded_error(error: &Value) -> Value {
+    let mut out = Map::new();
+    if let Value::Object(map) = error {
+        for key in ["reason", "failure_class"] {
+            if let Some(Value::String(s)) = map.get(key)
+                && s.len() <= MAX_REASON_BYTES
+            {
+                out.insert(key.to_owned(), Value::String(s.clone()));
+            }
+        }
+    }
+    if let Value::Object(summary) = summarize(error) {
+        out.extend(summary);
+    }
+    Value::Object(out)
+}
+
+/// The `execution.cancelled` payload: the ref and `ok` or the target's error.
+pub fn cancelled_payload(execution_ref: &ExecutionRef, outcome: &Result<(), TargetError>) -> Value {
+    let cancel_result = match outcome {
+        Ok(()) => "ok".to_owned(),
+        Err(error) => error.to_string(),
+    };
+    json!({"execution_ref": execution_ref.as_str(), "cancel_result": cancel_result})
+}
+
+/// Makes `value` safe to persist as evidence: long strings and marked keys become
+/// fingerprints, then every raw-evidence finding of
+/// [`ep_contracts::simulation::raw_evidence_findings`] is replaced by its fingerprint. The
+/// result always passes that scan.
+pub fn bound(value: Value) -> Value {
+    let mut value = cap(value);
+    for _ in 0..MAX_SCAN_ROUNDS {
+        let findings = raw_evidence_findings(&value);
+        if findings.is_empty() {
+            return value;
+        }
+        for finding in &findings {
+            if !replace_finding(&mut value, finding) {
+                return withheld(&value);
+            }
+        }
+    }
+    if raw_evidence_findings(&value).is_empty() {
+        value
+    } else {
+        withheld(&value)
+    }
+}
+
+fn withheld(value: &Value) -> Value {
+    json!({"withheld_fingerprint": fingerprint(value)})
+}
+
+fn has_forbidden_marker(s: &str) -> bool {
+    let lower = s.to_lowercase();
+    FORBIDDEN_RAW_SUBSTRINGS
+        .iter()
+        .any(|needle| lower.contains(needle))
+}
+
+/// Replaces long strings with fingerprints and renames keys carrying a forbidden marker to
+/// the hash of the key.
+fn cap(value: Value) -> Value {
+    match value {
+        Value::String(s) if s.len() > MAX_EVIDENCE_STRING_BYTES => fingerprint(&Value::String(s)),
+        Value::Array(items) => Value::Array(items.into_iter().map(cap).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(key, child)| {
+                    let key = if key.len() > MAX_EVIDENCE_STRING_BYTES || has_forbidden_marker(&key)
+                    {
+                        sha256_ref(key.as_bytes())
+                    } else {
+                        key
+                    };
+                    (key, cap(child))
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// One step of a resolved finding path.
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// Replaces the value at a finding with its fingerprint (a forbidden key `k` is renamed
+/// `k_fingerprint`); false when the path cannot be placed.
+fn replace_finding(value: &mut Value, finding: &RawFinding) -> bool {
+    let steps = if finding.path.is_empty() {
+        Vec::new()
+    } else {
+        let segments: Vec<&str> = finding.path.split('.').collect();
+        let mut budget = PATH_RESOLVE_BUDGET;
+        match resolve(value, &segments, &mut budget) {
+            Some(steps) => steps,
+            None => return false,
+        }
+    };
+    if matches!(finding.reason, RawFindingReason::ForbiddenKey(_)) {
+        let Some((Step::Key(key), parent_steps)) = steps.split_last() else {
+            return false;
+        };
+        let Some(Value::Object(parent)) = step_into(value, parent_steps) else {
+            return false;
+        };
+        let Some(old) = parent.remove(key) else {
+            return false;
+        };
+        parent.insert(format!("{key}_fingerprint"), fingerprint(&old));
+        return true;
+    }
+    match step_into(value, &steps) {
+        Some(slot) => {
+            *slot = fingerprint(slot);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Resolves dotted segments against `value`, trying joined segments for keys that contain
+/// dots; gives up when the work budget runs out.
+fn resolve(value: &Value, segments: &[&str], budget: &mut usize) -> Option<Vec<Step>> {
+    let (first, rest) = match segments.split_first() {
+        None => return Some(Vec::new()),
+        Some(split) => split,
+    };
+    *budget = budget.checked_sub(1)?;
+    match value {
+        Value::Object(map) => {
+            for end in 1..=segments.len() {
+                let key = segments[..end].join(".");
+                let Some(child) = map.get(&key) else {
+                    continue;
+                };
+                if let Some(mut steps) = resolve(child, &segments[end..], budget) {
+                    steps.insert(0, Step::Key(key));
+                    return Some(steps);
+                }
+                if *budget == 0 {
+                    return None;
+                }
+            }
+            None
+        }
+        Value::Array(items) => {
+            let index: usize = first.parse().ok()?;
+            let mut steps = resolve(items.get(index)?, rest, budget)?;
+            steps.insert(0, Step::Index(index));
+            Some(steps)
+        }
+        _ => None,
+    }
+}
+
+fn step_into<'a>(value: &'a mut Value, steps: &[Step]) -> Option<&'a mut Value> {
+    let mut current = value;
+    for step in steps {
+        current = match (step, current) {
+            (Step::Key(key), Value::Object(map)) => map.get_mut(key)?,
+            (Step::Index(index), Value::Array(items)) => items.get_mut(*index)?,
+            _ => return None,
+        };
+    }
+    Some(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forbidden_keys_are_renamed_and_fingerprinted() {
+        let v = bound(json!({"a": {"body": "top secret", "ok": 1}}));
+        assert!(v["a"].get("body").is_none());
+        assert!(v["a"]["body_fingerprint"]["sha256"].is_string());
+        assert_eq!(v["a"]["ok"], 1);
+        assert!(raw_evidence_findings(&v).is_empty());
+    }
+
+    #[test]
+    fn forbidden_substrings_in_lists_and_dotted_keys_are_replaced() {
+        let v = bound(json!({"x.y": ["fine", "token sk-live-123"], "root": "ok"}));
+        assert_eq!(v["x.y"][0], "fine");
+        assert!(v["x.y"][1]["sha256"].is_string());
+        assert!(!v.to_string().contains("sk-live"));
+    }
+
+    #[test]
+    fn root_string_and_long_strings_become_fingerprints() {
+        assert!(bound(json!("raw prompt here"))["sha256"].is_string());
+        let long = "a".repeat(MAX_EVIDENCE_STRING_BYTES + 1);
+        assert!(bound(json!({"k": long}))["k"]["sha256"].is_string());
+    }
+
+    #[test]
+    fn keys_with_markers_are_hashed() {
+        let v = bound(json!({"sk-live-abc": 1}));
+        assert!(!v.to_string().contains("sk-live"));
+    }
+
+    #[test]
+    fn summary_has_sorted_shape() {
+        let s = summarize(&json!({"b": 1, "a": 2}));
+        assert_eq!(s["shape"], json!(["a", "b"]));
+        assert_eq!(s["fingerprint"], fingerprint(&json!({"a": 2, "b": 1})));
+    }
+}

@@ -15,6 +15,6 @@ pub mod verifiers;
 pub use cancel::CancelSignal;
 pub use error::{RuntimeError, SinkError, TargetError};
 pub use traits::{
-    AuthorityVerifier, ConnectOptions, EvidenceSink, EventStream, ExecutionContext, LaneAdapter,
+    AuthorityVerifier, ConnectOptions, EventStream, EvidenceSink, ExecutionContext, LaneAdapter,
     RuntimeClient, TargetClient, TargetVerifier,
 };

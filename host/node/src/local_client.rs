@@ -1,1 +1,186 @@
-//! (in progress)
+//! In-process clients: [`InProcessTargetClient`], the target client that runs a lane inside
+//! this process (direct executions and in-process targets), and [`LocalRuntimeClient`], the
+//! runtime client that calls a [`Node`] directly (the remote client implements the same trait).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use ep_contracts::boundary::{
+    AdmissionDecision, AdmissionRejection, AdmissionRequest, ExecutionRef, ExecutionRequest,
+    ExecutionResult, NodeDescriptor,
+};
+use futures::StreamExt;
+
+use crate::cancel::CancelSignal;
+use crate::dispatch::rejected_result;
+use crate::error::{RuntimeError, TargetError};
+use crate::node::Node;
+use crate::traits::{EventStream, ExecutionContext, LaneAdapter, RuntimeClient, TargetClient};
+
+type Signals = Arc<Mutex<HashMap<String, (u64, CancelSignal)>>>;
+
+/// Runs admitted requests on a lane in this process: `validate`, then `execute` or `stream`
+/// with a [`CancelSignal`] registered under the execution ref, which [`TargetClient::cancel`]
+/// fires.
+#[derive(Debug, Default, Clone)]
+pub struct InProcessTargetClient {
+    signals: Signals,
+}
+
+/// Unregisters an execution's signal when it ends; for streams it also fires the signal, so a
+/// lane learns that its consumer dropped the stream.
+struct Registration {
+    signals: Signals,
+    reference: String,
+    id: u64,
+    signal: CancelSignal,
+    fire_on_drop: bool,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        {
+            let mut signals = lock(&self.signals);
+            // Remove only our own entry (refs are unique per execution, but stay safe).
+            if signals
+                .get(&self.reference)
+                .is_some_and(|(id, _)| *id == self.id)
+            {
+                signals.remove(&self.reference);
+            }
+        }
+        if self.fire_on_drop {
+            self.signal.cancel();
+        }
+    }
+}
+
+fn lock(signals: &Signals) -> MutexGuard<'_, HashMap<String, (u64, CancelSignal)>> {
+    signals.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl InProcessTargetClient {
+    /// A client with no executions running.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many executions and streams are running through this client now.
+    pub fn running(&self) -> usize {
+        lock(&self.signals).len()
+    }
+
+    fn register(&self, execution_ref: &ExecutionRef, fire_on_drop: bool) -> Registration {
+        let signal = CancelSignal::default();
+        let reference = execution_ref.as_str().to_owned();
+        let id = ep_contracts::ids::unique_positive();
+        lock(&self.signals).insert(reference.clone(), (id, signal.clone()));
+        Registration {
+            signals: Arc::clone(&self.signals),
+            reference,
+            id,
+            signal,
+            fire_on_drop,
+        }
+    }
+}
+
+#[async_trait]
+impl TargetClient for InProcessTargetClient {
+    async fn describe(&self) -> Result<serde_json::Value, TargetError> {
+        Ok(serde_json::json!({"client": "in_process", "running": self.running()}))
+    }
+
+    async fn execute(
+        &self,
+        request: ExecutionRequest,
+        lane: Arc<dyn LaneAdapter>,
+    ) -> ExecutionResult {
+        if let Err(rejection) = lane.validate(&request) {
+            return rejected_result(request.execution_ref, request.provenance, &rejection);
+        }
+        let registration = self.register(&request.execution_ref, false);
+        let ctx = ExecutionContext {
+            cancel: registration.signal.clone(),
+        };
+        let result = lane.execute(request, ctx).await;
+        drop(registration);
+        result
+    }
+
+    async fn stream(
+        &self,
+        request: ExecutionRequest,
+        lane: Arc<dyn LaneAdapter>,
+    ) -> Result<EventStream, AdmissionRejection> {
+        lane.validate(&request)?;
+        let registration = self.register(&request.execution_ref, true);
+        let ctx = ExecutionContext {
+            cancel: registration.signal.clone(),
+        };
+        let events = lane.stream(request, ctx).await?;
+        // The registration lives as long as the stream: dropping the stream unregisters it
+        // and fires the signal.
+        Ok(events
+            .map(move |event| {
+                let _alive = &registration;
+                event
+            })
+            .boxed())
+    }
+
+    async fn cancel(&self, execution_ref: &ExecutionRef) -> Result<(), TargetError> {
+        let signal = lock(&self.signals)
+            .get(execution_ref.as_str())
+            .map(|(_, signal)| signal.clone());
+        if let Some(signal) = signal {
+            signal.cancel();
+        }
+        Ok(())
+    }
+}
+
+/// The runtime client for callers in the same process: every call goes straight to the node.
+#[derive(Debug, Clone)]
+pub struct LocalRuntimeClient {
+    node: Node,
+}
+
+impl LocalRuntimeClient {
+    /// A client for `node`.
+    pub fn new(node: Node) -> Self {
+        Self { node }
+    }
+
+    /// The node it calls.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+}
+
+#[async_trait]
+impl RuntimeClient for LocalRuntimeClient {
+    async fn describe(&self) -> Result<NodeDescriptor, RuntimeError> {
+        Ok(self.node.describe())
+    }
+
+    async fn admit(&self, request: AdmissionRequest) -> Result<AdmissionDecision, RuntimeError> {
+        self.node
+            .admit(request)
+            .await
+            .map_err(RuntimeError::Rejected)
+    }
+
+    async fn execute(&self, request: AdmissionRequest) -> ExecutionResult {
+        self.node.execute(request).await
+    }
+
+    async fn stream(&self, request: AdmissionRequest) -> Result<EventStream, RuntimeError> {
+        self.node.stream(request).await
+    }
+
+    async fn cancel(&self, execution_ref: &ExecutionRef) -> Result<(), RuntimeError> {
+        self.node.cancel(execution_ref).await
+    }
+}

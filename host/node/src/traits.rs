@@ -89,7 +89,11 @@ pub trait TargetClient: Send + Sync {
     async fn describe(&self) -> Result<serde_json::Value, TargetError>;
 
     /// Runs an admitted request on `lane` at the target.
-    async fn execute(&self, request: ExecutionRequest, lane: Arc<dyn LaneAdapter>) -> ExecutionResult;
+    async fn execute(
+        &self,
+        request: ExecutionRequest,
+        lane: Arc<dyn LaneAdapter>,
+    ) -> ExecutionResult;
 
     /// Streams an admitted request on `lane` at the target.
     async fn stream(

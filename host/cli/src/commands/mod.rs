@@ -1,0 +1,6 @@
+//! One module per top-level command.
+
+pub mod authority;
+pub mod contracts;
+pub mod describe;
+pub mod evidence;

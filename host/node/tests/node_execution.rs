@@ -1,0 +1,479 @@
+//! Dispatch: execute, stream and cancel through the node and its runtime clients.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ep_contracts::boundary::{
+    AcceptableAttestation, AdmissionRequest, ExecutionRef, Map, Provenance, ResultStatus,
+};
+use ep_node::local_client::LocalRuntimeClient;
+use ep_node::node::Node;
+use ep_node::{ConnectOptions, RuntimeClient, RuntimeError};
+use futures::StreamExt;
+use serde_json::json;
+use support::*;
+use tokio::sync::{Barrier, mpsc};
+
+/// Hang guard only: generous, never a performance assertion.
+const HANG_GUARD: Duration = Duration::from_secs(10);
+
+fn direct_request() -> AdmissionRequest {
+    let mut request = AdmissionRequest::new("process");
+    request.provenance = Provenance::direct_lower_lane_owner("cli_subprocess_core", Map::new());
+    request
+}
+
+#[tokio::test]
+async fn governed_execute_against_a_matching_target_succeeds() {
+    let rt = runtime().await;
+    let request = governed_request();
+    let result = rt.node.execute(request).await;
+    assert_eq!(result.status, ResultStatus::Succeeded);
+    assert_eq!(result.output["ok"], json!(true));
+    assert!(
+        rt.evidence_types()
+            .contains(&"admission.accepted".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn execute_passes_the_decision_ref_descriptor_and_request_to_the_target() {
+    let (rt, frames) = remote_runtime(&["remote-target-1"]).await;
+    let request = governed_request();
+    let request_id = request.request_id.clone();
+    let result = rt.node.execute(request).await;
+    assert_eq!(result.status, ResultStatus::Succeeded);
+    let frames = frames.lock().unwrap().clone();
+    assert_eq!(frames.len(), 1);
+    let frame = &frames[0];
+    assert_eq!(frame["transport"], "jsonrpc_over_websocket");
+    assert_eq!(frame["jsonrpc"], "2.0");
+    assert_eq!(frame["method"], "execution.execute");
+    let params = &frame["params"];
+    assert_eq!(params["lane_id"], "process");
+    assert_eq!(params["target_descriptor"]["target_id"], "remote-target-1");
+    assert_eq!(params["target_descriptor"]["verifier_id"], STUB_VERIFIER);
+    assert_eq!(
+        params["execution_ref"]["ref"],
+        result.execution_ref.as_str()
+    );
+    assert_eq!(
+        params["admission_request"]["request_id"],
+        request_id.as_str()
+    );
+    assert_eq!(
+        params["payload"],
+        json!({"command": "echo", "argv": ["ok"]})
+    );
+    assert_eq!(params["provenance"]["kind"], "node_admitted");
+}
+
+#[tokio::test]
+async fn node_with_no_verified_target_returns_a_rejected_result() {
+    let rt = runtime_without_target();
+    let request = governed_request();
+    let provenance = request.provenance.clone();
+    let result = rt.node.execute(request).await;
+    assert_eq!(result.status, ResultStatus::Rejected);
+    let error = result.error.unwrap();
+    assert_eq!(error["reason"], "no_satisfying_attested_target");
+    assert_eq!(result.provenance, provenance);
+    assert!(result.execution_ref.as_str().starts_with("exec-"));
+    assert!(rt.node.describe().verified_targets.is_empty());
+    assert_eq!(rt.evidence_types(), ["admission.rejected"]);
+}
+
+#[tokio::test]
+async fn rejected_executions_get_fresh_refs_that_cancel_does_not_know() {
+    let rt = runtime_without_target();
+    let a = rt.node.execute(governed_request()).await;
+    let b = rt.node.execute(governed_request()).await;
+    assert_ne!(a.execution_ref, b.execution_ref);
+    assert!(matches!(
+        rt.node.cancel(&a.execution_ref).await,
+        Err(RuntimeError::UnknownExecutionRef(_))
+    ));
+}
+
+#[tokio::test]
+async fn acceptable_set_excluding_the_weak_class_is_rejected_on_execute() {
+    let rt = runtime().await;
+    let mut request = governed_request();
+    request.acceptable_attestation = AcceptableAttestation::of([STRONG]);
+    let result = rt.node.execute(request).await;
+    assert_eq!(result.status, ResultStatus::Rejected);
+    assert_eq!(
+        result.error.unwrap()["reason"],
+        "no_satisfying_attested_target"
+    );
+}
+
+#[tokio::test]
+async fn one_execute_dispatches_to_exactly_one_of_two_equivalent_targets() {
+    let (rt, frames) = remote_runtime(&["remote-target-1", "remote-target-2"]).await;
+    let result = rt.node.execute(governed_request()).await;
+    assert_eq!(result.status, ResultStatus::Succeeded);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let frames = frames.lock().unwrap().clone();
+    assert_eq!(frames.len(), 1, "no fallback, no fan-out: {frames:?}");
+    assert_eq!(frames[0]["method"], "execution.execute");
+    let target_id = frames[0]["params"]["target_descriptor"]["target_id"]
+        .as_str()
+        .unwrap();
+    assert!(["remote-target-1", "remote-target-2"].contains(&target_id));
+}
+
+#[tokio::test]
+async fn failed_target_is_not_retried_on_another_target() {
+    let (rt, frames) = remote_runtime(&["remote-target-1", "remote-target-2"]).await;
+    let mut request = governed_request();
+    request.payload.insert("invalid".into(), json!(true));
+    let result = rt.node.execute(request).await;
+    assert_eq!(result.status, ResultStatus::Rejected);
+    assert_eq!(result.error.unwrap()["reason"], "invalid_lane_request");
+    assert_eq!(frames.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn governed_http_request_reaches_the_attested_http_target() {
+    let rt = http_runtime().await;
+    let mut request = governed_request();
+    request.lane_id = "http".into();
+    request.payload =
+        serde_json::from_value(json!({"method": "GET", "url": "https://example.test"})).unwrap();
+    request.acceptable_attestation = AcceptableAttestation::of([HTTP_STUB]);
+    let result = LocalRuntimeClient::new(rt.node.clone())
+        .execute(request)
+        .await;
+    assert_eq!(result.status, ResultStatus::Succeeded);
+    assert_eq!(
+        serde_json::Value::Object(result.output),
+        json!({"http": "ok"})
+    );
+    let selected = rt
+        .sink
+        .records()
+        .into_iter()
+        .find(|e| e.evidence_type.as_deref() == Some("target.selected"))
+        .unwrap();
+    assert_eq!(selected.target_id.as_deref(), Some("http-target-1"));
+    assert_eq!(selected.attestation_class.as_deref(), Some(HTTP_STUB));
+}
+
+#[tokio::test]
+async fn lane_validation_refusal_is_a_rejected_result() {
+    let rt = runtime().await;
+    let mut request = governed_request();
+    request.payload.insert("invalid".into(), json!(true));
+    let result = rt.node.execute(request).await;
+    assert_eq!(result.status, ResultStatus::Rejected);
+    let error = result.error.unwrap();
+    assert_eq!(error["reason"], "invalid_lane_request");
+    assert_eq!(error["message"], "fake lane refuses invalid payloads");
+}
+
+#[tokio::test]
+async fn direct_execution_runs_through_the_built_in_in_process_client() {
+    let rt = Runtime::empty();
+    rt.node.register_lane(Arc::new(FakeLane));
+    let result = rt.node.execute(direct_request()).await;
+    assert_eq!(result.status, ResultStatus::Succeeded);
+    assert_eq!(result.output["ok"], json!(true));
+    assert_eq!(
+        rt.evidence_types(),
+        ["execution.started", "execution.completed"],
+        "direct executions skip admission evidence only"
+    );
+    let started = &rt.sink.records()[0];
+    assert_eq!(started.target_id, None);
+    assert!(started.payload["target_descriptor"].is_null());
+    rt.node.cancel(&result.execution_ref).await.unwrap();
+}
+
+#[tokio::test]
+async fn execute_then_cancel_answers_ok() {
+    let rt = runtime().await;
+    let result = rt.node.execute(governed_request()).await;
+    rt.node.cancel(&result.execution_ref).await.unwrap();
+    assert_eq!(
+        rt.evidence_types().last().map(String::as_str),
+        Some("execution.cancelled")
+    );
+}
+
+#[tokio::test]
+async fn cancel_of_an_unknown_ref_is_unknown_execution_ref() {
+    let rt = runtime().await;
+    let err = rt
+        .node
+        .cancel(&ExecutionRef::from_string("exec-0-0"))
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, RuntimeError::UnknownExecutionRef(r) if r == "exec-0-0"));
+    assert_eq!(err.to_string(), "unknown_execution_ref: exec-0-0");
+    assert!(rt.sink.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_fires_the_running_lanes_cancel_signal() {
+    let (started_tx, mut started_rx) = mpsc::unbounded_channel();
+    let rt = runtime_on(Arc::new(CancelAwareLane {
+        started: started_tx,
+    }))
+    .await;
+    let node = rt.node.clone();
+    let running = tokio::spawn(async move { node.execute(governed_request()).await });
+    let reference = tokio::time::timeout(HANG_GUARD, started_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    rt.node.cancel(&reference).await.unwrap();
+    let result = tokio::time::timeout(HANG_GUARD, running)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result.status, ResultStatus::Failed);
+    assert_eq!(result.output["cancelled"], json!(true));
+    assert_eq!(result.execution_ref, reference);
+    let mut types = rt.evidence_types();
+    assert_eq!(
+        types[..3],
+        ["admission.accepted", "target.selected", "execution.started"]
+    );
+    // The cancel's evidence and the lane's completion race; both are recorded.
+    types[3..].sort();
+    assert_eq!(types[3..], ["execution.cancelled", "execution.completed"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executions_run_in_parallel() {
+    let rt = runtime_on(Arc::new(BarrierLane(Arc::new(Barrier::new(2))))).await;
+    let a = tokio::spawn({
+        let node = rt.node.clone();
+        async move { node.execute(governed_request()).await }
+    });
+    let b = tokio::spawn({
+        let node = rt.node.clone();
+        async move { node.execute(governed_request()).await }
+    });
+    let (a, b) = tokio::time::timeout(HANG_GUARD, async { (a.await, b.await) })
+        .await
+        .expect("both executions must be inside the lane at once");
+    assert_eq!(a.unwrap().status, ResultStatus::Succeeded);
+    assert_eq!(b.unwrap().status, ResultStatus::Succeeded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_and_describe_proceed_while_a_lane_runs() {
+    let (started_tx, mut started_rx) = mpsc::unbounded_channel();
+    let rt = runtime_on(Arc::new(CancelAwareLane {
+        started: started_tx,
+    }))
+    .await;
+    let node = rt.node.clone();
+    let running = tokio::spawn(async move { node.execute(governed_request()).await });
+    let reference = tokio::time::timeout(HANG_GUARD, started_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    // While the lane waits, the node keeps answering.
+    assert!(rt.node.admit(governed_request()).await.is_ok());
+    assert_eq!(rt.node.describe().verified_targets.len(), 1);
+    rt.node.register_lane(Arc::new(FakeLane));
+    rt.node.cancel(&reference).await.unwrap();
+    tokio::time::timeout(HANG_GUARD, running)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn completed_executions_stay_cancellable_only_within_the_bounded_history() {
+    let node = Node::builder()
+        .node_id("node-bounded")
+        .recent_executions(2)
+        .build();
+    node.register_lane(Arc::new(FakeLane));
+    let refs: Vec<ExecutionRef> = {
+        let mut refs = Vec::new();
+        for _ in 0..3 {
+            refs.push(node.execute(direct_request()).await.execution_ref);
+        }
+        refs
+    };
+    assert!(matches!(
+        node.cancel(&refs[0]).await,
+        Err(RuntimeError::UnknownExecutionRef(_))
+    ));
+    node.cancel(&refs[1]).await.unwrap();
+    node.cancel(&refs[2]).await.unwrap();
+}
+
+#[tokio::test]
+async fn cancel_reports_the_target_clients_error() {
+    let rt = runtime_without_target();
+    rt.node
+        .connect_target(
+            valid_stub(),
+            Arc::new(UnreachableCancelClient(
+                ep_node::local_client::InProcessTargetClient::new(),
+            )),
+            ConnectOptions::default(),
+        )
+        .await
+        .unwrap();
+    let result = rt.node.execute(governed_request()).await;
+    let err = rt.node.cancel(&result.execution_ref).await.unwrap_err();
+    assert!(matches!(err, RuntimeError::Target(_)));
+    let cancelled = rt.sink.records().pop().unwrap();
+    assert_eq!(
+        cancelled.evidence_type.as_deref(),
+        Some("execution.cancelled")
+    );
+    assert_eq!(
+        cancelled.payload["cancel_result"],
+        "target target-1: connection refused"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// stream
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn stream_yields_the_lanes_events_and_records_no_started_or_completed_evidence() {
+    let rt = runtime().await;
+    let events: Vec<_> = rt
+        .node
+        .stream(governed_request())
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_type.as_deref(), Some("fake.chunk"));
+    assert_eq!(
+        rt.evidence_types(),
+        ["admission.accepted", "target.selected"]
+    );
+    assert!(matches!(
+        rt.node
+            .cancel(events[0].execution_ref.as_ref().unwrap())
+            .await,
+        Err(RuntimeError::UnknownExecutionRef(_))
+    ));
+}
+
+#[tokio::test]
+async fn stream_rejected_by_admission_is_a_rejected_error() {
+    let rt = runtime_without_target();
+    let Err(RuntimeError::Rejected(rejection)) = rt.node.stream(governed_request()).await else {
+        panic!("expected a rejection");
+    };
+    assert_eq!(rejection.reason, "no_satisfying_attested_target");
+}
+
+#[tokio::test]
+async fn stream_on_a_unary_lane_is_not_supported() {
+    let rt = http_runtime().await;
+    let mut request = governed_request();
+    request.lane_id = "http".into();
+    request.acceptable_attestation = AcceptableAttestation::of([HTTP_STUB]);
+    let Err(RuntimeError::Rejected(rejection)) = rt.node.stream(request).await else {
+        panic!("expected a rejection");
+    };
+    assert_eq!(rejection.reason, "not_supported");
+}
+
+#[tokio::test]
+async fn stream_goes_through_the_target_client_protocol() {
+    let (rt, frames) = remote_runtime(&["remote-target-1"]).await;
+    let events: Vec<_> = rt
+        .node
+        .stream(governed_request())
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert_eq!(events.len(), 1);
+    let frames = frames.lock().unwrap().clone();
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0]["method"], "execution.stream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_stream_fires_the_lanes_cancel_signal() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let rt = runtime_on(Arc::new(CancelAwareLane { started: tx })).await;
+    let stream = rt.node.stream(governed_request()).await.unwrap();
+    drop(stream);
+    let reference = tokio::time::timeout(HANG_GUARD, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(reference.as_str().starts_with("exec-"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// runtime clients
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn local_runtime_client_delegates_to_the_node() {
+    let rt = runtime().await;
+    let client = LocalRuntimeClient::new(rt.node.clone());
+    assert_eq!(client.describe().await.unwrap(), rt.node.describe());
+    let decision = client.admit(governed_request()).await.unwrap();
+    assert_eq!(decision.target_id.as_deref(), Some("target-1"));
+    let result = client.execute(governed_request()).await;
+    assert_eq!(result.status, ResultStatus::Succeeded);
+    client.cancel(&result.execution_ref).await.unwrap();
+    let events: Vec<_> = client
+        .stream(governed_request())
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert_eq!(events.len(), 1);
+    let mut request = governed_request();
+    request.authority_ref = None;
+    let Err(RuntimeError::Rejected(rejection)) = client.admit(request).await else {
+        panic!("expected a rejection");
+    };
+    assert_eq!(rejection.reason, "authority_ref_missing");
+}
+
+async fn drive(client: &dyn RuntimeClient) -> (ResultStatus, serde_json::Value, String) {
+    let result = client.execute(governed_request()).await;
+    client.cancel(&result.execution_ref).await.unwrap();
+    let mut rejected = governed_request();
+    rejected.acceptable_attestation = AcceptableAttestation::of([STRONG]);
+    let rejection = client.execute(rejected).await;
+    (
+        result.status,
+        serde_json::Value::Object(result.output),
+        rejection.error.unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn remote_runtime_client_can_replace_the_local_runtime_client() {
+    let rt = runtime().await;
+    let local = LocalRuntimeClient::new(rt.node.clone());
+    let remote = JsonRoundTripClient(LocalRuntimeClient::new(rt.node.clone()));
+    let via_local = drive(&local).await;
+    let via_remote = drive(&remote).await;
+    assert_eq!(via_local, via_remote);
+    assert_eq!(via_local.0, ResultStatus::Succeeded);
+    assert_eq!(via_local.2, "no_satisfying_attested_target");
+    assert_eq!(
+        remote.describe().await.unwrap(),
+        local.describe().await.unwrap()
+    );
+}
