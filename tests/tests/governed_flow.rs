@@ -43,10 +43,17 @@ impl LaneAdapter for EchoLane {
     }
     async fn execute(&self, request: ExecutionRequest, _: ExecutionContext) -> ExecutionResult {
         let mut output = Map::new();
-        output.insert("body".into(), request.payload.get("body").cloned().unwrap_or(Value::Null));
+        output.insert(
+            "body".into(),
+            request.payload.get("body").cloned().unwrap_or(Value::Null),
+        );
         ExecutionResult::succeeded(request.execution_ref, output)
     }
-    async fn stream(&self, _: ExecutionRequest, _: ExecutionContext) -> Result<EventStream, AdmissionRejection> {
+    async fn stream(
+        &self,
+        _: ExecutionRequest,
+        _: ExecutionContext,
+    ) -> Result<EventStream, AdmissionRejection> {
         Ok(Box::pin(futures::stream::empty()))
     }
 }
@@ -63,7 +70,11 @@ async fn host() -> Host {
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKeyFile::generate("ops").unwrap();
     let trust = TrustStore::new()
-        .with_key(TrustedKey { key_id: "ops".into(), public_key: key.verifying_key(), not_after: None })
+        .with_key(TrustedKey {
+            key_id: "ops".into(),
+            public_key: key.verifying_key(),
+            not_after: None,
+        })
         .unwrap();
     let log = dir.path().join("evidence.jsonl");
     let node = Node::new(NODE_ID);
@@ -79,19 +90,34 @@ async fn host() -> Host {
         signature: None,
     });
     let client = Arc::new(ep_node::local_client::InProcessTargetClient::new());
-    node.connect_target(attestation, client, ConnectOptions::default()).await.unwrap();
+    node.connect_target(attestation, client, ConnectOptions::default())
+        .await
+        .unwrap();
     node.complete_registration();
-    Host { node, key, log, memory, _dir: dir }
+    Host {
+        node,
+        key,
+        log,
+        memory,
+        _dir: dir,
+    }
 }
 
 fn payload() -> Map {
-    match json!({"method": "POST", "url": "https://api.example.test/v1", "body": SECRET_BODY, "prompt": "raw prompt: tell me"}) {
+    match json!({"method": "POST", "url": "https://api.example.test/v1", "body": SECRET_BODY, "prompt": "raw prompt: tell me"})
+    {
         Value::Object(m) => m,
         _ => unreachable!(),
     }
 }
 
-fn request(host: &Host, signed_payload: &Map, audience: &str, ttl: Duration, now: chrono::DateTime<chrono::Utc>) -> AdmissionRequest {
+fn request(
+    host: &Host,
+    signed_payload: &Map,
+    audience: &str,
+    ttl: Duration,
+    now: chrono::DateTime<chrono::Utc>,
+) -> AdmissionRequest {
     let mut request = AdmissionRequest::new("echo");
     request.payload = payload();
     request.authority_ref = Some(sign(&host.key, signed_payload, audience, ttl, now));
@@ -109,20 +135,40 @@ async fn signed_governed_execution_runs_and_leaves_a_verifiable_bounded_evidence
     let host = host().await;
     let result = host
         .node
-        .execute(request(&host, &payload(), NODE_ID, Duration::from_secs(60), chrono::Utc::now()))
+        .execute(request(
+            &host,
+            &payload(),
+            NODE_ID,
+            Duration::from_secs(60),
+            chrono::Utc::now(),
+        ))
         .await;
     assert_eq!(result.status, ResultStatus::Succeeded, "{result:?}");
-    assert_eq!(result.output["body"], SECRET_BODY, "the caller gets the output");
+    assert_eq!(
+        result.output["body"], SECRET_BODY,
+        "the caller gets the output"
+    );
     host.node.shutdown().await.unwrap();
 
     assert_eq!(
         host.memory.evidence_types(),
-        ["admission.accepted", "target.selected", "execution.started", "execution.completed"]
+        [
+            "admission.accepted",
+            "target.selected",
+            "execution.started",
+            "execution.completed"
+        ]
     );
     for record in host.memory.records() {
-        assert_eq!(record.authority_verifier_id.as_deref(), Some("execution-plane:ed25519-authority:v1"));
+        assert_eq!(
+            record.authority_verifier_id.as_deref(),
+            Some("execution-plane:ed25519-authority:v1")
+        );
         assert_eq!(record.target_id.as_deref(), Some("local-1"));
-        assert_eq!(record.attestation_class.as_deref(), Some("local-process-weak"));
+        assert_eq!(
+            record.attestation_class.as_deref(),
+            Some("local-process-weak")
+        );
         assert_eq!(record.policy_bundle_hash.as_deref(), Some("sha256:bundle"));
         assert!(record.emitted_at.is_some());
     }
@@ -146,7 +192,13 @@ async fn a_ref_signed_for_another_payload_cannot_be_replayed() {
     other.insert("url".into(), "https://evil.example.test/".into());
     let result = host
         .node
-        .execute(request(&host, &other, NODE_ID, Duration::from_secs(60), chrono::Utc::now()))
+        .execute(request(
+            &host,
+            &other,
+            NODE_ID,
+            Duration::from_secs(60),
+            chrono::Utc::now(),
+        ))
         .await;
     assert_eq!(result.status, ResultStatus::Rejected);
     let error = result.error.unwrap();
@@ -162,9 +214,18 @@ async fn refs_for_another_node_or_past_their_expiry_are_rejected() {
     let host = host().await;
     let wrong_audience = host
         .node
-        .execute(request(&host, &payload(), "node-other", Duration::from_secs(60), chrono::Utc::now()))
+        .execute(request(
+            &host,
+            &payload(),
+            "node-other",
+            Duration::from_secs(60),
+            chrono::Utc::now(),
+        ))
         .await;
-    assert_eq!(wrong_audience.error.unwrap()["details"]["check"], "audience");
+    assert_eq!(
+        wrong_audience.error.unwrap()["details"]["check"],
+        "audience"
+    );
     let expired = host
         .node
         .execute(request(
@@ -182,8 +243,17 @@ async fn refs_for_another_node_or_past_their_expiry_are_rejected() {
 #[tokio::test]
 async fn a_class_the_target_does_not_attest_is_never_downgraded() {
     let host = host().await;
-    let mut req = request(&host, &payload(), NODE_ID, Duration::from_secs(60), chrono::Utc::now());
+    let mut req = request(
+        &host,
+        &payload(),
+        NODE_ID,
+        Duration::from_secs(60),
+        chrono::Utc::now(),
+    );
     req.acceptable_attestation = AcceptableAttestation::of(["wasm-engine:wasmtime@48"]);
     let result = host.node.execute(req).await;
-    assert_eq!(result.error.unwrap()["reason"], "no_satisfying_attested_target");
+    assert_eq!(
+        result.error.unwrap()["reason"],
+        "no_satisfying_attested_target"
+    );
 }

@@ -63,7 +63,8 @@ impl HostConfig {
             }
         };
         let mut config: HostConfig = toml::from_str(&text).map_err(|e| {
-            let name = path.map_or_else(|| "embedded config".to_owned(), |p| p.display().to_string());
+            let name =
+                path.map_or_else(|| "embedded config".to_owned(), |p| p.display().to_string());
             CliError::msg(format!("{name}: {}", e.message()))
         })?;
         if config.node.id.trim().is_empty() {

@@ -35,5 +35,6 @@ pub fn read_document(path: Option<&Path>) -> Result<String, CliError> {
             limit: MAX_DOCUMENT_BYTES,
         });
     }
-    String::from_utf8(bytes).map_err(|_| CliError::msg(format!("{}: not UTF-8 text", label.display())))
+    String::from_utf8(bytes)
+        .map_err(|_| CliError::msg(format!("{}: not UTF-8 text", label.display())))
 }

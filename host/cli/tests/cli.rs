@@ -59,9 +59,16 @@ fn contracts_list_names_every_packet_and_boundary_value() {
     assert!(o.status.success());
     let out = stdout(&o);
     for (_, version) in ep_contracts::version::PACKET_VERSIONS {
-        assert!(out.lines().any(|l| l == format!("{version}\tpacket")), "{version} missing");
+        assert!(
+            out.lines().any(|l| l == format!("{version}\tpacket")),
+            "{version} missing"
+        );
     }
-    for name in ["execution_surface.v1\tsurface", "admission_request\tboundary", "evidence\tboundary"] {
+    for name in [
+        "execution_surface.v1\tsurface",
+        "admission_request\tboundary",
+        "evidence\tboundary",
+    ] {
         assert!(out.lines().any(|l| l == name), "{name} missing");
     }
 }
@@ -81,7 +88,11 @@ fn contracts_validate_prints_the_normalized_document_for_every_example() {
     ];
     for (file, contract) in cases {
         let path = examples().join(file);
-        let o = run(&["contracts", "validate", contract, path.to_str().unwrap()], None, dir.path());
+        let o = run(
+            &["contracts", "validate", contract, path.to_str().unwrap()],
+            None,
+            dir.path(),
+        );
         assert!(o.status.success(), "{file}: {}", stderr(&o));
         let printed: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
         let entry = ep_contracts::registry::find(contract).unwrap();
@@ -117,55 +128,148 @@ fn bad_documents_get_one_line_errors_naming_the_field() {
     v["contract_version"] = "execution_route.v2".into();
     let unknown_version = v.to_string();
     let cases: Vec<(&str, String, &str)> = vec![
-        ("execution_route.v1", "{\"route_id\": ".to_owned(), "malformed JSON at line 1"),
-        ("execution_route.v1", "[1, 2]".to_owned(), "expected map attrs"),
-        ("execution_route.v1", r#"{"route_id": 7}"#.to_owned(), "route_id must be a non-empty string, got: 7"),
-        ("execution_route.v1", mismatched, "route_id must match lineage.route_id"),
-        ("execution_route.v1", unknown_version, r#"expected contract_version "execution_route.v1", got: "execution_route.v2""#),
-        ("admission_request", r#"{"lane_id": "p", "acceptable_attestation": {"classes": [1]}}"#.to_owned(), "acceptable_attestation.classes[0]"),
-        ("target_descriptor", r#"{"contract_version": 2, "target_id": "t", "lane_id": "l", "verifier_id": "v"}"#.to_owned(), "unsupported contract_version 2"),
-        ("credential_handle_ref.v1", r#"{"handle_ref": "ghp_super_secret_value", "kind": "k", "audience": "a"}"#.to_owned(), "opaque handle ref"),
+        (
+            "execution_route.v1",
+            "{\"route_id\": ".to_owned(),
+            "malformed JSON at line 1",
+        ),
+        (
+            "execution_route.v1",
+            "[1, 2]".to_owned(),
+            "expected map attrs",
+        ),
+        (
+            "execution_route.v1",
+            r#"{"route_id": 7}"#.to_owned(),
+            "route_id must be a non-empty string, got: 7",
+        ),
+        (
+            "execution_route.v1",
+            mismatched,
+            "route_id must match lineage.route_id",
+        ),
+        (
+            "execution_route.v1",
+            unknown_version,
+            r#"expected contract_version "execution_route.v1", got: "execution_route.v2""#,
+        ),
+        (
+            "admission_request",
+            r#"{"lane_id": "p", "acceptable_attestation": {"classes": [1]}}"#.to_owned(),
+            "acceptable_attestation.classes[0]",
+        ),
+        (
+            "target_descriptor",
+            r#"{"contract_version": 2, "target_id": "t", "lane_id": "l", "verifier_id": "v"}"#
+                .to_owned(),
+            "unsupported contract_version 2",
+        ),
+        (
+            "credential_handle_ref.v1",
+            r#"{"handle_ref": "ghp_super_secret_value", "kind": "k", "audience": "a"}"#.to_owned(),
+            "opaque handle ref",
+        ),
     ];
     for (contract, input, needle) in cases {
-        let o = run(&["contracts", "validate", contract], Some(input.as_bytes()), dir.path());
+        let o = run(
+            &["contracts", "validate", contract],
+            Some(input.as_bytes()),
+            dir.path(),
+        );
         assert_one_line_error(&o, needle);
-        assert!(stderr(&o).contains(contract), "error names the contract: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(contract),
+            "error names the contract: {}",
+            stderr(&o)
+        );
     }
 }
 
 #[test]
 fn oversized_and_unknown_inputs_are_refused_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let big = format!("{{\"x\": \"{}\"}}", "a".repeat(ep_contracts::MAX_DOCUMENT_BYTES));
-    let o = run(&["contracts", "validate", "execution_route.v1"], Some(big.as_bytes()), dir.path());
+    let big = format!(
+        "{{\"x\": \"{}\"}}",
+        "a".repeat(ep_contracts::MAX_DOCUMENT_BYTES)
+    );
+    let o = run(
+        &["contracts", "validate", "execution_route.v1"],
+        Some(big.as_bytes()),
+        dir.path(),
+    );
     assert_one_line_error(&o, "over the 4194304-byte limit");
-    let o = run(&["contracts", "validate", "no_such_contract", "-"], Some(b"{}"), dir.path());
+    let o = run(
+        &["contracts", "validate", "no_such_contract", "-"],
+        Some(b"{}"),
+        dir.path(),
+    );
     assert_one_line_error(&o, "unknown contract \"no_such_contract\"");
-    let o = run(&["contracts", "validate", "execution_route.v1", "missing.json"], None, dir.path());
+    let o = run(
+        &[
+            "contracts",
+            "validate",
+            "execution_route.v1",
+            "missing.json",
+        ],
+        None,
+        dir.path(),
+    );
     assert_one_line_error(&o, "missing.json");
-    let o = run(&["contracts", "validate", "execution_route.v1", "-"], Some(&[0xff, 0xfe]), dir.path());
+    let o = run(
+        &["contracts", "validate", "execution_route.v1", "-"],
+        Some(&[0xff, 0xfe]),
+        dir.path(),
+    );
     assert_one_line_error(&o, "not UTF-8");
 }
 
 #[test]
 fn authority_keygen_sign_and_describe_work_together() {
     let dir = tempfile::tempdir().unwrap();
-    let o = run(&["authority", "keygen", "--key-id", "dev", "--out", "dev.key"], None, dir.path());
+    let o = run(
+        &["authority", "keygen", "--key-id", "dev", "--out", "dev.key"],
+        None,
+        dir.path(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     std::fs::write(dir.path().join("authority-keys.toml"), stdout(&o)).unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("dev.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("dev.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     // A second keygen must not overwrite the key.
-    let again = run(&["authority", "keygen", "--key-id", "dev", "--out", "dev.key"], None, dir.path());
+    let again = run(
+        &["authority", "keygen", "--key-id", "dev", "--out", "dev.key"],
+        None,
+        dir.path(),
+    );
     assert_eq!(again.status.code(), Some(1));
 
-    std::fs::write(dir.path().join("payload.json"), r#"{"command": "echo", "argv": ["ok"]}"#).unwrap();
+    std::fs::write(
+        dir.path().join("payload.json"),
+        r#"{"command": "echo", "argv": ["ok"]}"#,
+    )
+    .unwrap();
     let o = run(
-        &["authority", "sign", "--key", "dev.key", "--audience", "node-local", "--payload", "payload.json", "--ttl", "60", "--ref", "auth-test-1"],
+        &[
+            "authority",
+            "sign",
+            "--key",
+            "dev.key",
+            "--audience",
+            "node-local",
+            "--payload",
+            "payload.json",
+            "--ttl",
+            "60",
+            "--ref",
+            "auth-test-1",
+        ],
         None,
         dir.path(),
     );
@@ -175,10 +279,15 @@ fn authority_keygen_sign_and_describe_work_together() {
     assert_eq!(authority.audience.as_deref(), Some("node-local"));
     let payload: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(r#"{"command": "echo", "argv": ["ok"]}"#).unwrap();
-    assert_eq!(authority.payload_hash, Some(ep_node::authority::payload_hash(&payload)));
+    assert_eq!(
+        authority.payload_hash,
+        Some(ep_node::authority::payload_hash(&payload))
+    );
     // The minted ref verifies with the trust store the keygen printed.
-    let store = ep_node::authority::TrustStore::load(dir.path().join("authority-keys.toml")).unwrap();
-    let verifier = ep_node::verifiers::ed25519_authority::Ed25519AuthorityVerifier::new("node-local", store);
+    let store =
+        ep_node::authority::TrustStore::load(dir.path().join("authority-keys.toml")).unwrap();
+    let verifier =
+        ep_node::verifiers::ed25519_authority::Ed25519AuthorityVerifier::new("node-local", store);
     assert!(verifier.verify_ref(&authority, &payload).is_ok());
 
     // describe on the embedded defaults finds the trust store in the working directory.
@@ -186,9 +295,15 @@ fn authority_keygen_sign_and_describe_work_together() {
     assert!(o.status.success(), "{}", stderr(&o));
     let d: ep_contracts::boundary::NodeDescriptor = ep_contracts::parse(&stdout(&o)).unwrap();
     assert_eq!(d.node_id.as_deref(), Some("node-local"));
-    assert_eq!(d.authority_verifier.as_deref(), Some("execution-plane:ed25519-authority:v1"));
+    assert_eq!(
+        d.authority_verifier.as_deref(),
+        Some("execution-plane:ed25519-authority:v1")
+    );
     assert!(d.registration_complete);
-    assert_eq!(d.registered_target_verifiers[0].capability_classes, vec!["local-process-weak"]);
+    assert_eq!(
+        d.registered_target_verifiers[0].capability_classes,
+        vec!["local-process-weak"]
+    );
 }
 
 #[test]
@@ -209,21 +324,37 @@ fn describe_reads_a_config_file_and_refuses_bad_ones() {
         "[node]\nid = \"node-7\"\n[authority]\ntrust_store = \"keys.toml\"\nclock_skew_secs = 5\n[evidence]\ndir = \"ev\"\n",
     )
     .unwrap();
-    let o = run(&["describe", "--config", config.to_str().unwrap()], None, dir.path());
+    let o = run(
+        &["describe", "--config", config.to_str().unwrap()],
+        None,
+        dir.path(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("\"node-7\""));
 
     std::fs::write(&config, "[node]\nid = \"n\"\ncolour = 1\n").unwrap();
-    let o = run(&["describe", "--config", config.to_str().unwrap()], None, dir.path());
+    let o = run(
+        &["describe", "--config", config.to_str().unwrap()],
+        None,
+        dir.path(),
+    );
     assert_one_line_error(&o, "unknown field");
 
-    std::fs::write(dir.path().join("keys.toml"), "[[keys]]\nkey_id = \"k\"\npublic_key = \"not base64!\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("keys.toml"),
+        "[[keys]]\nkey_id = \"k\"\npublic_key = \"not base64!\"\n",
+    )
+    .unwrap();
     std::fs::write(
         &config,
         "[node]\nid = \"node-7\"\n[authority]\ntrust_store = \"keys.toml\"\nclock_skew_secs = 5\n[evidence]\ndir = \"ev\"\n",
     )
     .unwrap();
-    let o = run(&["describe", "--config", config.to_str().unwrap()], None, dir.path());
+    let o = run(
+        &["describe", "--config", config.to_str().unwrap()],
+        None,
+        dir.path(),
+    );
     assert_one_line_error(&o, "keys.toml");
 }
 
@@ -232,7 +363,10 @@ fn evidence_verify_reports_count_or_the_first_bad_record() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("evidence.jsonl");
     {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             use ep_node::EvidenceSink;
             let sink = ep_node::sinks::file_chain::FileChainSink::open(&log).unwrap();
@@ -246,14 +380,26 @@ fn evidence_verify_reports_count_or_the_first_bad_record() {
             sink.flush().await.unwrap();
         });
     }
-    let o = run(&["evidence", "verify", log.to_str().unwrap()], None, dir.path());
+    let o = run(
+        &["evidence", "verify", log.to_str().unwrap()],
+        None,
+        dir.path(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).starts_with("5 records, chain intact"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).starts_with("5 records, chain intact"),
+        "{}",
+        stdout(&o)
+    );
 
     let text = std::fs::read_to_string(&log).unwrap();
     let edited = text.replacen("test.2", "test.X", 1);
     std::fs::write(&log, edited).unwrap();
-    let o = run(&["evidence", "verify", log.to_str().unwrap()], None, dir.path());
+    let o = run(
+        &["evidence", "verify", log.to_str().unwrap()],
+        None,
+        dir.path(),
+    );
     assert_one_line_error(&o, "record 3");
 
     let o = run(&["evidence", "verify", "nope.jsonl"], None, dir.path());

@@ -1,5 +1,6 @@
 //! Parse + validate of a typical ExecutionRequest and of an HTTP intent + route, each against
 //! the baseline of parsing the same bytes into an untyped `serde_json::Value`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ep_contracts::boundary::ExecutionRequest;
@@ -90,9 +91,16 @@ fn bench_http_intent_and_route(c: &mut Criterion) {
     // Keep the contract in the benchmark honest: the documents must validate.
     let ok = ep_contracts::parse::<HttpExecutionIntent>(&intent).is_ok()
         && ep_contracts::parse::<ExecutionRoute>(&route).is_ok()
-        && ExecutionRequest::from_value(&serde_json::from_str(&typical_execution_request()).unwrap_or(Value::Null)).is_ok();
+        && ExecutionRequest::from_value(
+            &serde_json::from_str(&typical_execution_request()).unwrap_or(Value::Null),
+        )
+        .is_ok();
     assert!(ok, "benchmark documents must be valid");
 }
 
-criterion_group!(benches, bench_execution_request, bench_http_intent_and_route);
+criterion_group!(
+    benches,
+    bench_execution_request,
+    bench_http_intent_and_route
+);
 criterion_main!(benches);

@@ -163,7 +163,10 @@ mod tests {
             .filter(|e| e.kind == ContractKind::Packet)
             .map(|e| e.name)
             .collect();
-        let expected: Vec<&str> = crate::version::PACKET_VERSIONS.iter().map(|(_, v)| *v).collect();
+        let expected: Vec<&str> = crate::version::PACKET_VERSIONS
+            .iter()
+            .map(|(_, v)| *v)
+            .collect();
         assert_eq!(packets, expected);
         assert!(find("execution_route_v1").is_some());
     }

@@ -20,6 +20,10 @@ use crate::timeout::Timeout;
 pub trait ProtocolDriver {
     /// Checks that need no I/O and must fail before any simulation (e.g. an invalid HTTP
     /// method). `Err` ends the dispatch with that execution.
+    #[allow(
+        clippy::result_large_err,
+        reason = "cold path; the Err is the execution that ends the dispatch, kept unboxed for the public API"
+    )]
     fn precheck(&self, plan: &DispatchPlan) -> Result<(), Execution> {
         let _ = plan;
         Ok(())
@@ -94,7 +98,10 @@ async fn run<D: ProtocolDriver>(plan: &DispatchPlan, driver: &D) -> Execution {
 fn deadline_expired(plan: &DispatchPlan, overdue_ms: u64) -> Execution {
     let mut raw = Map::new();
     raw.insert("error".into(), "deadline_expired".into());
-    raw.insert("side_effect_result".into(), "blocked_before_dispatch".into());
+    raw.insert(
+        "side_effect_result".into(),
+        "blocked_before_dispatch".into(),
+    );
     let failure = Failure::new(FailureClass::Timeout, "deadline passed before dispatch")
         .with_detail("overdue_ms", overdue_ms)
         .with_detail(

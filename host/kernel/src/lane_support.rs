@@ -10,7 +10,10 @@ use serde_json::{Map, Value};
 
 /// Builds a route lineage for `family`: defaults for every key but `idempotency_key`, which
 /// must come from `overrides`.
-pub fn build_lineage(family: &str, overrides: &Map<String, Value>) -> Result<Lineage, ContractError> {
+pub fn build_lineage(
+    family: &str,
+    overrides: &Map<String, Value>,
+) -> Result<Lineage, ContractError> {
     match overrides.get("idempotency_key") {
         Some(Value::String(s)) if !s.is_empty() => {}
         other => {
@@ -27,7 +30,10 @@ pub fn build_lineage(family: &str, overrides: &Map<String, Value>) -> Result<Lin
         ("trace_id", random_hex(16)),
         ("request_id", format!("{family}-request-{n}")),
         ("decision_id", format!("{family}-decision-{n}")),
-        ("boundary_session_id", format!("{family}-boundary-session-{n}")),
+        (
+            "boundary_session_id",
+            format!("{family}-boundary-session-{n}"),
+        ),
         ("attempt_ref", format!("attempt://{family}/{n}")),
         ("route_id", format!("{family}-route-{n}")),
     ];
@@ -54,12 +60,19 @@ pub fn build_envelope(
     let mut map = Map::new();
     let intent_id = attrs
         .get("intent_id")
+        .filter(|v| !v.is_null())
         .cloned()
         .unwrap_or_else(|| format!("{family}-intent-{}", unique_positive()).into());
     map.insert("intent_id".into(), intent_id);
     map.insert("family".into(), family.into());
     map.insert("protocol".into(), protocol.into());
-    for key in ["trace_id", "idempotency_key", "boundary_session_id", "decision_id", "attempt_ref"] {
+    for key in [
+        "trace_id",
+        "idempotency_key",
+        "boundary_session_id",
+        "decision_id",
+        "attempt_ref",
+    ] {
         if let Some(v) = lineage.get(key) {
             map.insert(key.into(), v.into());
         }
@@ -148,8 +161,14 @@ pub fn build_route(
     );
     map.insert("family".into(), spec.family.clone().into());
     map.insert("protocol".into(), spec.protocol.clone().into());
-    map.insert("transport_family".into(), pick("transport_family", &spec.transport_family));
-    map.insert("placement_family".into(), pick("placement_family", &spec.placement_family));
+    map.insert(
+        "transport_family".into(),
+        pick("transport_family", &spec.transport_family),
+    );
+    map.insert(
+        "placement_family".into(),
+        pick("placement_family", &spec.placement_family),
+    );
     map.insert("resolved_target".into(), Value::Object(target));
     map.insert("resolved_budget".into(), Value::Object(budget));
     map.insert("lineage".into(), lineage.to_value());

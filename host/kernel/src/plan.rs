@@ -123,7 +123,9 @@ fn placement_surface(
         Intent::JsonRpc(_) => route.resolved_target.get("execution_surface").cloned(),
     };
     match attrs {
-        None | Some(Value::Null) => Ok(Some(ExecutionSurface::of_kind(SurfaceKind::LocalSubprocess))),
+        None | Some(Value::Null) => Ok(Some(ExecutionSurface::of_kind(
+            SurfaceKind::LocalSubprocess,
+        ))),
         Some(value) => ExecutionSurface::parse(&value)
             .map(Some)
             .map_err(KernelError::Surface),
@@ -152,7 +154,10 @@ fn plan_timeout(
     };
     let budgets = Budgets {
         option_ms: options.timeout_ms,
-        route_ms: route.resolved_budget.get("timeout_ms").and_then(Value::as_i64),
+        route_ms: route
+            .resolved_budget
+            .get("timeout_ms")
+            .and_then(Value::as_i64),
         request_ms,
         deadline,
     };
@@ -178,12 +183,12 @@ fn check_envelope_matches_route(
     if route.lineage.get("idempotency_key") != Some(envelope.idempotency_key.as_str()) {
         return Err(KernelError::IdempotencyMismatch);
     }
-    if let Some(trace_id) = &envelope.trace_id {
-        if route.lineage.get("trace_id") != Some(trace_id.as_str()) {
-            return Err(KernelError::TraceIdMismatch {
-                got: trace_id.clone(),
-            });
-        }
+    if let Some(trace_id) = &envelope.trace_id
+        && route.lineage.get("trace_id") != Some(trace_id.as_str())
+    {
+        return Err(KernelError::TraceIdMismatch {
+            got: trace_id.clone(),
+        });
     }
     Ok(())
 }

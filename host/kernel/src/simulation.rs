@@ -100,13 +100,19 @@ fn validate(protocol: Protocol, value: &Value) -> Result<Descriptor, SimulationE
     let failure = match (succeeded, failure_attrs) {
         (true, Some(_)) => return Err(SimulationError::SuccessCannotHaveFailure),
         (true, None) => None,
-        (false, None) => Some(Failure::new(FailureClass::TransportFailed, "simulated failure")),
+        (false, None) => Some(Failure::new(
+            FailureClass::TransportFailed,
+            "simulated failure",
+        )),
         (false, Some(attrs)) => Some(
-            Failure::from_value(attrs).map_err(|e| SimulationError::InvalidFailure(e.to_string()))?,
+            Failure::from_value(attrs)
+                .map_err(|e| SimulationError::InvalidFailure(e.to_string()))?,
         ),
     };
     let policy = match map.get("no_egress_policy") {
-        None | Some(Value::Null) => return Err(SimulationError::MissingRequiredKey("no_egress_policy")),
+        None | Some(Value::Null) => {
+            return Err(SimulationError::MissingRequiredKey("no_egress_policy"));
+        }
         Some(v) => NoEgressPolicy::from_value(v)
             .map_err(|e| SimulationError::InvalidNoEgressPolicy(e.to_string()))?,
     };
@@ -147,8 +153,14 @@ pub fn input_fact(intent: &Intent) -> Value {
             map.insert("family".into(), "process".into());
             map.insert("command".into(), i.command.clone().into());
             map.insert("argv".into(), i.argv.clone().into());
-            map.insert("env_projection".into(), Value::Object(i.env_projection.clone()));
-            map.insert("cwd".into(), i.cwd.clone().map_or(Value::Null, Value::String));
+            map.insert(
+                "env_projection".into(),
+                Value::Object(i.env_projection.clone()),
+            );
+            map.insert(
+                "cwd".into(),
+                i.cwd.clone().map_or(Value::Null, Value::String),
+            );
             map.insert("stdin".into(), i.stdin.clone());
         }
         Intent::JsonRpc(i) => {
@@ -167,12 +179,17 @@ fn as_map(value: Value) -> Map<String, Value> {
 }
 
 /// Answers the dispatch from the route's simulation descriptor, or `None` when the route has
-/// none (or the protocol has no simulation): then the real lower call proceeds.
+/// none (absent or `null`, as everywhere in the contracts; or the protocol has no simulation):
+/// then the real lower call proceeds.
 pub fn execute_if_configured(plan: &DispatchPlan) -> Option<Execution> {
     if !plan.protocol.supports_lower_simulation() {
         return None;
     }
-    let descriptor = plan.route.resolved_target.get("lower_simulation")?;
+    let descriptor = plan
+        .route
+        .resolved_target
+        .get("lower_simulation")
+        .filter(|d| !d.is_null())?;
     Some(match validate(plan.protocol, descriptor) {
         Ok(d) => simulated(plan, d),
         Err(reason) => blocked(plan, &reason),
@@ -182,13 +199,19 @@ pub fn execute_if_configured(plan: &DispatchPlan) -> Option<Execution> {
 fn blocked(plan: &DispatchPlan, reason: &SimulationError) -> Execution {
     let mut raw = Map::new();
     raw.insert("error".into(), reason.to_string().into());
-    raw.insert("side_effect_result".into(), "blocked_before_dispatch".into());
+    raw.insert(
+        "side_effect_result".into(),
+        "blocked_before_dispatch".into(),
+    );
     let mut execution = Execution::failed(
         plan.family.clone(),
         raw,
         Some(
-            Failure::new(FailureClass::RouteUnresolved, "invalid lower simulation route")
-                .with_detail("lower_simulation_error", reason.to_string()),
+            Failure::new(
+                FailureClass::RouteUnresolved,
+                "invalid lower simulation route",
+            )
+            .with_detail("lower_simulation_error", reason.to_string()),
         ),
     );
     execution.metrics.insert("duration_ms".into(), 0.into());
@@ -216,11 +239,21 @@ fn simulated(plan: &DispatchPlan, d: Descriptor) -> Execution {
     let mut artifact = Map::new();
     artifact.insert(
         "artifact_ref".into(),
-        format!("artifact://execution-plane/lower-simulation/{}", plan.route_id).into(),
+        format!(
+            "artifact://execution-plane/lower-simulation/{}",
+            plan.route_id
+        )
+        .into(),
     );
     artifact.insert("kind".into(), "lower_simulation_evidence".into());
-    artifact.insert("contract_version".into(), LowerSimulationEvidence::VERSION.into());
-    artifact.insert("no_egress_policy_ref".into(), d.policy.policy_ref.clone().into());
+    artifact.insert(
+        "contract_version".into(),
+        LowerSimulationEvidence::VERSION.into(),
+    );
+    artifact.insert(
+        "no_egress_policy_ref".into(),
+        d.policy.policy_ref.clone().into(),
+    );
     artifact.insert(
         "negative_evidence_refs".into(),
         d.policy.required_negative_evidence.clone().into(),

@@ -52,7 +52,10 @@ pub fn effective_timeout(budgets: &Budgets, now: DateTime<Utc>) -> Timeout {
         .filter_map(|ms| u64::try_from(ms).ok().filter(|ms| *ms > 0))
         .collect();
     if let Some(deadline) = budgets.deadline {
-        let remaining = deadline.with_timezone(&Utc).signed_duration_since(now).num_milliseconds();
+        let remaining = deadline
+            .with_timezone(&Utc)
+            .signed_duration_since(now)
+            .num_milliseconds();
         if remaining <= 0 {
             return Timeout::Expired {
                 overdue_ms: remaining.unsigned_abs(),
@@ -73,7 +76,10 @@ mod tests {
 
     #[test]
     fn default_is_thirty_seconds() {
-        assert_eq!(effective_timeout(&Budgets::default(), Utc::now()), Timeout::Budget(30_000));
+        assert_eq!(
+            effective_timeout(&Budgets::default(), Utc::now()),
+            Timeout::Budget(30_000)
+        );
     }
 
     #[test]
@@ -111,11 +117,17 @@ mod tests {
             deadline: Some(DateTime::parse_from_rfc3339("2026-01-01T00:00:02+00:00").unwrap()),
             ..Budgets::default()
         };
-        assert_eq!(effective_timeout(&b, now), Timeout::Expired { overdue_ms: 3_000 });
+        assert_eq!(
+            effective_timeout(&b, now),
+            Timeout::Expired { overdue_ms: 3_000 }
+        );
         let exactly_now = Budgets {
             deadline: Some(DateTime::parse_from_rfc3339("2026-01-01T00:00:05Z").unwrap()),
             ..Budgets::default()
         };
-        assert_eq!(effective_timeout(&exactly_now, now), Timeout::Expired { overdue_ms: 0 });
+        assert_eq!(
+            effective_timeout(&exactly_now, now),
+            Timeout::Expired { overdue_ms: 0 }
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Governed admission (Ed25519 authority verification + target selection) over 1, 10 and 100
 //! verified targets, against the baseline of the bare Ed25519 signature check it contains.
 //! The matching target sorts last, so selection walks every target.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,7 +118,11 @@ fn bench_admission(c: &mut Criterion) {
         expires_at: authority.expires_at.clone().unwrap_or_default(),
     };
     let message = signing_message(key.key_id(), &fields);
-    let signature_b64 = authority.metadata.get("signature").and_then(|v| v.as_str()).unwrap_or("");
+    let signature_b64 = authority
+        .metadata
+        .get("signature")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
     use base64::Engine;
     let signature_bytes = base64::engine::general_purpose::STANDARD
         .decode(signature_b64)
@@ -125,7 +130,11 @@ fn bench_admission(c: &mut Criterion) {
     let signature = ed25519_dalek::Signature::from_slice(&signature_bytes)
         .unwrap_or_else(|e| panic!("signature: {e}"));
     let verifying = key.verifying_key();
-    assert!(verifying.verify_strict(message.as_bytes(), &signature).is_ok());
+    assert!(
+        verifying
+            .verify_strict(message.as_bytes(), &signature)
+            .is_ok()
+    );
     group.bench_function("baseline_ed25519_verify_strict", |b| {
         b.iter(|| black_box(verifying.verify_strict(black_box(message.as_bytes()), &signature)))
     });
