@@ -19,21 +19,33 @@ pub trait Contract: Sized + Clone + PartialEq + std::fmt::Debug {
 
     /// Dumps the value as JSON with string keys, `contract_version` always included.
     fn to_value(&self) -> Value;
+
+    /// Parses and validates JSON text (already within the size cap). The default goes through
+    /// an untyped [`Value`]; values that can deserialize straight from text override it.
+    fn from_json_text(text: &str) -> Result<Self, ContractError> {
+        Self::from_value(&parse_json(text)?)
+    }
 }
 
 /// Parses JSON text with the size cap, then validates it as `T`.
 pub fn parse<T: Contract>(text: &str) -> Result<T, ContractError> {
-    T::from_value(&parse_json(text)?)
+    check_size(text)?;
+    T::from_json_text(text)
 }
 
-/// Parses JSON text into a value, refusing documents over [`MAX_DOCUMENT_BYTES`].
-pub fn parse_json(text: &str) -> Result<Value, ContractError> {
+fn check_size(text: &str) -> Result<(), ContractError> {
     if text.len() > MAX_DOCUMENT_BYTES {
         return Err(ContractError::TooLarge {
             actual: text.len(),
             limit: MAX_DOCUMENT_BYTES,
         });
     }
+    Ok(())
+}
+
+/// Parses JSON text into a value, refusing documents over [`MAX_DOCUMENT_BYTES`].
+pub fn parse_json(text: &str) -> Result<Value, ContractError> {
+    check_size(text)?;
     serde_json::from_str(text).map_err(|e| {
         // serde_json appends " at line L column C"; the error carries those as fields.
         let full = e.to_string();
@@ -81,8 +93,26 @@ macro_rules! boundary_contract {
             fn to_value(&self) -> serde_json::Value {
                 serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
             }
+
+            fn from_json_text(text: &str) -> Result<Self, $crate::ContractError> {
+                $crate::contract::deserialize_boundary_text(text)
+            }
         }
     };
+}
+
+/// Deserializes a boundary value straight from text, skipping the untyped [`Value`]. Any
+/// failure is answered by the [`Value`] route, which is the reference: the fast path never
+/// changes what is accepted or how an error reads.
+pub fn deserialize_boundary_text<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> Result<T, ContractError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let fast = T::deserialize(&mut de).and_then(|value| de.end().map(|()| value));
+    match fast {
+        Ok(value) if text.trim_start().starts_with('{') => Ok(value),
+        _ => deserialize_boundary(&parse_json(text)?),
+    }
 }
 
 /// Deserializes a boundary value, naming the field path of the first problem.

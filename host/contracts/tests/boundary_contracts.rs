@@ -15,6 +15,9 @@ fn assert_round_trip<T: Contract>(value: &T) {
     let back: T = ep_contracts::parse(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", T::NAME));
     assert_eq!(&back, value, "{}", T::NAME);
     assert_eq!(back.to_value()["contract_version"], json!(1), "{}", T::NAME);
+    // The text fast path and the untyped-value path agree.
+    let via_value = T::from_value(&serde_json::from_str(&text).unwrap()).unwrap();
+    assert_eq!(&via_value, value, "{}", T::NAME);
 }
 
 fn id() -> impl Strategy<Value = String> {
@@ -369,4 +372,33 @@ fn minted_ids_use_the_documented_prefixes() {
     assert!(AdmissionRequest::new("p").request_id.starts_with("adm-"));
     assert!(ExecutionEvent::default().event_id.starts_with("event-"));
     assert!(Evidence::default().evidence_id.starts_with("ev-"));
+}
+
+#[test]
+fn text_fast_path_answers_exactly_like_the_value_path() {
+    let cases = [
+        r#"{"lane_id": "a", "lane_id": "b"}"#,
+        r#"{"lane_id": "p", "payload": {"k": 1, "k": 2}}"#,
+        r#"[1, 2]"#,
+        r#""text""#,
+        r#"{"lane_id": "p"} trailing"#,
+        r#"{"lane_id": 5}"#,
+        r#"{"lane_id": "p", "acceptable_attestation": {"classes": [1]}}"#,
+        r#"{"lane_id": "p", "provenance": {"contract_version": 3}}"#,
+        r#"  {"lane_id": "p", "unknown": {"deep": [1, 2, 3]}}"#,
+    ];
+    for text in cases {
+        let fast = ep_contracts::parse::<AdmissionRequest>(text);
+        let reference = ep_contracts::parse_json(text).and_then(|v| AdmissionRequest::from_value(&v));
+        match (fast, reference) {
+            (Ok(mut a), Ok(mut b)) => {
+                // Request ids are minted when absent; compare the rest.
+                a.request_id.clear();
+                b.request_id.clear();
+                assert_eq!(a, b, "{text}");
+            }
+            (Err(a), Err(b)) => assert_eq!(a, b, "{text}"),
+            (a, b) => panic!("{text}: fast {a:?} vs reference {b:?}"),
+        }
+    }
 }
