@@ -389,7 +389,8 @@ fn text_fast_path_answers_exactly_like_the_value_path() {
     ];
     for text in cases {
         let fast = ep_contracts::parse::<AdmissionRequest>(text);
-        let reference = ep_contracts::parse_json(text).and_then(|v| AdmissionRequest::from_value(&v));
+        let reference =
+            ep_contracts::parse_json(text).and_then(|v| AdmissionRequest::from_value(&v));
         match (fast, reference) {
             (Ok(mut a), Ok(mut b)) => {
                 // Request ids are minted when absent; compare the rest.

@@ -12,56 +12,8 @@ use ep_contracts::{Contract, Failure, FailureClass, Lineage};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-/// One validation rule: what to change in a valid fixture and the exact error it must produce.
-type Row = (&'static str, fn(&mut Value), &'static str);
-
-fn set(v: &mut Value, path: &[&str], new: Value) {
-    let (last, parents) = path.split_last().unwrap();
-    let mut cur = v;
-    for p in parents {
-        cur = cur.get_mut(*p).unwrap();
-    }
-    cur.as_object_mut().unwrap().insert((*last).to_owned(), new);
-}
-
-fn remove(v: &mut Value, path: &[&str]) {
-    let (last, parents) = path.split_last().unwrap();
-    let mut cur = v;
-    for p in parents {
-        cur = cur.get_mut(*p).unwrap();
-    }
-    cur.as_object_mut().unwrap().remove(*last);
-}
-
-/// Runs every row against `base` and reports all mismatches at once.
-fn run_table<T: Contract>(base: fn() -> Value, rows: &[Row]) {
-    assert!(T::from_value(&base()).is_ok(), "{} base fixture", T::NAME);
-    let mut failures = Vec::new();
-    for (rule, mutate, expected) in rows {
-        let mut attrs = base();
-        mutate(&mut attrs);
-        match T::from_value(&attrs) {
-            Ok(_) => failures.push(format!("{rule}: accepted, expected `{expected}`")),
-            Err(err) if err.to_string() == *expected => {
-                assert!(err.field().is_some(), "{rule}: error names no field");
-            }
-            Err(err) => failures.push(format!("{rule}: got `{err}`, expected `{expected}`")),
-        }
-    }
-    assert!(failures.is_empty(), "{}:\n{}", T::NAME, failures.join("\n"));
-}
-
-fn assert_round_trip<T: Contract>(attrs: &Value) -> T {
-    let value = T::from_value(attrs).unwrap();
-    let dumped = value.to_value();
-    assert_eq!(dumped["contract_version"], T::NAME);
-    assert_eq!(T::from_value(&dumped).unwrap(), value);
-    assert_eq!(
-        ep_contracts::parse::<T>(&ep_contracts::dump(&value)).unwrap(),
-        value
-    );
-    value
-}
+mod support;
+use support::{Row, assert_round_trip, remove, run_table, set};
 
 // ---------------------------------------------------------------------------------------------
 // ExecutionIntentEnvelope.v1

@@ -11,35 +11,8 @@ use ep_contracts::{Contract, ContractError};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-type Mutation = fn(&mut Value);
-
-fn set(value: &mut Value, key: &str, new: Value) {
-    value.as_object_mut().unwrap().insert(key.to_owned(), new);
-}
-
-fn remove(value: &mut Value, key: &str) {
-    value.as_object_mut().unwrap().remove(key);
-}
-
-/// Applies each row's mutation to `base` and asserts the exact error message and field.
-fn assert_rows<T: Contract>(base: fn() -> Value, rows: &[(&str, Mutation, &str)]) {
-    for (name, mutate, expected) in rows {
-        let mut value = base();
-        mutate(&mut value);
-        match T::from_value(&value) {
-            Ok(v) => panic!("{}: row `{name}` was accepted: {v:?}", T::NAME),
-            Err(err) => assert_eq!(err.to_string(), *expected, "{}: row `{name}`", T::NAME),
-        }
-    }
-}
-
-fn round_trips<T: Contract>(value: &Value) -> T {
-    let parsed = T::from_value(value).unwrap_or_else(|e| panic!("{}: {e}", T::NAME));
-    let dumped = parsed.to_value();
-    assert_eq!(dumped["contract_version"], json!(T::NAME));
-    assert_eq!(T::from_value(&dumped).unwrap(), parsed, "{}", T::NAME);
-    parsed
-}
+mod support;
+use support::{assert_round_trip, remove, run_table, set};
 
 const SCOPE_STRINGS: [&str; 12] = [
     "tenant_ref",
@@ -59,8 +32,8 @@ const SCOPE_STRINGS: [&str; 12] = [
 fn check_scope_block<T: Contract>(base: fn() -> Value) {
     // The actor rule comes first, even before contract_version.
     let mut value = base();
-    remove(&mut value, "principal_ref");
-    set(&mut value, "contract_version", json!("nope"));
+    remove(&mut value, &["principal_ref"]);
+    set(&mut value, &["contract_version"], json!("nope"));
     assert_eq!(
         T::from_value(&value).unwrap_err().to_string(),
         "principal_ref or system_actor_ref is required"
@@ -69,10 +42,10 @@ fn check_scope_block<T: Contract>(base: fn() -> Value) {
     let mut value = base();
     set(
         &mut value,
-        "contract_version",
+        &["contract_version"],
         json!("ExecutionPlane.Other.v1"),
     );
-    remove(&mut value, "tenant_ref");
+    remove(&mut value, &["tenant_ref"]);
     assert_eq!(
         T::from_value(&value).unwrap_err().to_string(),
         format!(
@@ -82,10 +55,10 @@ fn check_scope_block<T: Contract>(base: fn() -> Value) {
     );
     for (i, field) in SCOPE_STRINGS.iter().enumerate() {
         let mut value = base();
-        remove(&mut value, field);
+        remove(&mut value, &[field]);
         // A later scope field broken too must not win over the earlier one.
         if let Some(later) = SCOPE_STRINGS.get(i + 1) {
-            set(&mut value, later, json!(""));
+            set(&mut value, &[later], json!(""));
         }
         let err = T::from_value(&value).unwrap_err();
         assert_eq!(
@@ -98,13 +71,13 @@ fn check_scope_block<T: Contract>(base: fn() -> Value) {
     }
     // A system actor alone is enough, and is kept.
     let mut value = base();
-    remove(&mut value, "principal_ref");
+    remove(&mut value, &["principal_ref"]);
     set(
         &mut value,
-        "system_actor_ref",
+        &["system_actor_ref"],
         json!("system-actor://scheduler"),
     );
-    let parsed = round_trips::<T>(&value);
+    let parsed = assert_round_trip::<T>(&value);
     let dumped = parsed.to_value();
     assert_eq!(dumped["principal_ref"], Value::Null);
     assert_eq!(
@@ -113,7 +86,7 @@ fn check_scope_block<T: Contract>(base: fn() -> Value) {
     );
     // An empty actor ref is an invalid string, not an absent one.
     let mut value = base();
-    set(&mut value, "principal_ref", json!(""));
+    set(&mut value, &["principal_ref"], json!(""));
     assert_eq!(
         T::from_value(&value).unwrap_err().to_string(),
         "principal_ref must be a non-empty string, got: \"\""
@@ -122,13 +95,13 @@ fn check_scope_block<T: Contract>(base: fn() -> Value) {
 
 #[test]
 fn every_hazmat_fixture_round_trips_with_flat_string_keyed_dumps() {
-    round_trips::<AttachGrant>(&fx::attach_grant());
-    round_trips::<StreamBackpressure>(&fx::stream_backpressure());
-    round_trips::<WorkerBudget>(&fx::worker_budget());
-    round_trips::<StreamAttachRevocation>(&fx::stream_attach_revocation());
-    round_trips::<NoBypassScan>(&fx::no_bypass_scan());
-    round_trips::<NoBypassScan>(&fx::no_bypass_scan_blocked());
-    let dump = round_trips::<AttachGrant>(&fx::attach_grant()).to_value();
+    assert_round_trip::<AttachGrant>(&fx::attach_grant());
+    assert_round_trip::<StreamBackpressure>(&fx::stream_backpressure());
+    assert_round_trip::<WorkerBudget>(&fx::worker_budget());
+    assert_round_trip::<StreamAttachRevocation>(&fx::stream_attach_revocation());
+    assert_round_trip::<NoBypassScan>(&fx::no_bypass_scan());
+    assert_round_trip::<NoBypassScan>(&fx::no_bypass_scan_blocked());
+    let dump = assert_round_trip::<AttachGrant>(&fx::attach_grant()).to_value();
     for key in SCOPE_STRINGS {
         assert!(
             dump[key].is_string(),
@@ -153,66 +126,66 @@ fn hazmat_contracts_refuse_non_object_input_and_ignore_unknown_keys() {
         Err(ContractError::NotAnObject { .. })
     ));
     let mut value = fx::worker_budget();
-    set(&mut value, "colour", json!("blue"));
+    set(&mut value, &["colour"], json!("blue"));
     let parsed = WorkerBudget::from_value(&value).unwrap();
     assert!(parsed.to_value().get("colour").is_none());
 }
 
 #[test]
 fn attach_grant_keeps_grant_scope_and_rejects_each_bad_field() {
-    let grant = round_trips::<AttachGrant>(&fx::attach_grant());
+    let grant = assert_round_trip::<AttachGrant>(&fx::attach_grant());
     assert_eq!(grant.attach_grant_ref, "attach-grant://tenant-1/stream/1");
     assert_eq!(
         grant.grant_scope["capabilities"],
         json!(["stream.attach", "stdio.read"])
     );
     assert_eq!(grant.to_value()["lease_ref"], json!("lease://1"));
-    assert_rows::<AttachGrant>(
+    run_table::<AttachGrant>(
         fx::attach_grant,
         &[
             (
                 "attach_grant_ref missing",
-                |v| remove(v, "attach_grant_ref"),
+                |v| remove(v, &["attach_grant_ref"]),
                 "attach_grant_ref must be a non-empty string, got: nil",
             ),
             (
                 "lease_ref empty",
-                |v| set(v, "lease_ref", json!("")),
+                |v| set(v, &["lease_ref"], json!("")),
                 "lease_ref must be a non-empty string, got: \"\"",
             ),
             (
                 "hazmat_resource_ref number",
-                |v| set(v, "hazmat_resource_ref", json!(7)),
+                |v| set(v, &["hazmat_resource_ref"], json!(7)),
                 "hazmat_resource_ref must be a non-empty string, got: 7",
             ),
             (
                 "grant_scope missing",
-                |v| remove(v, "grant_scope"),
+                |v| remove(v, &["grant_scope"]),
                 "grant_scope must be a map",
             ),
             (
                 "grant_scope list",
-                |v| set(v, "grant_scope", json!([])),
+                |v| set(v, &["grant_scope"], json!([])),
                 "grant_scope must be a map",
             ),
             (
                 "expires_at missing",
-                |v| remove(v, "expires_at"),
+                |v| remove(v, &["expires_at"]),
                 "expires_at must be a non-empty string, got: nil",
             ),
             (
                 "expires_at not a date-time",
-                |v| set(v, "expires_at", json!("tomorrow")),
+                |v| set(v, &["expires_at"], json!("tomorrow")),
                 "expires_at must be ISO8601, got: \"tomorrow\"",
             ),
             (
                 "expires_at without offset",
-                |v| set(v, "expires_at", json!("2026-04-10T12:10:00")),
+                |v| set(v, &["expires_at"], json!("2026-04-10T12:10:00")),
                 "expires_at must be ISO8601, got: \"2026-04-10T12:10:00\"",
             ),
             (
                 "revocation_ref missing",
-                |v| remove(v, "revocation_ref"),
+                |v| remove(v, &["revocation_ref"]),
                 "revocation_ref must be a non-empty string, got: nil",
             ),
         ],
@@ -233,9 +206,9 @@ fn legacy_narrow_attach_grant_is_rejected_with_the_actor_message() {
 fn stream_backpressure_accepts_only_known_pressure_classes() {
     for class in ["soft_pressure", "hard_pressure", "budget_exhausted"] {
         let mut value = fx::stream_backpressure();
-        set(&mut value, "pressure_class", json!(class));
+        set(&mut value, &["pressure_class"], json!(class));
         assert_eq!(
-            round_trips::<StreamBackpressure>(&value).pressure_class,
+            assert_round_trip::<StreamBackpressure>(&value).pressure_class,
             class
         );
     }
@@ -244,50 +217,50 @@ fn stream_backpressure_accepts_only_known_pressure_classes() {
         event.to_value()["termination_reason"],
         json!("budget_exhausted")
     );
-    assert_rows::<StreamBackpressure>(
+    run_table::<StreamBackpressure>(
         fx::stream_backpressure,
         &[
             (
                 "pressure_class unknown",
-                |v| set(v, "pressure_class", json!("mild")),
+                |v| set(v, &["pressure_class"], json!("mild")),
                 "pressure_class is not supported: \"mild\"",
             ),
             (
                 "pressure_class missing",
-                |v| remove(v, "pressure_class"),
+                |v| remove(v, &["pressure_class"]),
                 "pressure_class must be a non-empty string, got: nil",
             ),
             (
                 "pressure_class checked before version",
                 |v| {
-                    set(v, "pressure_class", json!("mild"));
-                    set(v, "contract_version", json!("x"));
+                    set(v, &["pressure_class"], json!("mild"));
+                    set(v, &["contract_version"], json!("x"));
                 },
                 "pressure_class is not supported: \"mild\"",
             ),
             (
                 "stream_ref missing",
-                |v| remove(v, "stream_ref"),
+                |v| remove(v, &["stream_ref"]),
                 "stream_ref must be a non-empty string, got: nil",
             ),
             (
                 "budget_ref missing",
-                |v| remove(v, "budget_ref"),
+                |v| remove(v, &["budget_ref"]),
                 "budget_ref must be a non-empty string, got: nil",
             ),
             (
                 "termination_reason missing",
-                |v| remove(v, "termination_reason"),
+                |v| remove(v, &["termination_reason"]),
                 "termination_reason must be a non-empty string, got: nil",
             ),
             (
                 "last_heartbeat_at bad",
-                |v| set(v, "last_heartbeat_at", json!("2026-13-40T00:00:00Z")),
+                |v| set(v, &["last_heartbeat_at"], json!("2026-13-40T00:00:00Z")),
                 "last_heartbeat_at must be ISO8601, got: \"2026-13-40T00:00:00Z\"",
             ),
             (
                 "diagnostics_ref missing",
-                |v| remove(v, "diagnostics_ref"),
+                |v| remove(v, &["diagnostics_ref"]),
                 "diagnostics_ref must be a non-empty string, got: nil",
             ),
         ],
@@ -297,62 +270,62 @@ fn stream_backpressure_accepts_only_known_pressure_classes() {
 #[test]
 fn worker_budget_requires_a_non_negative_integer_load() {
     let mut value = fx::worker_budget();
-    set(&mut value, "current_load", json!(42));
-    let budget = round_trips::<WorkerBudget>(&value);
+    set(&mut value, &["current_load"], json!(42));
+    let budget = assert_round_trip::<WorkerBudget>(&value);
     assert_eq!(budget.current_load, 42);
     assert_eq!(budget.to_value()["current_load"], json!(42));
-    assert_rows::<WorkerBudget>(
+    run_table::<WorkerBudget>(
         fx::worker_budget,
         &[
             (
                 "current_load negative",
-                |v| set(v, "current_load", json!(-1)),
+                |v| set(v, &["current_load"], json!(-1)),
                 "current_load must be a non-negative integer",
             ),
             (
                 "current_load fractional",
-                |v| set(v, "current_load", json!(1.5)),
+                |v| set(v, &["current_load"], json!(1.5)),
                 "current_load must be a non-negative integer",
             ),
             (
                 "current_load string",
-                |v| set(v, "current_load", json!("42")),
+                |v| set(v, &["current_load"], json!("42")),
                 "current_load must be a non-negative integer",
             ),
             (
                 "current_load missing",
-                |v| remove(v, "current_load"),
+                |v| remove(v, &["current_load"]),
                 "current_load must be a non-negative integer",
             ),
             (
                 "worker_pool_ref missing",
-                |v| remove(v, "worker_pool_ref"),
+                |v| remove(v, &["worker_pool_ref"]),
                 "worker_pool_ref must be a non-empty string, got: nil",
             ),
             (
                 "budget_ref missing",
-                |v| remove(v, "budget_ref"),
+                |v| remove(v, &["budget_ref"]),
                 "budget_ref must be a non-empty string, got: nil",
             ),
             (
                 "queue_ref missing",
-                |v| remove(v, "queue_ref"),
+                |v| remove(v, &["queue_ref"]),
                 "queue_ref must be a non-empty string, got: nil",
             ),
             (
                 "admission_decision_ref missing",
-                |v| remove(v, "admission_decision_ref"),
+                |v| remove(v, &["admission_decision_ref"]),
                 "admission_decision_ref must be a non-empty string, got: nil",
             ),
             (
                 "shed_reason missing",
-                |v| remove(v, "shed_reason"),
+                |v| remove(v, &["shed_reason"]),
                 "shed_reason must be a non-empty string, got: nil",
             ),
         ],
     );
     let mut value = fx::worker_budget();
-    set(&mut value, "current_load", json!(-1));
+    set(&mut value, &["current_load"], json!(-1));
     assert_eq!(
         WorkerBudget::from_value(&value).unwrap_err().field(),
         Some("current_load")
@@ -362,45 +335,46 @@ fn worker_budget_requires_a_non_negative_integer_load() {
 #[test]
 fn stream_attach_revocation_requires_a_non_negative_event_position() {
     assert_eq!(
-        round_trips::<StreamAttachRevocation>(&fx::stream_attach_revocation()).last_event_position,
+        assert_round_trip::<StreamAttachRevocation>(&fx::stream_attach_revocation())
+            .last_event_position,
         4
     );
-    assert_rows::<StreamAttachRevocation>(
+    run_table::<StreamAttachRevocation>(
         fx::stream_attach_revocation,
         &[
             (
                 "last_event_position negative",
-                |v| set(v, "last_event_position", json!(-1)),
+                |v| set(v, &["last_event_position"], json!(-1)),
                 "last_event_position must be a non-negative integer",
             ),
             (
                 "last_event_position null",
-                |v| set(v, "last_event_position", Value::Null),
+                |v| set(v, &["last_event_position"], Value::Null),
                 "last_event_position must be a non-negative integer",
             ),
             (
                 "stream_ref missing",
-                |v| remove(v, "stream_ref"),
+                |v| remove(v, &["stream_ref"]),
                 "stream_ref must be a non-empty string, got: nil",
             ),
             (
                 "attach_grant_ref missing",
-                |v| remove(v, "attach_grant_ref"),
+                |v| remove(v, &["attach_grant_ref"]),
                 "attach_grant_ref must be a non-empty string, got: nil",
             ),
             (
                 "lease_ref missing",
-                |v| remove(v, "lease_ref"),
+                |v| remove(v, &["lease_ref"]),
                 "lease_ref must be a non-empty string, got: nil",
             ),
             (
                 "revocation_ref missing",
-                |v| remove(v, "revocation_ref"),
+                |v| remove(v, &["revocation_ref"]),
                 "revocation_ref must be a non-empty string, got: nil",
             ),
             (
                 "termination_ref missing",
-                |v| remove(v, "termination_ref"),
+                |v| remove(v, &["termination_ref"]),
                 "termination_ref must be a non-empty string, got: nil",
             ),
         ],
@@ -408,84 +382,84 @@ fn stream_attach_revocation_requires_a_non_negative_event_position() {
 }
 
 fn one_violation(v: &mut Value, violation: Value) {
-    set(v, "violations", json!([violation]));
-    set(v, "scan_status", json!("blocked"));
+    set(v, &["violations"], json!([violation]));
+    set(v, &["scan_status"], json!("blocked"));
 }
 
 #[test]
 fn no_bypass_scan_checks_status_paths_violations_and_semantics_in_order() {
-    assert_rows::<NoBypassScan>(
+    run_table::<NoBypassScan>(
         fx::no_bypass_scan,
         &[
             (
                 "clear with a violation",
-                |v| set(v, "violations", json!([fx::no_bypass_violation()])),
+                |v| set(v, &["violations"], json!([fx::no_bypass_violation()])),
                 "clear no-bypass scan must not carry violations",
             ),
             (
                 "blocked without violations",
-                |v| set(v, "scan_status", json!("blocked")),
+                |v| set(v, &["scan_status"], json!("blocked")),
                 "blocked no-bypass scan must carry at least one violation",
             ),
             (
                 "blocked with violations absent",
                 |v| {
-                    set(v, "scan_status", json!("blocked"));
-                    remove(v, "violations");
+                    set(v, &["scan_status"], json!("blocked"));
+                    remove(v, &["violations"]);
                 },
                 "blocked no-bypass scan must carry at least one violation",
             ),
             (
                 "scan_status unknown",
-                |v| set(v, "scan_status", json!("maybe")),
+                |v| set(v, &["scan_status"], json!("maybe")),
                 "scan_status is not supported: \"maybe\"",
             ),
             (
                 "scan_status missing before checked_paths",
                 |v| {
-                    remove(v, "scan_status");
-                    remove(v, "checked_paths");
+                    remove(v, &["scan_status"]);
+                    remove(v, &["checked_paths"]);
                 },
                 "scan_status must be a non-empty string, got: nil",
             ),
             (
                 "checked_paths missing",
-                |v| remove(v, "checked_paths"),
+                |v| remove(v, &["checked_paths"]),
                 "checked_paths must be a list",
             ),
             (
                 "checked_paths not a list",
-                |v| set(v, "checked_paths", json!("lib")),
+                |v| set(v, &["checked_paths"], json!("lib")),
                 "checked_paths must be a list",
             ),
             (
                 "checked_path empty",
-                |v| set(v, "checked_paths", json!(["lib", ""])),
+                |v| set(v, &["checked_paths"], json!(["lib", ""])),
                 "checked_path must be a non-empty string, got: \"\"",
             ),
             (
                 "checked_paths before violations",
                 |v| {
-                    remove(v, "checked_paths");
-                    set(v, "violations", json!(7));
+                    remove(v, &["checked_paths"]);
+                    set(v, &["violations"], json!(7));
                 },
                 "checked_paths must be a list",
             ),
             (
                 "violations not a list",
-                |v| set(v, "violations", json!({})),
+                |v| set(v, &["violations"], json!({})),
                 "violations must be a list",
             ),
             (
                 "violation not a map",
-                |v| set(v, "violations", json!([5])),
+                |v| set(v, &["violations"], json!([5])),
                 "violation must be a map, got: 5",
             ),
             (
                 "violations before status enum",
                 |v| {
-                    set(v, "scan_status", json!("maybe"));
-                    set(v, "violations", json!([{}]));
+                    set(v, &["scan_status"], json!("maybe"));
+                    set(v, &["violations"], json!([{}]));
                 },
                 "violation.path is required",
             ),
@@ -572,34 +546,34 @@ fn no_bypass_scan_checks_status_paths_violations_and_semantics_in_order() {
             (
                 "semantics before version",
                 |v| {
-                    set(v, "violations", json!([fx::no_bypass_violation()]));
-                    set(v, "contract_version", json!("x"));
+                    set(v, &["violations"], json!([fx::no_bypass_violation()]));
+                    set(v, &["contract_version"], json!("x"));
                 },
                 "clear no-bypass scan must not carry violations",
             ),
             (
                 "scan_ref missing",
-                |v| remove(v, "scan_ref"),
+                |v| remove(v, &["scan_ref"]),
                 "scan_ref must be a non-empty string, got: nil",
             ),
             (
                 "caller_repo missing",
-                |v| remove(v, "caller_repo"),
+                |v| remove(v, &["caller_repo"]),
                 "caller_repo must be a non-empty string, got: nil",
             ),
             (
                 "forbidden_module missing",
-                |v| remove(v, "forbidden_module"),
+                |v| remove(v, &["forbidden_module"]),
                 "forbidden_module must be a non-empty string, got: nil",
             ),
             (
                 "required_facade missing",
-                |v| remove(v, "required_facade"),
+                |v| remove(v, &["required_facade"]),
                 "required_facade must be a non-empty string, got: nil",
             ),
             (
                 "violation_ref missing",
-                |v| remove(v, "violation_ref"),
+                |v| remove(v, &["violation_ref"]),
                 "violation_ref must be a non-empty string, got: nil",
             ),
         ],
@@ -609,8 +583,8 @@ fn no_bypass_scan_checks_status_paths_violations_and_semantics_in_order() {
 #[test]
 fn no_bypass_scan_actor_rule_runs_before_scan_status() {
     let mut value = fx::no_bypass_scan();
-    remove(&mut value, "principal_ref");
-    set(&mut value, "scan_status", json!("maybe"));
+    remove(&mut value, &["principal_ref"]);
+    set(&mut value, &["scan_status"], json!("maybe"));
     assert_eq!(
         NoBypassScan::from_value(&value).unwrap_err().to_string(),
         "principal_ref or system_actor_ref is required"
@@ -619,15 +593,15 @@ fn no_bypass_scan_actor_rule_runs_before_scan_status() {
 
 #[test]
 fn clear_scan_dumps_clear_and_blocked_scan_keeps_its_violations_verbatim() {
-    let clear = round_trips::<NoBypassScan>(&fx::no_bypass_scan());
+    let clear = assert_round_trip::<NoBypassScan>(&fx::no_bypass_scan());
     assert!(clear.is_clear());
     assert_eq!(clear.to_value()["scan_status"], json!("clear"));
     assert_eq!(clear.to_value()["violations"], json!([]));
     let mut value = fx::no_bypass_scan_blocked();
     let mut violation = fx::no_bypass_violation();
-    set(&mut violation, "note", json!("extra keys are kept"));
-    set(&mut value, "violations", json!([violation.clone()]));
-    let blocked = round_trips::<NoBypassScan>(&value);
+    set(&mut violation, &["note"], json!("extra keys are kept"));
+    set(&mut value, &["violations"], json!([violation.clone()]));
+    let blocked = assert_round_trip::<NoBypassScan>(&value);
     assert!(!blocked.is_clear());
     assert_eq!(blocked.to_value()["violations"], json!([violation]));
 }
@@ -660,17 +634,17 @@ fn timestamp() -> impl Strategy<Value = String> {
 fn scope(strings: &[String], actors: u8) -> Value {
     let mut value = fx::phase4_scope();
     for (field, s) in SCOPE_STRINGS.iter().zip(strings) {
-        set(&mut value, field, json!(s));
+        set(&mut value, &[field], json!(s));
     }
     match actors {
-        0 => set(&mut value, "principal_ref", json!(strings[12])),
+        0 => set(&mut value, &["principal_ref"], json!(strings[12])),
         1 => {
-            remove(&mut value, "principal_ref");
-            set(&mut value, "system_actor_ref", json!(strings[13]));
+            remove(&mut value, &["principal_ref"]);
+            set(&mut value, &["system_actor_ref"], json!(strings[13]));
         }
         _ => {
-            set(&mut value, "principal_ref", json!(strings[12]));
-            set(&mut value, "system_actor_ref", json!(strings[13]));
+            set(&mut value, &["principal_ref"], json!(strings[12]));
+            set(&mut value, &["system_actor_ref"], json!(strings[13]));
         }
     }
     value
@@ -678,7 +652,7 @@ fn scope(strings: &[String], actors: u8) -> Value {
 
 fn merge(mut base: Value, extra: &[(&str, Value)]) -> Value {
     for (k, v) in extra {
-        set(&mut base, k, v.clone());
+        set(&mut base, &[k], v.clone());
     }
     base
 }

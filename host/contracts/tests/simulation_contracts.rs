@@ -15,44 +15,8 @@ use ep_contracts::{Contract, ContractError};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-type Mutation = fn(&mut Value);
-
-fn set(value: &mut Value, key: &str, new: Value) {
-    value.as_object_mut().unwrap().insert(key.to_owned(), new);
-}
-
-fn set_in(value: &mut Value, parent: &str, key: &str, new: Value) {
-    set(value.get_mut(parent).unwrap(), key, new);
-}
-
-fn remove(value: &mut Value, key: &str) {
-    value.as_object_mut().unwrap().remove(key);
-}
-
-fn remove_in(value: &mut Value, parent: &str, key: &str) {
-    remove(value.get_mut(parent).unwrap(), key);
-}
-
-/// Applies each row's mutation to `base` and asserts the exact error message.
-fn assert_rows<T: Contract>(base: fn() -> Value, rows: &[(&str, Mutation, &str)]) {
-    for (name, mutate, expected) in rows {
-        let mut value = base();
-        mutate(&mut value);
-        match T::from_value(&value) {
-            Ok(v) => panic!("{}: row `{name}` was accepted: {v:?}", T::NAME),
-            Err(err) => assert_eq!(err.to_string(), *expected, "{}: row `{name}`", T::NAME),
-        }
-    }
-}
-
-fn round_trips<T: Contract>(value: &Value) -> T {
-    let parsed = T::from_value(value).unwrap_or_else(|e| panic!("{}: {e}", T::NAME));
-    let text = parsed.to_value().to_string();
-    let dumped: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(dumped["contract_version"], json!(T::NAME));
-    assert_eq!(T::from_value(&dumped).unwrap(), parsed, "{}", T::NAME);
-    parsed
-}
+mod support;
+use support::{assert_round_trip, remove, run_table, set};
 
 fn all_keys(value: &Value, out: &mut Vec<String>) {
     match value {
@@ -78,11 +42,11 @@ const SEMANTIC_KEYS: [&str; 6] = [
 
 #[test]
 fn every_simulation_fixture_round_trips_as_json_text() {
-    round_trips::<NoEgressPolicy>(&fx::no_egress_policy());
-    round_trips::<LowerSimulationScenario>(&fx::lower_simulation_scenario());
-    round_trips::<LowerSimulationEvidence>(&fx::lower_simulation_evidence());
-    round_trips::<ExecutionEvidenceBoundary>(&fx::execution_evidence_boundary());
-    round_trips::<AdapterSelectionPolicy>(&fx::adapter_selection_policy());
+    assert_round_trip::<NoEgressPolicy>(&fx::no_egress_policy());
+    assert_round_trip::<LowerSimulationScenario>(&fx::lower_simulation_scenario());
+    assert_round_trip::<LowerSimulationEvidence>(&fx::lower_simulation_evidence());
+    assert_round_trip::<ExecutionEvidenceBoundary>(&fx::execution_evidence_boundary());
+    assert_round_trip::<AdapterSelectionPolicy>(&fx::adapter_selection_policy());
 }
 
 #[test]
@@ -104,7 +68,7 @@ fn simulation_contracts_refuse_non_object_input() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn default_lower_boundary_policy_denies_all_four_surfaces_and_round_trips() {
+fn default_lower_boundary_policy_denies_all_four_surfaces_and_assert_round_trip() {
     let policy = NoEgressPolicy::default_lower_boundary_policy();
     assert_eq!(
         policy.policy_ref,
@@ -143,15 +107,19 @@ fn no_egress_policy_dedupes_and_sorts_negative_evidence_and_keeps_extra_surfaces
     let mut value = fx::no_egress_policy();
     set(
         &mut value,
-        "required_negative_evidence",
+        &["required_negative_evidence"],
         json!([
             "attempted_unregistered_provider_route",
             "attempted_raw_external_saas_write_path",
             "attempted_unregistered_provider_route"
         ]),
     );
-    set_in(&mut value, "denied_surfaces", "dns_lookup", json!("deny"));
-    let policy = round_trips::<NoEgressPolicy>(&value);
+    set(
+        &mut value,
+        &["denied_surfaces", "dns_lookup"],
+        json!("deny"),
+    );
+    let policy = assert_round_trip::<NoEgressPolicy>(&value);
     assert_eq!(
         policy.required_negative_evidence,
         [
@@ -166,8 +134,8 @@ fn no_egress_policy_dedupes_and_sorts_negative_evidence_and_keeps_extra_surfaces
 fn no_egress_policy_rejects_each_bad_field_with_upstream_wording() {
     for key in SEMANTIC_KEYS {
         let mut value = fx::no_egress_policy();
-        set(&mut value, key, Value::Null);
-        remove(&mut value, "denied_surfaces");
+        set(&mut value, &[key], Value::Null);
+        remove(&mut value, &["denied_surfaces"]);
         let err = NoEgressPolicy::from_value(&value).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -183,31 +151,31 @@ fn no_egress_policy_rejects_each_bad_field_with_upstream_wording() {
     ] {
         for bad in [json!("allow"), Value::Null] {
             let mut value = fx::no_egress_policy();
-            set_in(&mut value, "denied_surfaces", surface, bad);
+            set(&mut value, &["denied_surfaces", surface], bad);
             assert_eq!(
                 NoEgressPolicy::from_value(&value).unwrap_err().to_string(),
                 format!("denied_surfaces.{surface} must be deny")
             );
         }
     }
-    assert_rows::<NoEgressPolicy>(
+    run_table::<NoEgressPolicy>(
         fx::no_egress_policy,
         &[
             (
                 "denied_surfaces missing",
-                |v| remove(v, "denied_surfaces"),
+                |v| remove(v, &["denied_surfaces"]),
                 "denied_surfaces must be a map",
             ),
             (
                 "surface missing",
-                |v| remove_in(v, "denied_surfaces", "process_spawn"),
+                |v| remove(v, &["denied_surfaces", "process_spawn"]),
                 "denied_surfaces.process_spawn must be deny",
             ),
             (
                 "surfaces checked before version",
                 |v| {
-                    set_in(v, "denied_surfaces", "external_egress", json!("allow"));
-                    set(v, "contract_version", json!("x"));
+                    set(v, &["denied_surfaces", "external_egress"], json!("allow"));
+                    set(v, &["contract_version"], json!("x"));
                 },
                 "denied_surfaces.external_egress must be deny",
             ),
@@ -216,7 +184,7 @@ fn no_egress_policy_rejects_each_bad_field_with_upstream_wording() {
                 |v| {
                     set(
                         v,
-                        "contract_version",
+                        &["contract_version"],
                         json!("ExecutionPlane.NoEgressPolicy.v2"),
                     )
                 },
@@ -224,27 +192,27 @@ fn no_egress_policy_rejects_each_bad_field_with_upstream_wording() {
             ),
             (
                 "policy_ref missing",
-                |v| remove(v, "policy_ref"),
+                |v| remove(v, &["policy_ref"]),
                 "policy_ref must be a non-empty string, got: nil",
             ),
             (
                 "policy_ref not opaque",
-                |v| set(v, "policy_ref", json!("lower-v1")),
+                |v| set(v, &["policy_ref"], json!("lower-v1")),
                 "policy_ref must be an opaque handle ref, got: \"lower-v1\"",
             ),
             (
                 "owner_repo foreign",
-                |v| set(v, "owner_repo", json!("stack_lab")),
+                |v| set(v, &["owner_repo"], json!("stack_lab")),
                 "owner_repo must be execution_plane, got: \"stack_lab\"",
             ),
             (
                 "mode allow",
-                |v| set(v, "mode", json!("allow")),
+                |v| set(v, &["mode"], json!("allow")),
                 "mode must be deny, got: \"allow\"",
             ),
             (
                 "enforcement_boundary missing",
-                |v| remove(v, "enforcement_boundary"),
+                |v| remove(v, &["enforcement_boundary"]),
                 "enforcement_boundary must be a non-empty string, got: nil",
             ),
             (
@@ -252,7 +220,7 @@ fn no_egress_policy_rejects_each_bad_field_with_upstream_wording() {
                 |v| {
                     set(
                         v,
-                        "required_negative_evidence",
+                        &["required_negative_evidence"],
                         json!(["attempted_unregistered_provider_route"]),
                     )
                 },
@@ -263,7 +231,7 @@ fn no_egress_policy_rejects_each_bad_field_with_upstream_wording() {
                 |v| {
                     set(
                         v,
-                        "required_negative_evidence",
+                        &["required_negative_evidence"],
                         json!([
                             "attempted_unregistered_provider_route",
                             "attempted_raw_external_saas_write_path",
@@ -275,12 +243,12 @@ fn no_egress_policy_rejects_each_bad_field_with_upstream_wording() {
             ),
             (
                 "negative evidence missing",
-                |v| remove(v, "required_negative_evidence"),
+                |v| remove(v, &["required_negative_evidence"]),
                 "required_negative_evidence must be a list",
             ),
             (
                 "negative evidence empty string",
-                |v| set(v, "required_negative_evidence", json!([""])),
+                |v| set(v, &["required_negative_evidence"], json!([""])),
                 "required_negative_evidence must be a non-empty string, got: \"\"",
             ),
         ],
@@ -291,10 +259,9 @@ fn no_egress_policy_rejects_each_bad_field_with_upstream_wording() {
 fn scenario_17_no_egress_policy_rejects_allow_missing_negative_and_budget_semantics() {
     let base = NoEgressPolicy::default_lower_boundary_policy().to_value();
     let mut allow = base.clone();
-    set_in(
+    set(
         &mut allow,
-        "denied_surfaces",
-        "external_egress",
+        &["denied_surfaces", "external_egress"],
         json!("allow"),
     );
     assert!(
@@ -306,7 +273,7 @@ fn scenario_17_no_egress_policy_rejects_allow_missing_negative_and_budget_semant
     let mut one = base.clone();
     set(
         &mut one,
-        "required_negative_evidence",
+        &["required_negative_evidence"],
         json!(["attempted_unregistered_provider_route"]),
     );
     assert!(
@@ -316,7 +283,11 @@ fn scenario_17_no_egress_policy_rejects_allow_missing_negative_and_budget_semant
             .contains("required_negative_evidence")
     );
     let mut budget = base;
-    set(&mut budget, "budget_profile_ref", json!("budget://phase6"));
+    set(
+        &mut budget,
+        &["budget_profile_ref"],
+        json!("budget://phase6"),
+    );
     assert!(
         NoEgressPolicy::from_value(&budget)
             .unwrap_err()
@@ -331,7 +302,7 @@ fn scenario_17_no_egress_policy_rejects_allow_missing_negative_and_budget_semant
 
 #[test]
 fn scenario_fixture_parses_with_its_enums_and_json_safe_dump() {
-    let scenario = round_trips::<LowerSimulationScenario>(&fx::lower_simulation_scenario());
+    let scenario = assert_round_trip::<LowerSimulationScenario>(&fx::lower_simulation_scenario());
     assert_eq!(scenario.owner_repo, "execution_plane");
     assert_eq!(scenario.protocol_surface, "http");
     assert_eq!(scenario.matcher_class, "deterministic_over_input");
@@ -341,13 +312,13 @@ fn scenario_fixture_parses_with_its_enums_and_json_safe_dump() {
     );
     for surface in ["process", "http", "graphql", "self_hosted"] {
         let mut value = fx::lower_simulation_scenario();
-        set(&mut value, "protocol_surface", json!(surface));
-        round_trips::<LowerSimulationScenario>(&value);
+        set(&mut value, &["protocol_surface"], json!(surface));
+        assert_round_trip::<LowerSimulationScenario>(&value);
     }
     for matcher in ["deterministic_over_input", "artifact_ref", "frozen_fixture"] {
         let mut value = fx::lower_simulation_scenario();
-        set(&mut value, "matcher_class", json!(matcher));
-        round_trips::<LowerSimulationScenario>(&value);
+        set(&mut value, &["matcher_class"], json!(matcher));
+        assert_round_trip::<LowerSimulationScenario>(&value);
     }
 }
 
@@ -355,8 +326,8 @@ fn scenario_fixture_parses_with_its_enums_and_json_safe_dump() {
 fn scenario_rejects_each_bad_field_with_upstream_wording() {
     for key in SEMANTIC_KEYS {
         let mut value = fx::lower_simulation_scenario();
-        set(&mut value, key, json!(["openai"]));
-        set(&mut value, "protocol_surface", json!("provider"));
+        set(&mut value, &[key], json!(["openai"]));
+        set(&mut value, &["protocol_surface"], json!("provider"));
         assert_eq!(
             LowerSimulationScenario::from_value(&value)
                 .unwrap_err()
@@ -364,29 +335,29 @@ fn scenario_rejects_each_bad_field_with_upstream_wording() {
             "semantic provider policy must not be owned by Execution Plane lower scenarios"
         );
     }
-    assert_rows::<LowerSimulationScenario>(
+    run_table::<LowerSimulationScenario>(
         fx::lower_simulation_scenario,
         &[
             (
                 "protocol_surface provider",
-                |v| set(v, "protocol_surface", json!("provider")),
+                |v| set(v, &["protocol_surface"], json!("provider")),
                 "protocol_surface unsupported value: \"provider\"",
             ),
             (
                 "protocol_surface missing",
-                |v| remove(v, "protocol_surface"),
+                |v| remove(v, &["protocol_surface"]),
                 "protocol_surface must be a non-empty string, got: nil",
             ),
             (
                 "matcher_class semantic",
-                |v| set(v, "matcher_class", json!("semantic_provider")),
+                |v| set(v, &["matcher_class"], json!("semantic_provider")),
                 "matcher_class unsupported value: \"semantic_provider\"",
             ),
             (
                 "enums before version",
                 |v| {
-                    set(v, "matcher_class", json!("semantic_provider"));
-                    set(v, "contract_version", json!("x"));
+                    set(v, &["matcher_class"], json!("semantic_provider"));
+                    set(v, &["contract_version"], json!("x"));
                 },
                 "matcher_class unsupported value: \"semantic_provider\"",
             ),
@@ -395,7 +366,7 @@ fn scenario_rejects_each_bad_field_with_upstream_wording() {
                 |v| {
                     set(
                         v,
-                        "contract_version",
+                        &["contract_version"],
                         json!("ExecutionPlane.LowerSimulationEvidence.v1"),
                     )
                 },
@@ -403,37 +374,37 @@ fn scenario_rejects_each_bad_field_with_upstream_wording() {
             ),
             (
                 "scenario_id missing",
-                |v| remove(v, "scenario_id"),
+                |v| remove(v, &["scenario_id"]),
                 "scenario_id must be a non-empty string, got: nil",
             ),
             (
                 "version missing",
-                |v| remove(v, "version"),
+                |v| remove(v, &["version"]),
                 "version must be a non-empty string, got: nil",
             ),
             (
                 "version two parts",
-                |v| set(v, "version", json!("1.0")),
+                |v| set(v, &["version"], json!("1.0")),
                 "version must be semantic version, got: \"1.0\"",
             ),
             (
                 "version prefixed",
-                |v| set(v, "version", json!("v1.0.0")),
+                |v| set(v, &["version"], json!("v1.0.0")),
                 "version must be semantic version, got: \"v1.0.0\"",
             ),
             (
                 "version leading zero",
-                |v| set(v, "version", json!("01.0.0")),
+                |v| set(v, &["version"], json!("01.0.0")),
                 "version must be semantic version, got: \"01.0.0\"",
             ),
             (
                 "owner_repo foreign",
-                |v| set(v, "owner_repo", json!("jido_integration")),
+                |v| set(v, &["owner_repo"], json!("jido_integration")),
                 "owner_repo must be execution_plane, got: \"jido_integration\"",
             ),
             (
                 "route_kind missing",
-                |v| remove(v, "route_kind"),
+                |v| remove(v, &["route_kind"]),
                 "route_kind must be a non-empty string, got: nil",
             ),
             (
@@ -441,14 +412,14 @@ fn scenario_rejects_each_bad_field_with_upstream_wording() {
                 |v| {
                     remove(
                         v,
-                        "status_or_exit_or_response_or_stream_or_chunk_or_fault_shape",
+                        &["status_or_exit_or_response_or_stream_or_chunk_or_fault_shape"],
                     )
                 },
                 "status_or_exit_or_response_or_stream_or_chunk_or_fault_shape must be a map",
             ),
             (
                 "no_egress_assertion missing",
-                |v| remove(v, "no_egress_assertion"),
+                |v| remove(v, &["no_egress_assertion"]),
                 "no_egress_assertion must be a map",
             ),
             (
@@ -456,7 +427,7 @@ fn scenario_rejects_each_bad_field_with_upstream_wording() {
                 |v| {
                     set(
                         v,
-                        "no_egress_assertion",
+                        &["no_egress_assertion"],
                         json!({"external_egress": "allow"}),
                     )
                 },
@@ -464,21 +435,20 @@ fn scenario_rejects_each_bad_field_with_upstream_wording() {
             ),
             (
                 "process_spawn missing",
-                |v| remove_in(v, "no_egress_assertion", "process_spawn"),
+                |v| remove(v, &["no_egress_assertion", "process_spawn"]),
                 "no_egress_assertion.process_spawn must be deny",
             ),
             (
                 "projection missing",
-                |v| remove(v, "bounded_evidence_projection"),
+                |v| remove(v, &["bounded_evidence_projection"]),
                 "bounded_evidence_projection must be a map",
             ),
             (
                 "projection narrows raw_payload",
                 |v| {
-                    set_in(
+                    set(
                         v,
-                        "bounded_evidence_projection",
-                        "target_contract",
+                        &["bounded_evidence_projection", "target_contract"],
                         json!("ExecutionOutcome.v1.raw_payload"),
                     )
                 },
@@ -487,10 +457,9 @@ fn scenario_rejects_each_bad_field_with_upstream_wording() {
             (
                 "projection wrong evidence version",
                 |v| {
-                    set_in(
+                    set(
                         v,
-                        "bounded_evidence_projection",
-                        "contract_version",
+                        &["bounded_evidence_projection", "contract_version"],
                         json!("execution_outcome.v1"),
                     )
                 },
@@ -499,10 +468,9 @@ fn scenario_rejects_each_bad_field_with_upstream_wording() {
             (
                 "projection persists raw body",
                 |v| {
-                    set_in(
+                    set(
                         v,
-                        "bounded_evidence_projection",
-                        "raw_payload_persistence",
+                        &["bounded_evidence_projection", "raw_payload_persistence"],
                         json!("raw_body"),
                     )
                 },
@@ -510,17 +478,17 @@ fn scenario_rejects_each_bad_field_with_upstream_wording() {
             ),
             (
                 "input_fingerprint_ref missing",
-                |v| remove(v, "input_fingerprint_ref"),
+                |v| remove(v, &["input_fingerprint_ref"]),
                 "input_fingerprint_ref must be a non-empty string, got: nil",
             ),
             (
                 "input_fingerprint_ref not opaque",
-                |v| set(v, "input_fingerprint_ref", json!("sha256")),
+                |v| set(v, &["input_fingerprint_ref"], json!("sha256")),
                 "input_fingerprint_ref must be an opaque handle ref, got: \"sha256\"",
             ),
             (
                 "cleanup_behavior missing",
-                |v| remove(v, "cleanup_behavior"),
+                |v| remove(v, &["cleanup_behavior"]),
                 "cleanup_behavior must be a map",
             ),
         ],
@@ -592,7 +560,7 @@ fn scenario_18_lower_scenario_and_adapter_policy_rejections() {
     ];
     for (key, bad, fragments) in cases {
         let mut value = fx::lower_simulation_scenario();
-        set(&mut value, key, bad);
+        set(&mut value, &[key], bad);
         let message = LowerSimulationScenario::from_value(&value)
             .unwrap_err()
             .to_string();
@@ -603,7 +571,7 @@ fn scenario_18_lower_scenario_and_adapter_policy_rejections() {
     let mut narrowing = fx::lower_simulation_scenario();
     set(
         &mut narrowing,
-        "bounded_evidence_projection",
+        &["bounded_evidence_projection"],
         json!({
             "contract_version": LowerSimulationEvidence::VERSION,
             "target_contract": "ExecutionOutcome.v1.raw_payload",
@@ -618,7 +586,7 @@ fn scenario_18_lower_scenario_and_adapter_policy_rejections() {
     );
 
     let mut selector = fx::adapter_selection_policy();
-    set(&mut selector, "simulation", json!("service_mode"));
+    set(&mut selector, &["simulation"], json!("service_mode"));
     assert!(
         AdapterSelectionPolicy::from_value(&selector)
             .unwrap_err()
@@ -626,7 +594,7 @@ fn scenario_18_lower_scenario_and_adapter_policy_rejections() {
             .contains("public simulation selector")
     );
     let mut config = fx::adapter_selection_policy();
-    set(&mut config, "config_key", json!("request.simulation"));
+    set(&mut config, &["config_key"], json!("request.simulation"));
     let message = AdapterSelectionPolicy::from_value(&config)
         .unwrap_err()
         .to_string();
@@ -639,7 +607,7 @@ fn scenario_18_lower_scenario_and_adapter_policy_rejections() {
 
 #[test]
 fn evidence_records_hashes_and_sorted_shape_never_raw_material() {
-    let evidence = round_trips::<LowerSimulationEvidence>(&fx::lower_simulation_evidence());
+    let evidence = assert_round_trip::<LowerSimulationEvidence>(&fx::lower_simulation_evidence());
     assert_eq!(evidence.side_effect_policy, "deny_external_egress");
     assert_eq!(evidence.side_effect_result, "not_attempted");
     assert_eq!(
@@ -668,7 +636,7 @@ fn evidence_records_hashes_and_sorted_shape_never_raw_material() {
 #[test]
 fn evidence_backfills_trace_id_from_request_id() {
     let mut value = fx::lower_simulation_evidence();
-    remove_in(&mut value, "lineage", "trace_id");
+    remove(&mut value, &["lineage", "trace_id"]);
     let evidence = LowerSimulationEvidence::from_value(&value).unwrap();
     assert_eq!(evidence.lineage.get("trace_id"), Some("request-1"));
 }
@@ -680,133 +648,132 @@ fn evidence_rejects_each_bad_field_in_documented_order() {
     ] {
         for field in ["input_fingerprint", "output_fingerprint"] {
             let mut value = fx::lower_simulation_evidence();
-            set_in(&mut value, field, key, json!("raw prompt"));
+            set(&mut value, &[field, key], json!("raw prompt"));
             let err = LowerSimulationEvidence::from_value(&value).unwrap_err();
             assert_eq!(err.to_string(), format!("{field} must not carry raw {key}"));
         }
     }
-    assert_rows::<LowerSimulationEvidence>(
+    run_table::<LowerSimulationEvidence>(
         fx::lower_simulation_evidence,
         &[
             (
                 "route_id missing",
-                |v| remove(v, "route_id"),
+                |v| remove(v, &["route_id"]),
                 "route_id must be a non-empty string, got: nil",
             ),
             (
                 "route_id first",
                 |v| {
-                    remove(v, "route_id");
-                    remove(v, "outcome_family");
+                    remove(v, &["route_id"]);
+                    remove(v, &["outcome_family"]);
                 },
                 "route_id must be a non-empty string, got: nil",
             ),
             (
                 "outcome_family before family",
                 |v| {
-                    remove(v, "outcome_family");
-                    remove(v, "family");
+                    remove(v, &["outcome_family"]);
+                    remove(v, &["family"]);
                 },
                 "outcome_family must be a non-empty string, got: nil",
             ),
             (
                 "family missing",
-                |v| remove(v, "family"),
+                |v| remove(v, &["family"]),
                 "family must be a non-empty string, got: nil",
             ),
             (
                 "lineage missing",
-                |v| remove(v, "lineage"),
+                |v| remove(v, &["lineage"]),
                 "lineage must be a map",
             ),
             (
                 "lineage key missing",
-                |v| remove_in(v, "lineage", "attempt_ref"),
+                |v| remove(v, &["lineage", "attempt_ref"]),
                 "lineage.attempt_ref is required",
             ),
             (
                 "lineage unknown key",
-                |v| set_in(v, "lineage", "colour", json!("blue")),
+                |v| set(v, &["lineage", "colour"], json!("blue")),
                 "unknown lineage key: colour",
             ),
             (
                 "lineage route mismatch",
-                |v| set_in(v, "lineage", "route_id", json!("route-other")),
+                |v| set(v, &["lineage", "route_id"], json!("route-other")),
                 "route_id must match lineage.route_id, got: \"route-1\"",
             ),
             (
                 "lineage before family match",
                 |v| {
-                    remove_in(v, "lineage", "idempotency_key");
-                    set(v, "family", json!("process"));
+                    remove(v, &["lineage", "idempotency_key"]);
+                    set(v, &["family"], json!("process"));
                 },
                 "lineage.idempotency_key is required",
             ),
             (
                 "family mismatch",
-                |v| set(v, "family", json!("process")),
+                |v| set(v, &["family"], json!("process")),
                 "family must match outcome_family, got: \"process\" and \"http\"",
             ),
             (
                 "family match before version",
                 |v| {
-                    set(v, "family", json!("process"));
-                    set(v, "contract_version", json!("x"));
+                    set(v, &["family"], json!("process"));
+                    set(v, &["contract_version"], json!("x"));
                 },
                 "family must match outcome_family, got: \"process\" and \"http\"",
             ),
             (
                 "wrong version",
-                |v| set(v, "contract_version", json!("x")),
+                |v| set(v, &["contract_version"], json!("x")),
                 "expected contract_version \"ExecutionPlane.LowerSimulationEvidence.v1\", got: \"x\"",
             ),
             (
                 "scenario_ref missing",
-                |v| remove(v, "scenario_ref"),
+                |v| remove(v, &["scenario_ref"]),
                 "scenario_ref must be a non-empty string, got: nil",
             ),
             (
                 "protocol missing",
-                |v| remove(v, "protocol"),
+                |v| remove(v, &["protocol"]),
                 "protocol must be a non-empty string, got: nil",
             ),
             (
                 "side_effect_policy unknown",
-                |v| set(v, "side_effect_policy", json!("allow_egress")),
+                |v| set(v, &["side_effect_policy"], json!("allow_egress")),
                 "side_effect_policy is not supported: \"allow_egress\"",
             ),
             (
                 "side_effect_result unknown",
-                |v| set(v, "side_effect_result", json!("attempted")),
+                |v| set(v, &["side_effect_result"], json!("attempted")),
                 "side_effect_result is not supported: \"attempted\"",
             ),
             (
                 "outcome_contract_version missing",
-                |v| remove(v, "outcome_contract_version"),
+                |v| remove(v, &["outcome_contract_version"]),
                 "outcome_contract_version must be a non-empty string, got: nil",
             ),
             (
                 "outcome_status missing",
-                |v| remove(v, "outcome_status"),
+                |v| remove(v, &["outcome_status"]),
                 "outcome_status must be a non-empty string, got: nil",
             ),
             (
                 "input_fingerprint missing",
-                |v| remove(v, "input_fingerprint"),
+                |v| remove(v, &["input_fingerprint"]),
                 "input_fingerprint must be a map",
             ),
             (
                 "input sha256 short",
-                |v| set_in(v, "input_fingerprint", "sha256", json!("sha256:abc")),
+                |v| set(v, &["input_fingerprint", "sha256"], json!("sha256:abc")),
                 "input_fingerprint must include sha256 and non-negative byte_size",
             ),
             (
                 "input sha256 wrong algorithm",
                 |v| {
-                    set_in(
+                    set(
                         v,
-                        "input_fingerprint",
-                        "sha256",
+                        &["input_fingerprint", "sha256"],
                         json!(format!("md5:{}", "1".repeat(64))),
                     )
                 },
@@ -814,32 +781,32 @@ fn evidence_rejects_each_bad_field_in_documented_order() {
             ),
             (
                 "input sha256 missing",
-                |v| remove_in(v, "input_fingerprint", "sha256"),
+                |v| remove(v, &["input_fingerprint", "sha256"]),
                 "input_fingerprint must include sha256 and non-negative byte_size",
             ),
             (
                 "input byte_size negative",
-                |v| set_in(v, "input_fingerprint", "byte_size", json!(-1)),
+                |v| set(v, &["input_fingerprint", "byte_size"], json!(-1)),
                 "input_fingerprint must include sha256 and non-negative byte_size",
             ),
             (
                 "input byte_size string",
-                |v| set_in(v, "input_fingerprint", "byte_size", json!("12")),
+                |v| set(v, &["input_fingerprint", "byte_size"], json!("12")),
                 "input_fingerprint must include sha256 and non-negative byte_size",
             ),
             (
                 "output byte_size missing",
-                |v| remove_in(v, "output_fingerprint", "byte_size"),
+                |v| remove(v, &["output_fingerprint", "byte_size"]),
                 "output_fingerprint must include sha256 and non-negative byte_size",
             ),
             (
                 "raw_payload_shape missing",
-                |v| remove(v, "raw_payload_shape"),
+                |v| remove(v, &["raw_payload_shape"]),
                 "raw_payload_shape must be a list",
             ),
             (
                 "raw_payload_shape empty element",
-                |v| set(v, "raw_payload_shape", json!(["body", ""])),
+                |v| set(v, &["raw_payload_shape"], json!(["body", ""])),
                 "raw_payload_shape must be a non-empty string, got: \"\"",
             ),
         ],
@@ -854,7 +821,7 @@ fn scenario_19_evidence_rejects_raw_body_fingerprint_and_route_lineage_mismatch(
     let mut raw = base.clone();
     set(
         &mut raw,
-        "input_fingerprint",
+        &["input_fingerprint"],
         json!({"sha256": format!("sha256:{}", "1".repeat(64)), "byte_size": 1, "body": "raw prompt"}),
     );
     assert!(
@@ -864,7 +831,11 @@ fn scenario_19_evidence_rejects_raw_body_fingerprint_and_route_lineage_mismatch(
             .contains("input_fingerprint must not carry raw body")
     );
     let mut mismatch = base;
-    set_in(&mut mismatch, "lineage", "route_id", json!("route-other"));
+    set(
+        &mut mismatch,
+        &["lineage", "route_id"],
+        json!("route-other"),
+    );
     assert!(
         LowerSimulationEvidence::from_value(&mismatch)
             .unwrap_err()
@@ -1011,8 +982,8 @@ fn scan_result_passed_is_the_documented_constant() {
 fn evidence_boundary_rejects_each_bad_field_with_upstream_wording() {
     for key in SEMANTIC_KEYS {
         let mut value = fx::execution_evidence_boundary();
-        set(&mut value, key, json!(["forbidden"]));
-        remove(&mut value, "bounded_exit_code_or_response_shape");
+        set(&mut value, &[key], json!(["forbidden"]));
+        remove(&mut value, &["bounded_exit_code_or_response_shape"]);
         assert_eq!(
             ExecutionEvidenceBoundary::from_value(&value)
                 .unwrap_err()
@@ -1020,21 +991,20 @@ fn evidence_boundary_rejects_each_bad_field_with_upstream_wording() {
             "ExecutionEvidenceBoundary must not carry provider or model or budget semantics"
         );
     }
-    assert_rows::<ExecutionEvidenceBoundary>(
+    run_table::<ExecutionEvidenceBoundary>(
         fx::execution_evidence_boundary,
         &[
             (
                 "shape missing",
-                |v| remove(v, "bounded_exit_code_or_response_shape"),
+                |v| remove(v, &["bounded_exit_code_or_response_shape"]),
                 "bounded_exit_code_or_response_shape must be a map",
             ),
             (
                 "shape carries prompt",
                 |v| {
-                    set_in(
+                    set(
                         v,
-                        "bounded_exit_code_or_response_shape",
-                        "prompt",
+                        &["bounded_exit_code_or_response_shape", "prompt"],
                         json!("raw prompt"),
                     )
                 },
@@ -1043,10 +1013,9 @@ fn evidence_boundary_rejects_each_bad_field_with_upstream_wording() {
             (
                 "shape carries nested header",
                 |v| {
-                    set_in(
+                    set(
                         v,
-                        "bounded_exit_code_or_response_shape",
-                        "details",
+                        &["bounded_exit_code_or_response_shape", "details"],
                         json!([{"ok": 1}, {"Authorization": "x"}]),
                     )
                 },
@@ -1055,10 +1024,9 @@ fn evidence_boundary_rejects_each_bad_field_with_upstream_wording() {
             (
                 "shape value mentions sk-live",
                 |v| {
-                    set_in(
+                    set(
                         v,
-                        "bounded_exit_code_or_response_shape",
-                        "family",
+                        &["bounded_exit_code_or_response_shape", "family"],
                         json!("sk-live-http"),
                     )
                 },
@@ -1067,89 +1035,88 @@ fn evidence_boundary_rejects_each_bad_field_with_upstream_wording() {
             (
                 "raw scan before version",
                 |v| {
-                    set_in(
+                    set(
                         v,
-                        "bounded_exit_code_or_response_shape",
-                        "secret",
+                        &["bounded_exit_code_or_response_shape", "secret"],
                         json!("x"),
                     );
-                    set(v, "contract_version", json!("x"));
+                    set(v, &["contract_version"], json!("x"));
                 },
                 "raw durable evidence is forbidden at bounded_exit_code_or_response_shape.secret",
             ),
             (
                 "wrong version",
-                |v| set(v, "contract_version", json!("x")),
+                |v| set(v, &["contract_version"], json!("x")),
                 "expected contract_version \"ExecutionPlane.ExecutionEvidenceBoundary.v1\", got: \"x\"",
             ),
             (
                 "owner_repo stack_lab",
-                |v| set(v, "owner_repo", json!("stack_lab")),
+                |v| set(v, &["owner_repo"], json!("stack_lab")),
                 "owner_repo must be execution_plane, got: \"stack_lab\"",
             ),
             (
                 "owner_repo missing",
-                |v| remove(v, "owner_repo"),
+                |v| remove(v, &["owner_repo"]),
                 "owner_repo must be a non-empty string, got: nil",
             ),
             (
                 "outcome_ref not opaque",
-                |v| set(v, "outcome_ref", json!("route-1")),
+                |v| set(v, &["outcome_ref"], json!("route-1")),
                 "outcome_ref must be an opaque handle ref, got: \"route-1\"",
             ),
             (
                 "bounded_status missing",
-                |v| remove(v, "bounded_status"),
+                |v| remove(v, &["bounded_status"]),
                 "bounded_status must be a non-empty string, got: nil",
             ),
             (
                 "input_fingerprint_ref missing",
-                |v| remove(v, "input_fingerprint_ref"),
+                |v| remove(v, &["input_fingerprint_ref"]),
                 "input_fingerprint_ref must be a non-empty string, got: nil",
             ),
             (
                 "claim_check empty",
-                |v| set(v, "claim_check_ref_or_null", json!("")),
+                |v| set(v, &["claim_check_ref_or_null"], json!("")),
                 "claim_check_ref_or_null must be a non-empty string, got: \"\"",
             ),
             (
                 "claim_check not opaque",
-                |v| set(v, "claim_check_ref_or_null", json!("claim-1")),
+                |v| set(v, &["claim_check_ref_or_null"], json!("claim-1")),
                 "claim_check_ref_or_null must be an opaque handle ref, got: \"claim-1\"",
             ),
             (
                 "redacted_preview not opaque",
-                |v| set(v, "redacted_preview_ref_or_null", json!(5)),
+                |v| set(v, &["redacted_preview_ref_or_null"], json!(5)),
                 "redacted_preview_ref_or_null must be a non-empty string, got: 5",
             ),
             (
                 "schema_ref missing",
-                |v| remove(v, "schema_ref"),
+                |v| remove(v, &["schema_ref"]),
                 "schema_ref must be a non-empty string, got: nil",
             ),
             (
                 "scan_result missing",
-                |v| remove(v, "scan_result"),
+                |v| remove(v, &["scan_result"]),
                 "scan_result must be a map",
             ),
             (
                 "scan_result failed",
-                |v| set_in(v, "scan_result", "status", json!("failed")),
+                |v| set(v, &["scan_result", "status"], json!("failed")),
                 "scan_result.status must be passed",
             ),
             (
                 "scan_result includes raw payload",
-                |v| set_in(v, "scan_result", "raw_payload_included", json!(true)),
+                |v| set(v, &["scan_result", "raw_payload_included"], json!(true)),
                 "scan_result.raw_payload_included must be false",
             ),
             (
                 "scan_result raw_payload_included missing",
-                |v| remove_in(v, "scan_result", "raw_payload_included"),
+                |v| remove(v, &["scan_result", "raw_payload_included"]),
                 "scan_result.raw_payload_included must be false",
             ),
             (
                 "scan_result carries payload",
-                |v| set_in(v, "scan_result", "payload", json!({})),
+                |v| set(v, &["scan_result", "payload"], json!({})),
                 "raw durable evidence is forbidden at scan_result.payload",
             ),
         ],
@@ -1161,20 +1128,21 @@ fn evidence_boundary_accepts_opaque_claim_check_and_preview_refs() {
     let mut value = fx::execution_evidence_boundary();
     set(
         &mut value,
-        "claim_check_ref_or_null",
+        &["claim_check_ref_or_null"],
         json!("claim-check://execution-plane/route-1"),
     );
     set(
         &mut value,
-        "redacted_preview_ref_or_null",
+        &["redacted_preview_ref_or_null"],
         json!("urn:preview:route-1"),
     );
-    let boundary = round_trips::<ExecutionEvidenceBoundary>(&value);
+    let boundary = assert_round_trip::<ExecutionEvidenceBoundary>(&value);
     assert_eq!(
         boundary.claim_check_ref_or_null.as_deref(),
         Some("claim-check://execution-plane/route-1")
     );
-    let fixture = round_trips::<ExecutionEvidenceBoundary>(&fx::execution_evidence_boundary());
+    let fixture =
+        assert_round_trip::<ExecutionEvidenceBoundary>(&fx::execution_evidence_boundary());
     assert_eq!(fixture.to_value()["claim_check_ref_or_null"], Value::Null);
 }
 
@@ -1190,10 +1158,9 @@ fn scenario_16_evidence_boundary_refuses_raw_evidence_foreign_owner_and_semantic
         ("semantic_body", json!("semantic ".repeat(16))),
     ] {
         let mut attrs = base.clone();
-        set_in(
+        set(
             &mut attrs,
-            "bounded_exit_code_or_response_shape",
-            key,
+            &["bounded_exit_code_or_response_shape", key],
             value,
         );
         assert!(
@@ -1205,7 +1172,7 @@ fn scenario_16_evidence_boundary_refuses_raw_evidence_foreign_owner_and_semantic
         );
     }
     let mut foreign = base.clone();
-    set(&mut foreign, "owner_repo", json!("stack_lab"));
+    set(&mut foreign, &["owner_repo"], json!("stack_lab"));
     assert!(
         ExecutionEvidenceBoundary::from_value(&foreign)
             .unwrap_err()
@@ -1214,7 +1181,7 @@ fn scenario_16_evidence_boundary_refuses_raw_evidence_foreign_owner_and_semantic
     );
     for key in ["provider_refs", "model_refs", "budget_profile_ref"] {
         let mut attrs = base.clone();
-        set(&mut attrs, key, json!(["forbidden"]));
+        set(&mut attrs, &[key], json!(["forbidden"]));
         assert!(
             ExecutionEvidenceBoundary::from_value(&attrs)
                 .unwrap_err()
@@ -1286,7 +1253,7 @@ fn from_outcome_takes_exit_code_from_exit_code_then_exit_status_integers_only() 
     let evidence = sim_evidence();
     let project = |raw: Value| {
         let mut outcome = fx::process_outcome_exit_3();
-        set(&mut outcome, "raw_payload", raw);
+        set(&mut outcome, &["raw_payload"], raw);
         ExecutionEvidenceBoundary::from_outcome(&outcome, &evidence, FromOutcomeOptions::default())
             .unwrap()
             .bounded_exit_code_or_response_shape
@@ -1369,10 +1336,9 @@ fn from_outcome_honours_options_and_still_scans_the_projection() {
         "outcome_ref must be an opaque handle ref, got: \"plain\""
     );
     let mut leaky = fx::http_outcome_with_raw_body();
-    set_in(
+    set(
         &mut leaky,
-        "raw_payload",
-        "status_code",
+        &["raw_payload", "status_code"],
         json!("raw prompt"),
     );
     assert_eq!(
@@ -1393,21 +1359,25 @@ fn from_outcome_refuses_malformed_outcomes() {
     };
     assert!(run(json!([])).starts_with("expected map attrs"));
     let mut wrong = fx::http_outcome_with_raw_body();
-    set(&mut wrong, "contract_version", json!("execution_event.v1"));
+    set(
+        &mut wrong,
+        &["contract_version"],
+        json!("execution_event.v1"),
+    );
     assert_eq!(
         run(wrong),
         "expected contract_version \"execution_outcome.v1\", got: \"execution_event.v1\""
     );
     for field in ["route_id", "status", "family"] {
         let mut outcome = fx::http_outcome_with_raw_body();
-        remove(&mut outcome, field);
+        remove(&mut outcome, &[field]);
         assert_eq!(
             run(outcome),
             format!("{field} must be a non-empty string, got: nil")
         );
     }
     let mut outcome = fx::http_outcome_with_raw_body();
-    set(&mut outcome, "raw_payload", json!("body"));
+    set(&mut outcome, &["raw_payload"], json!("body"));
     assert_eq!(run(outcome), "raw_payload must be a map");
     let mut bad_evidence = evidence.clone();
     bad_evidence
@@ -1438,9 +1408,9 @@ fn adapter_selection_policy_accepts_every_owner_surface() {
         "profile_registry_install",
     ] {
         let mut value = fx::adapter_selection_policy();
-        set(&mut value, "selection_surface", json!(surface));
+        set(&mut value, &["selection_surface"], json!(surface));
         assert_eq!(
-            round_trips::<AdapterSelectionPolicy>(&value).selection_surface,
+            assert_round_trip::<AdapterSelectionPolicy>(&value).selection_surface,
             surface
         );
     }
@@ -1448,91 +1418,91 @@ fn adapter_selection_policy_accepts_every_owner_surface() {
     // Mentioning simulation is fine; only `simulation` itself or a `.simulation` segment is a selector.
     set(
         &mut value,
-        "config_key",
+        &["config_key"],
         json!("execution_plane.lower_runtime_simulation_registry"),
     );
-    round_trips::<AdapterSelectionPolicy>(&value);
+    assert_round_trip::<AdapterSelectionPolicy>(&value);
 }
 
 #[test]
 fn adapter_selection_policy_rejects_each_bad_field_with_upstream_wording() {
-    assert_rows::<AdapterSelectionPolicy>(
+    run_table::<AdapterSelectionPolicy>(
         fx::adapter_selection_policy,
         &[
             (
                 "simulation key",
-                |v| set(v, "simulation", json!("service_mode")),
+                |v| set(v, &["simulation"], json!("service_mode")),
                 "public simulation selector is forbidden; use owner registry configuration",
             ),
             (
                 "simulation key null",
-                |v| set(v, "simulation", Value::Null),
+                |v| set(v, &["simulation"], Value::Null),
                 "public simulation selector is forbidden; use owner registry configuration",
             ),
             (
                 "simulation key first",
                 |v| {
-                    set(v, "simulation", json!(true));
-                    remove(v, "selection_surface");
+                    set(v, &["simulation"], json!(true));
+                    remove(v, &["selection_surface"]);
                 },
                 "public simulation selector is forbidden; use owner registry configuration",
             ),
             (
                 "selection_surface request",
-                |v| set(v, "selection_surface", json!("request_param")),
+                |v| set(v, &["selection_surface"], json!("request_param")),
                 "selection_surface unsupported value: \"request_param\"",
             ),
             (
                 "selection_surface missing",
-                |v| remove(v, "selection_surface"),
+                |v| remove(v, &["selection_surface"]),
                 "selection_surface must be a non-empty string, got: nil",
             ),
             (
                 "config_key simulation",
-                |v| set(v, "config_key", json!("simulation")),
+                |v| set(v, &["config_key"], json!("simulation")),
                 "config_key must not be a public simulation selector",
             ),
             (
                 "config_key dotted simulation",
-                |v| set(v, "config_key", json!("request.simulation")),
+                |v| set(v, &["config_key"], json!("request.simulation")),
                 "config_key must not be a public simulation selector",
             ),
             (
                 "config_key contains .simulation",
-                |v| set(v, "config_key", json!("a.simulation_mode.b")),
+                |v| set(v, &["config_key"], json!("a.simulation_mode.b")),
                 "config_key must not be a public simulation selector",
             ),
             (
                 "config_key missing",
-                |v| remove(v, "config_key"),
+                |v| remove(v, &["config_key"]),
                 "config_key must be a non-empty string, got: nil",
             ),
             (
                 "config_key before version",
                 |v| {
-                    set(v, "config_key", json!("simulation"));
-                    set(v, "contract_version", json!("x"));
+                    set(v, &["config_key"], json!("simulation"));
+                    set(v, &["contract_version"], json!("x"));
                 },
                 "config_key must not be a public simulation selector",
             ),
             (
                 "wrong version",
-                |v| set(v, "contract_version", json!("x")),
+                |v| set(v, &["contract_version"], json!("x")),
                 "expected contract_version \"ExecutionPlane.AdapterSelectionPolicy.v1\", got: \"x\"",
             ),
             (
                 "owner_repo foreign",
-                |v| set(v, "owner_repo", json!("jido_integration")),
+                |v| set(v, &["owner_repo"], json!("jido_integration")),
                 "owner_repo must be execution_plane, got: \"jido_integration\"",
             ),
             (
                 "default_value_when_unset missing",
-                |v| remove(v, "default_value_when_unset"),
+                |v| remove(v, &["default_value_when_unset"]),
                 "default_value_when_unset must be a non-empty string, got: nil",
             ),
             (
                 "fail_closed_action missing",
-                |v| remove(v, "fail_closed_action_when_misconfigured"),
+                |v| remove(v, &["fail_closed_action_when_misconfigured"]),
                 "fail_closed_action_when_misconfigured must be a non-empty string, got: nil",
             ),
         ],
@@ -1596,15 +1566,15 @@ proptest! {
         order in prop::collection::vec(0usize..2, 2..6),
     ) {
         let mut value = fx::no_egress_policy();
-        set(&mut value, "policy_ref", json!(policy_ref));
-        set(&mut value, "enforcement_boundary", json!(boundary));
+        set(&mut value, &["policy_ref"], json!(policy_ref));
+        set(&mut value, &["enforcement_boundary"], json!(boundary));
         let mut surfaces = value["denied_surfaces"].as_object().unwrap().clone();
         for (k, v) in extra { surfaces.entry(k).or_insert(v); }
-        set(&mut value, "denied_surfaces", Value::Object(surfaces));
+        set(&mut value, &["denied_surfaces"], Value::Object(surfaces));
         let names = ["attempted_unregistered_provider_route", "attempted_raw_external_saas_write_path"];
         let mut items: Vec<&str> = order.iter().map(|i| names[*i]).collect();
         items.extend(names);
-        set(&mut value, "required_negative_evidence", json!(items));
+        set(&mut value, &["required_negative_evidence"], json!(items));
         let policy = assert_law::<NoEgressPolicy>(&value)?;
         prop_assert_eq!(policy.required_negative_evidence.len(), 2);
     }
@@ -1620,14 +1590,14 @@ proptest! {
         cleanup in safe_map(),
     ) {
         let mut value = fx::lower_simulation_scenario();
-        set(&mut value, "scenario_id", json!(strings[0]));
-        set(&mut value, "route_kind", json!(strings[1]));
-        set(&mut value, "version", json!(format!("{major}.{minor}.{patch}")));
-        set(&mut value, "protocol_surface", json!(surface));
-        set(&mut value, "matcher_class", json!(matcher));
-        set(&mut value, "status_or_exit_or_response_or_stream_or_chunk_or_fault_shape", Value::Object(shape));
-        set(&mut value, "cleanup_behavior", Value::Object(cleanup));
-        set(&mut value, "input_fingerprint_ref", json!(fp));
+        set(&mut value, &["scenario_id"], json!(strings[0]));
+        set(&mut value, &["route_kind"], json!(strings[1]));
+        set(&mut value, &["version"], json!(format!("{major}.{minor}.{patch}")));
+        set(&mut value, &["protocol_surface"], json!(surface));
+        set(&mut value, &["matcher_class"], json!(matcher));
+        set(&mut value, &["status_or_exit_or_response_or_stream_or_chunk_or_fault_shape"], Value::Object(shape));
+        set(&mut value, &["cleanup_behavior"], Value::Object(cleanup));
+        set(&mut value, &["input_fingerprint_ref"], json!(fp));
         assert_law::<LowerSimulationScenario>(&value)?;
     }
 
@@ -1648,19 +1618,19 @@ proptest! {
         let raw_payload = Value::Object(raw_payload);
         let route_id = strings[0].clone();
         let mut value = fx::lower_simulation_evidence();
-        set(&mut value, "route_id", json!(route_id));
-        set_in(&mut value, "lineage", "route_id", json!(route_id));
-        set(&mut value, "family", json!(family));
-        set(&mut value, "outcome_family", json!(family));
-        set(&mut value, "scenario_ref", json!(strings[1]));
-        set(&mut value, "protocol", json!(strings[2]));
-        set(&mut value, "outcome_status", json!(strings[3]));
-        set(&mut value, "side_effect_policy", json!(policy));
-        set(&mut value, "side_effect_result", json!(result));
-        set(&mut value, "input_fingerprint", fingerprint(&Value::Object(input)));
-        set(&mut value, "output_fingerprint", fingerprint(&raw_payload));
+        set(&mut value, &["route_id"], json!(route_id));
+        set(&mut value, &["lineage", "route_id"], json!(route_id));
+        set(&mut value, &["family"], json!(family));
+        set(&mut value, &["outcome_family"], json!(family));
+        set(&mut value, &["scenario_ref"], json!(strings[1]));
+        set(&mut value, &["protocol"], json!(strings[2]));
+        set(&mut value, &["outcome_status"], json!(strings[3]));
+        set(&mut value, &["side_effect_policy"], json!(policy));
+        set(&mut value, &["side_effect_result"], json!(result));
+        set(&mut value, &["input_fingerprint"], fingerprint(&Value::Object(input)));
+        set(&mut value, &["output_fingerprint"], fingerprint(&raw_payload));
         let keys: Vec<&String> = raw_payload.as_object().unwrap().keys().rev().collect();
-        set(&mut value, "raw_payload_shape", json!(keys));
+        set(&mut value, &["raw_payload_shape"], json!(keys));
         let evidence = assert_law::<LowerSimulationEvidence>(&value)?;
         let mut sorted = evidence.raw_payload_shape.clone();
         sorted.sort();
@@ -1688,10 +1658,10 @@ proptest! {
         action in text(),
     ) {
         let mut value = fx::adapter_selection_policy();
-        set(&mut value, "selection_surface", json!(surface));
-        set(&mut value, "config_key", json!(config_key));
-        set(&mut value, "default_value_when_unset", json!(default));
-        set(&mut value, "fail_closed_action_when_misconfigured", json!(action));
+        set(&mut value, &["selection_surface"], json!(surface));
+        set(&mut value, &["config_key"], json!(config_key));
+        set(&mut value, &["default_value_when_unset"], json!(default));
+        set(&mut value, &["fail_closed_action_when_misconfigured"], json!(action));
         assert_law::<AdapterSelectionPolicy>(&value)?;
     }
 
