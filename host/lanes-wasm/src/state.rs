@@ -1,0 +1,492 @@
+//! The data of one execution's `Store`: a WASI context scoped to nothing, the resource table,
+//! the limiter, the execution's bounded event buffer, its log attribution and its bounded
+//! console capture, plus the deadline the epoch callback enforces.
+//!
+//! WASI p2 is linked because Rust's std needs clocks, random and cli, but the context grants
+//! nothing ambient: no environment, no arguments, no preopened directories, no sockets or name
+//! lookups, stdin closed, stdout and stderr captured into a small bounded buffer (its tail is
+//! attached to trap details, so a guest panic message reaches the failure).
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use ep_contracts::boundary::{ExecutionEvent, ExecutionRef, Map};
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::{events, logging, types};
+use crate::limits::LaneLimits;
+
+/// Bytes of one guest log line kept (the rest is cut).
+const MAX_LOG_LINE_BYTES: usize = 4096;
+
+/// Per-store data of one execution (or one stream, or one probe).
+pub(crate) struct LaneState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: LaneLimiter,
+    pub(crate) events: EventBuffer,
+    log: LogContext,
+    pub(crate) console: OutputCapture,
+    /// When the running guest call must stop; the epoch callback interrupts past it.
+    pub(crate) deadline: Instant,
+    /// Set by the epoch callback when it interrupted the guest for the deadline.
+    pub(crate) deadline_hit: bool,
+    /// Set by a host import that ended the execution (a limit or a protocol violation).
+    pub(crate) fault: Option<HostFault>,
+}
+
+/// Who a store belongs to, for log and event attribution.
+#[derive(Debug, Clone)]
+pub(crate) struct Attribution {
+    pub(crate) lane_id: Arc<str>,
+    pub(crate) execution_ref: ExecutionRef,
+}
+
+impl LaneState {
+    pub(crate) fn new(who: Attribution, limits: &LaneLimits, deadline: Instant) -> Self {
+        let console = OutputCapture::new(limits.max_console_bytes);
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(console.clone())
+            .stderr(console.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .max_random_size(1 << 20);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.max_host_resources);
+        Self {
+            wasi: wasi.build(),
+            table,
+            limiter: LaneLimiter::new(limits),
+            events: EventBuffer::new(who.execution_ref.clone(), limits),
+            log: LogContext {
+                who,
+                lines: 0,
+                dropped: 0,
+                max_lines: limits.max_log_lines,
+            },
+            console,
+            deadline,
+            deadline_hit: false,
+            fault: None,
+        }
+    }
+
+    /// A store over this state with the limiter, handle cap and epoch deadline installed.
+    pub(crate) fn into_store(self, engine: &wasmtime::Engine, limits: &LaneLimits) -> Store<Self> {
+        let mut store = Store::new(engine, self);
+        store.limiter(|state| &mut state.limiter);
+        store.set_max_component_handles(limits.max_component_handles);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut cx| {
+            let state = cx.data_mut();
+            if Instant::now() >= state.deadline {
+                state.deadline_hit = true;
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                // Yield every tick: a spinning guest still lets its task be cancelled or
+                // timed out, and lets other tasks on the same worker run.
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+
+    /// Log lines dropped beyond the per-execution cap.
+    pub(crate) fn dropped_log_lines(&self) -> usize {
+        self.log.dropped
+    }
+}
+
+impl WasiView for LaneState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// A host import ended the guest call; recorded in the state so the fault is classified from
+/// data, not from error text.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum HostFault {
+    /// `events.emit` beyond `max_events`.
+    #[error("the lane emitted more than {limit} events in one execution")]
+    TooManyEvents {
+        /// The limit.
+        limit: usize,
+    },
+    /// `events.emit` beyond `max_event_bytes`.
+    #[error("the lane emitted more than {limit} bytes of event payload in one execution")]
+    EventBytes {
+        /// The limit.
+        limit: usize,
+    },
+    /// An event whose payload is not a JSON object.
+    #[error("event {event_type:?} has a payload-json that is not a JSON object: {message}")]
+    EventNotJson {
+        /// The event's type.
+        event_type: String,
+        /// The parse error.
+        message: String,
+    },
+}
+
+/// A limit a guest ran into (recorded even when the guest handles the failed grow itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LimitHit {
+    /// Linear memory growth refused.
+    Memory {
+        /// The lane's cap over all memories.
+        limit: usize,
+        /// Total bytes the failed growth asked for.
+        requested: usize,
+    },
+    /// Table growth refused.
+    TableElements {
+        /// The lane's cap over all tables.
+        limit: usize,
+        /// Total elements the failed growth asked for.
+        requested: usize,
+    },
+}
+
+/// Caps memory and table growth over *all* memories and tables of the store (wasmtime's
+/// `StoreLimits` caps each one separately) and records which limit was hit.
+pub(crate) struct LaneLimiter {
+    max_memory: usize,
+    max_table_elements: usize,
+    memory_total: usize,
+    table_total: usize,
+    instances: usize,
+    tables: usize,
+    memories: usize,
+    pub(crate) hit: Option<LimitHit>,
+}
+
+impl LaneLimiter {
+    fn new(limits: &LaneLimits) -> Self {
+        Self {
+            max_memory: limits.max_memory_bytes,
+            max_table_elements: limits.max_table_elements,
+            memory_total: 0,
+            table_total: 0,
+            instances: limits.max_instances,
+            tables: limits.max_tables,
+            memories: limits.max_memories,
+            hit: None,
+        }
+    }
+}
+
+impl ResourceLimiter for LaneLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let total = self
+            .memory_total
+            .saturating_add(desired.saturating_sub(current));
+        if total > self.max_memory || maximum.is_some_and(|max| desired > max) {
+            self.hit = Some(LimitHit::Memory {
+                limit: self.max_memory,
+                requested: total,
+            });
+            return Ok(false);
+        }
+        self.memory_total = total;
+        Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        tracing::debug!(error = %error, "wasm memory growth failed");
+        self.hit.get_or_insert(LimitHit::Memory {
+            limit: self.max_memory,
+            requested: self.memory_total,
+        });
+        Ok(())
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let total = self
+            .table_total
+            .saturating_add(desired.saturating_sub(current));
+        if total > self.max_table_elements || maximum.is_some_and(|max| desired > max) {
+            self.hit = Some(LimitHit::TableElements {
+                limit: self.max_table_elements,
+                requested: total,
+            });
+            return Ok(false);
+        }
+        self.table_total = total;
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        self.instances
+    }
+
+    fn tables(&self) -> usize {
+        self.tables
+    }
+
+    fn memories(&self) -> usize {
+        self.memories
+    }
+}
+
+/// The execution's events, bounded in count and bytes.
+pub(crate) struct EventBuffer {
+    execution_ref: ExecutionRef,
+    events: Vec<ExecutionEvent>,
+    bytes: usize,
+    max_events: usize,
+    max_bytes: usize,
+}
+
+impl EventBuffer {
+    fn new(execution_ref: ExecutionRef, limits: &LaneLimits) -> Self {
+        Self {
+            execution_ref,
+            events: Vec::new(),
+            bytes: 0,
+            max_events: limits.max_events,
+            max_bytes: limits.max_event_bytes,
+        }
+    }
+
+    /// Takes the buffered events and resets the budget (a stream's budget is per pull).
+    pub(crate) fn drain(&mut self) -> Vec<ExecutionEvent> {
+        self.bytes = 0;
+        std::mem::take(&mut self.events)
+    }
+
+    fn push(&mut self, event: types::Event) -> Result<(), HostFault> {
+        if self.events.len() >= self.max_events {
+            return Err(HostFault::TooManyEvents {
+                limit: self.max_events,
+            });
+        }
+        let bytes = self
+            .bytes
+            .saturating_add(event.payload_json.len() + event.event_type.len());
+        if bytes > self.max_bytes {
+            return Err(HostFault::EventBytes {
+                limit: self.max_bytes,
+            });
+        }
+        let payload: Map =
+            serde_json::from_str(&event.payload_json).map_err(|e| HostFault::EventNotJson {
+                event_type: crate::error::truncate(event.event_type.clone(), 128),
+                message: e.to_string(),
+            })?;
+        self.bytes = bytes;
+        self.events.push(ExecutionEvent::new(
+            self.execution_ref.clone(),
+            event.event_type,
+            payload,
+        ));
+        Ok(())
+    }
+}
+
+impl types::Host for LaneState {}
+
+impl events::Host for LaneState {
+    async fn emit(&mut self, event: types::Event) -> wasmtime::Result<()> {
+        match self.events.push(event) {
+            Ok(()) => Ok(()),
+            Err(fault) => {
+                self.fault = Some(fault.clone());
+                Err(wasmtime::Error::new(fault))
+            }
+        }
+    }
+}
+
+struct LogContext {
+    who: Attribution,
+    lines: usize,
+    dropped: usize,
+    max_lines: usize,
+}
+
+impl logging::Host for LaneState {
+    async fn log(&mut self, level: logging::Level, message: String) -> wasmtime::Result<()> {
+        let log = &mut self.log;
+        if log.lines >= log.max_lines {
+            log.dropped += 1;
+            return Ok(());
+        }
+        log.lines += 1;
+        let message = crate::error::truncate(message, MAX_LOG_LINE_BYTES);
+        let lane_id: &str = &log.who.lane_id;
+        let execution_ref = log.who.execution_ref.as_str();
+        match level {
+            logging::Level::Trace => {
+                tracing::trace!(target: "ep_lanes_wasm::guest", lane_id, execution_ref, "{message}");
+            }
+            logging::Level::Debug => {
+                tracing::debug!(target: "ep_lanes_wasm::guest", lane_id, execution_ref, "{message}");
+            }
+            logging::Level::Info => {
+                tracing::info!(target: "ep_lanes_wasm::guest", lane_id, execution_ref, "{message}");
+            }
+            logging::Level::Warn => {
+                tracing::warn!(target: "ep_lanes_wasm::guest", lane_id, execution_ref, "{message}");
+            }
+            logging::Level::Error => {
+                tracing::error!(target: "ep_lanes_wasm::guest", lane_id, execution_ref, "{message}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Guest stdout/stderr: keeps the last `capacity` bytes, counts the rest, never fails a write
+/// (a chatty guest must not trap because its console is full).
+#[derive(Clone)]
+pub(crate) struct OutputCapture {
+    inner: Arc<Mutex<Captured>>,
+}
+
+struct Captured {
+    tail: Vec<u8>,
+    capacity: usize,
+    dropped: usize,
+}
+
+impl OutputCapture {
+    fn new(capacity: usize) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Captured {
+                tail: Vec::new(),
+                capacity,
+                dropped: 0,
+            })),
+        }
+    }
+
+    fn append(&self, bytes: &[u8]) {
+        let mut captured = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let capacity = captured.capacity;
+        if bytes.len() >= capacity {
+            captured.dropped += captured.tail.len() + bytes.len() - capacity;
+            captured.tail.clear();
+            captured
+                .tail
+                .extend_from_slice(&bytes[bytes.len() - capacity..]);
+            return;
+        }
+        let overflow = (captured.tail.len() + bytes.len()).saturating_sub(capacity);
+        if overflow > 0 {
+            captured.tail.drain(..overflow);
+            captured.dropped += overflow;
+        }
+        captured.tail.extend_from_slice(bytes);
+    }
+
+    /// The captured tail as text, when the guest wrote anything.
+    pub(crate) fn text(&self) -> Option<String> {
+        let captured = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if captured.tail.is_empty() {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&captured.tail);
+        Some(match captured.dropped {
+            0 => text.trim_end().to_owned(),
+            dropped => format!("[{dropped} earlier bytes dropped] {}", text.trim_end()),
+        })
+    }
+}
+
+impl IsTerminal for OutputCapture {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for OutputCapture {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl OutputStream for OutputCapture {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.append(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 << 10)
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for OutputCapture {
+    async fn ready(&mut self) {}
+}
+
+impl tokio::io::AsyncWrite for OutputCapture {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.append(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_capture_keeps_the_tail() {
+        let capture = OutputCapture::new(8);
+        capture.append(b"hello ");
+        capture.append(b"world!");
+        assert_eq!(
+            capture.text().as_deref(),
+            Some("[4 earlier bytes dropped] o world!")
+        );
+        capture.append(b"0123456789");
+        assert_eq!(
+            capture.text().as_deref(),
+            Some("[14 earlier bytes dropped] 23456789")
+        );
+    }
+}

@@ -1,0 +1,190 @@
+//! Streams: the guest's pull-based `event-stream` resource as the node's `EventStream`. The host
+//! calls `next()` only when the consumer polls, so a slow consumer slows the guest (backpressure
+//! for free). The stream owns its store, its pooled instance slot and its turn in the lane's
+//! concurrency gate; dropping the stream drops them all.
+//!
+//! Each pull gets the request's full deadline budget (epochs + a tokio timeout), measured from
+//! the pull, so a long-lived stream is bounded per step, not in total. Events the guest emits
+//! through `events.emit` while a pull runs come out before the pulled item. A fault during setup
+//! or a pull ends the stream with one final `lane.failed` event whose payload is
+//! `{"status": "failed", "error": <dumped failure>}`; the guest's own refusal of the stream is
+//! the usual rejection.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ep_contracts::boundary::{
+    AdmissionRejection, ExecutionEvent, ExecutionRef, ExecutionRequest, Map,
+};
+use ep_node::{CancelSignal, EventStream, ExecutionContext};
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::timeout_at;
+use wasmtime::component::ResourceAny;
+
+use crate::bindings::types;
+use crate::convert;
+use crate::fault::{Fault, Phase, classify};
+use crate::lane::{Instance, LaneCore};
+
+/// Event type of the final event of a stream that ended in a fault.
+pub const STREAM_FAILED_EVENT: &str = "lane.failed";
+
+/// A running stream: the store, the guest resource, and what is ready to hand out.
+struct Running {
+    core: Arc<LaneCore>,
+    instance: Instance,
+    resource: ResourceAny,
+    execution_ref: ExecutionRef,
+    timeout: Duration,
+    cancel: CancelSignal,
+    ready: VecDeque<ExecutionEvent>,
+    done: bool,
+    _turn: OwnedSemaphorePermit,
+}
+
+/// Opens a stream on a fresh instance; see the module docs for how faults surface.
+pub(crate) async fn open(
+    core: Arc<LaneCore>,
+    request: ExecutionRequest,
+    ctx: ExecutionContext,
+) -> Result<EventStream, AdmissionRejection> {
+    let timeout = convert::timeout_for(&request, &core.limits);
+    let deadline = Instant::now() + timeout;
+    let wit = convert::wit_request(&request, &core.lane_id, timeout);
+    let execution_ref = request.execution_ref.clone();
+    let setup = async {
+        let turn = match timeout_at(deadline.into(), core.gate.enter()).await {
+            Err(_) => {
+                return Err(Fault::Deadline {
+                    timeout,
+                    phase: Phase::Queued,
+                });
+            }
+            Ok(Err(saturated)) => {
+                return Err(Fault::Saturated {
+                    max_concurrent: saturated.max_concurrent,
+                    max_queued: saturated.max_queued,
+                });
+            }
+            Ok(Ok(turn)) => turn,
+        };
+        let mut instance = core.instantiate(&execution_ref, deadline, timeout).await?;
+        let call = instance
+            .lane
+            .execution_plane_lane_lane_adapter()
+            .call_stream(&mut instance.store, &wit);
+        let answer = timeout_at(deadline.into(), call).await;
+        match answer {
+            Ok(Ok(Ok(resource))) => Ok(Ok((instance, resource, turn))),
+            Ok(Ok(Err(rejection))) => Ok(Err(convert::rejection(rejection))),
+            Ok(Err(error)) => Err(classify(&error, instance.store.data(), timeout)),
+            Err(_) => Err(Fault::Deadline {
+                timeout,
+                phase: Phase::Running,
+            }),
+        }
+    };
+    let opened = tokio::select! {
+        biased;
+        () = ctx.cancel.cancelled() => Err(Fault::Cancelled),
+        opened = setup => opened,
+    };
+    let (mut instance, resource, turn) = match opened {
+        Ok(Ok(running)) => running,
+        Ok(Err(rejection)) => return Err(rejection),
+        Err(fault) => {
+            let event = failed_event(&core, &execution_ref, &fault);
+            return Ok(futures::stream::iter([event]).boxed());
+        }
+    };
+    let ready: VecDeque<ExecutionEvent> = instance.store.data_mut().events.drain().into();
+    let running = Running {
+        core,
+        instance,
+        resource,
+        execution_ref,
+        timeout,
+        cancel: ctx.cancel,
+        ready,
+        done: false,
+        _turn: turn,
+    };
+    Ok(futures::stream::unfold(running, next).boxed())
+}
+
+/// Hands out the next ready event, pulling from the guest when none is ready.
+async fn next(mut running: Running) -> Option<(ExecutionEvent, Running)> {
+    loop {
+        if let Some(event) = running.ready.pop_front() {
+            return Some((event, running));
+        }
+        if running.done {
+            return None;
+        }
+        pull(&mut running).await;
+    }
+}
+
+/// One `next()` call on the guest under a fresh deadline.
+async fn pull(running: &mut Running) {
+    let timeout = running.timeout;
+    let deadline = Instant::now() + timeout;
+    running.instance.store.data_mut().deadline = deadline;
+    let resource = running.resource;
+    let cancel = running.cancel.clone();
+    let instance = &mut running.instance;
+    let call = async {
+        let adapter = instance.lane.execution_plane_lane_lane_adapter();
+        let streams = adapter.event_stream();
+        let call = streams.call_next(&mut instance.store, resource);
+        match timeout_at(deadline.into(), call).await {
+            Ok(Ok(item)) => Ok(item),
+            Ok(Err(error)) => Err(classify(&error, instance.store.data(), timeout)),
+            Err(_) => Err(Fault::Deadline {
+                timeout,
+                phase: Phase::Running,
+            }),
+        }
+    };
+    let answer = tokio::select! {
+        biased;
+        () = cancel.cancelled() => Err(Fault::Cancelled),
+        answer = call => answer,
+    };
+    let emitted = running.instance.store.data_mut().events.drain();
+    running.ready.extend(emitted);
+    let item = answer.and_then(|item| {
+        item.map(|raw| event(&running.execution_ref, raw))
+            .transpose()
+    });
+    match item {
+        Ok(Some(event)) => running.ready.push_back(event),
+        Ok(None) => running.done = true,
+        Err(fault) => {
+            let event = failed_event(&running.core, &running.execution_ref, &fault);
+            running.ready.push_back(event);
+            running.done = true;
+        }
+    }
+}
+
+/// A guest stream item as an execution event (its payload must be a JSON object).
+fn event(execution_ref: &ExecutionRef, raw: types::Event) -> Result<ExecutionEvent, Fault> {
+    let payload = convert::json_object("event payload-json", &raw.payload_json)?;
+    Ok(ExecutionEvent::new(
+        execution_ref.clone(),
+        raw.event_type,
+        payload,
+    ))
+}
+
+/// The final event of a stream that ended in `fault`.
+fn failed_event(core: &LaneCore, execution_ref: &ExecutionRef, fault: &Fault) -> ExecutionEvent {
+    let mut payload = Map::new();
+    payload.insert("status".to_owned(), Value::from("failed"));
+    payload.insert("error".to_owned(), core.failure(fault).to_value());
+    ExecutionEvent::new(execution_ref.clone(), STREAM_FAILED_EVENT, payload)
+}

@@ -1,0 +1,100 @@
+//! Shared helpers for the wasm lane tests: a small runtime, the real guest components (built
+//! once per test binary by `ep_lanes_wasm::testing`), requests and result inspection.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ep_contracts::boundary::{ExecutionRef, ExecutionRequest, ExecutionResult, Map, ResultStatus};
+use ep_lanes_wasm::testing::build_guest;
+use ep_lanes_wasm::{LaneLimits, RuntimeConfig, WasmLane, WasmRuntime};
+use ep_node::ExecutionContext;
+use serde_json::{Value, json};
+
+/// Hang guard only: generous, never a performance assertion.
+pub const HANG_GUARD: Duration = Duration::from_secs(60);
+
+/// The `.wasm` of a test guest; fails the test loudly (with cargo's stderr) if the build fails.
+pub fn guest(name: &str) -> PathBuf {
+    match build_guest(name) {
+        Ok(path) => path,
+        Err(error) => panic!("{error}"),
+    }
+}
+
+/// A runtime small enough for many to coexist in one test process.
+pub fn runtime() -> WasmRuntime {
+    WasmRuntime::new(RuntimeConfig {
+        max_instances: 24,
+        max_memory_per_instance: 64 << 20,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime builds")
+}
+
+/// Loads guest `name` with `limits` and the default grants.
+pub async fn load(runtime: &WasmRuntime, name: &str, limits: LaneLimits) -> WasmLane {
+    match WasmLane::load(runtime, guest(name), limits).await {
+        Ok(lane) => lane,
+        Err(error) => panic!("loading {name}: {error}"),
+    }
+}
+
+/// A JSON object.
+pub fn obj(value: Value) -> Map {
+    match value {
+        Value::Object(map) => map,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+/// An execution request with a fresh ref, `operation` and `payload`.
+pub fn request(operation: Option<&str>, payload: Value) -> ExecutionRequest {
+    ExecutionRequest {
+        execution_ref: ExecutionRef::mint(),
+        operation: operation.map(str::to_owned),
+        payload: obj(payload),
+        ..ExecutionRequest::default()
+    }
+}
+
+/// `request` with `metadata.timeout_ms`.
+pub fn with_timeout(mut request: ExecutionRequest, ms: u64) -> ExecutionRequest {
+    request.metadata.insert("timeout_ms".to_owned(), json!(ms));
+    request
+}
+
+/// A context whose cancel signal nobody fires.
+pub fn ctx() -> ExecutionContext {
+    ExecutionContext::default()
+}
+
+/// `(failure_class, details.cause)` of a failed result.
+pub fn failure_of(result: &ExecutionResult) -> (String, String) {
+    assert_eq!(
+        result.status,
+        ResultStatus::Failed,
+        "expected a failed result, got {result:?}"
+    );
+    let error = result
+        .error
+        .as_ref()
+        .expect("failed results carry an error");
+    (
+        error["failure_class"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        error["details"]["cause"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+/// Runs `future` under the hang guard.
+pub async fn guarded<F: std::future::Future>(future: F) -> F::Output {
+    tokio::time::timeout(HANG_GUARD, future)
+        .await
+        .expect("the hang guard fired: the test hung")
+}

@@ -1,0 +1,64 @@
+//! Test lane `uses-logging`: imports `logging` and logs from execute; refused at load where
+//! logging is not granted.
+
+wit_bindgen::generate!({ path: "../../../wit", world: "lane" });
+
+use exports::execution_plane::lane::lane_adapter::{
+    Event, EventStream, ExecutionRequest, Guest, GuestEventStream, LaneCapabilities, Outcome,
+    Rejection,
+};
+
+use execution_plane::lane::logging::{self, Level};
+
+struct Lane;
+
+/// Never constructed by the unary guests; every lane must name a stream type.
+struct NoEvents;
+
+impl GuestEventStream for NoEvents {
+    fn next(&self) -> Option<Event> {
+        None
+    }
+}
+
+impl Guest for Lane {
+    type EventStream = NoEvents;
+
+    fn capabilities() -> LaneCapabilities {
+        LaneCapabilities {
+            lane_id: "uses-logging".to_owned(),
+            protocols: vec!["test".to_owned()],
+            surfaces: vec!["wasm".to_owned()],
+            supports_execute: true,
+            supports_stream: false,
+            metadata_json: "{}".to_owned(),
+        }
+    }
+
+    fn validate(_request: ExecutionRequest) -> Result<(), Rejection> {
+        Ok(())
+    }
+
+    fn execute(request: ExecutionRequest) -> Outcome {
+        logging::log(
+            Level::Info,
+            &format!("uses-logging runs {}", request.execution_ref),
+        );
+        Outcome {
+            succeeded: true,
+            output_json: "{\"logged\":true}".to_owned(),
+            failure: None,
+            metrics_json: "{}".to_owned(),
+        }
+    }
+
+    fn stream(_request: ExecutionRequest) -> Result<EventStream, Rejection> {
+        Err(Rejection {
+            reason: "not_supported".to_owned(),
+            message: "uses-logging is a unary lane".to_owned(),
+            details_json: "{}".to_owned(),
+        })
+    }
+}
+
+export!(Lane);
