@@ -27,6 +27,9 @@ pub enum Command {
     Authority(AuthorityCommand),
     /// Print the node descriptor (as JSON) of the configured node.
     Describe(DescribeArgs),
+    /// Check and list WebAssembly lane plugins (`<name>.wasm` + `<name>.toml`).
+    #[command(subcommand)]
+    Lanes(LanesCommand),
 }
 
 /// `contracts ...`
@@ -91,4 +94,27 @@ pub struct DescribeArgs {
     /// Host configuration file (TOML); the embedded defaults apply when absent.
     #[arg(long)]
     pub config: Option<PathBuf>,
+}
+
+/// `lanes ...`
+#[derive(Debug, Subcommand)]
+pub enum LanesCommand {
+    /// Load one plugin with its manifest; print its lane id, digest, capabilities and the
+    /// effective grants and limits as JSON.
+    Check {
+        /// The component; its manifest is `<same stem>.toml` beside it.
+        file: PathBuf,
+        /// Operator policy (TOML); the built-in default policy applies when absent.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
+    /// Load every `*.wasm` plugin of a directory; one line per plugin, exit 1 if any is refused.
+    List {
+        /// The plugin directory.
+        #[arg(long)]
+        plugins: PathBuf,
+        /// Operator policy (TOML); the built-in default policy applies when absent.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
 }

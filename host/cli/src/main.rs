@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Command::Evidence(cmd) => commands::evidence::run(cmd),
         Command::Authority(cmd) => commands::authority::run(cmd),
         Command::Describe(cmd) => commands::describe::run(cmd),
+        Command::Lanes(cmd) => commands::lanes::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

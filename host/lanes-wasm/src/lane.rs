@@ -31,6 +31,7 @@ use crate::error::LoadError;
 use crate::fault::{Fault, Phase, classify};
 use crate::grants::{self, Grants};
 use crate::limits::{LaneGate, LaneLimits};
+use crate::manifest::LaneManifest;
 use crate::state::{Attribution, LaneState};
 
 /// Where a lane component comes from.
@@ -73,6 +74,7 @@ pub struct WasmLane {
     runtime: WasmRuntime,
     capabilities: LaneCapabilities,
     grants: Grants,
+    manifest: Option<LaneManifest>,
     _registration: DigestRegistration,
 }
 
@@ -164,6 +166,7 @@ impl WasmLane {
             runtime: runtime.clone(),
             capabilities,
             grants,
+            manifest: None,
             _registration: registration,
         })
     }
@@ -181,6 +184,17 @@ impl WasmLane {
     /// The grants it was linked with.
     pub fn grants(&self) -> Grants {
         self.grants
+    }
+
+    /// The plugin manifest it was loaded with ([`crate::plugins::load_plugin`]), if any.
+    pub fn manifest(&self) -> Option<&LaneManifest> {
+        self.manifest.as_ref()
+    }
+
+    /// Records the plugin manifest this generation was loaded with.
+    pub(crate) fn with_manifest(mut self, manifest: LaneManifest) -> Self {
+        self.manifest = Some(manifest);
+        self
     }
 
     /// The runtime it was loaded through.

@@ -43,7 +43,9 @@
 //! Module map: [`engine`] (engine, pooling, epochs, cache owner), [`bindings`] (bindgen of the
 //! lane world), `state` (per-store data), [`grants`] (what a lane may import), [`limits`]
 //! (per-lane limits and the concurrency gate), `fault` (faults → typed failures), [`lane`]
-//! ([`WasmLane`]), [`stream`], [`verifier`] ([`WasmEngineVerifier`]).
+//! ([`WasmLane`]), [`stream`], [`verifier`] ([`WasmEngineVerifier`]), [`manifest`] (plugin
+//! manifests), [`policy`] (the operator's [`HostPolicy`]), [`plugins`] (loading plugin files and
+//! directories).
 
 /// The wasmtime version this crate is built against; must equal the `wasmtime` requirement in
 /// the workspace `Cargo.toml` (a test checks it).
@@ -64,6 +66,9 @@ mod fault;
 pub mod grants;
 pub mod lane;
 pub mod limits;
+pub mod manifest;
+pub mod plugins;
+pub mod policy;
 mod state;
 pub mod stream;
 #[cfg(feature = "testing")]
@@ -75,6 +80,9 @@ pub use error::{EngineError, LoadError};
 pub use grants::Grants;
 pub use lane::{LaneSource, WasmLane};
 pub use limits::LaneLimits;
+pub use manifest::{LaneManifest, ManifestError, WIT_PACKAGE};
+pub use plugins::{PluginDirReport, PluginError, load_plugin, load_plugin_dir};
+pub use policy::{HostPolicy, LanePolicy, PolicyError};
 pub use verifier::{
     WASM_ATTESTATION_TYPE, WASM_VERIFIER_ID, WasmEngineVerifier, register_wasm_lane,
 };

@@ -4,3 +4,4 @@ pub mod authority;
 pub mod contracts;
 pub mod describe;
 pub mod evidence;
+pub mod lanes;

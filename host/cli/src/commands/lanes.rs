@@ -1,0 +1,104 @@
+//! `lanes check` and `lanes list`: load WebAssembly lane plugins (component + manifest) under
+//! the operator's policy, without registering them anywhere.
+
+use std::path::Path;
+
+use ep_lanes_wasm::{
+    HostPolicy, RuntimeConfig, WIT_PACKAGE, WasmLane, WasmRuntime, load_plugin, load_plugin_dir,
+};
+use ep_node::LaneAdapter;
+use serde_json::{Value, json};
+
+use crate::cli::LanesCommand;
+use crate::error::CliError;
+
+/// Runs a `lanes` subcommand.
+pub fn run(cmd: LanesCommand) -> Result<(), CliError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(CliError::msg)?;
+    match cmd {
+        LanesCommand::Check { file, policy } => {
+            let policy = load_policy(policy.as_deref())?;
+            runtime.block_on(async {
+                let wasm = WasmRuntime::new(RuntimeConfig::default()).map_err(CliError::msg)?;
+                let lane = load_plugin(&wasm, &file, &policy)
+                    .await
+                    .map_err(|e| CliError::msg(one_line(&e.to_string())))?;
+                let text =
+                    serde_json::to_string_pretty(&check_report(&lane)?).map_err(CliError::msg)?;
+                println!("{text}");
+                Ok(())
+            })
+        }
+        LanesCommand::List { plugins, policy } => {
+            let policy = load_policy(policy.as_deref())?;
+            runtime.block_on(async {
+                let wasm = WasmRuntime::new(RuntimeConfig::default()).map_err(CliError::msg)?;
+                let report = load_plugin_dir(&wasm, &plugins, &policy).await;
+                for lane in &report.loaded {
+                    let version = lane
+                        .manifest()
+                        .map_or_else(String::new, |m| m.version.to_string());
+                    println!("{}\t{version}\t{}", lane.lane_id(), lane.digest());
+                }
+                for (path, error) in &report.refused {
+                    let file = path.file_name().map_or_else(
+                        || path.display().to_string(),
+                        |name| name.to_string_lossy().into_owned(),
+                    );
+                    println!("refused\t{file}\t{}", one_line(&error.to_string()));
+                }
+                if report.refused.is_empty() {
+                    Ok(())
+                } else {
+                    Err(CliError::msg(format!(
+                        "{} of {} lane plugins in {} refused",
+                        report.refused.len(),
+                        report.refused.len() + report.loaded.len(),
+                        plugins.display()
+                    )))
+                }
+            })
+        }
+    }
+}
+
+/// The policy file, or the built-in default policy.
+fn load_policy(path: Option<&Path>) -> Result<HostPolicy, CliError> {
+    match path {
+        None => Ok(HostPolicy::default()),
+        Some(path) => HostPolicy::load(path).map_err(|e| CliError::msg(one_line(&e.to_string()))),
+    }
+}
+
+/// What `lanes check` prints.
+fn check_report(lane: &WasmLane) -> Result<Value, CliError> {
+    let capabilities = serde_json::to_value(lane.capabilities()).map_err(CliError::msg)?;
+    let grants = lane.grants();
+    let limits = lane.limits();
+    Ok(json!({
+        "lane_id": lane.lane_id(),
+        "version": lane.manifest().map(|m| m.version.to_string()),
+        "digest": lane.digest(),
+        "capabilities": capabilities,
+        "grants": {"events": grants.events, "logging": grants.logging},
+        "limits": {
+            "max_memory_mb": limits.max_memory_bytes >> 20,
+            "timeout_ms": u64::try_from(limits.max_timeout.as_millis()).unwrap_or(u64::MAX),
+            "max_concurrency": limits.max_concurrent,
+        },
+        "wit_version": WIT_PACKAGE,
+    }))
+}
+
+/// `text` on one line: line breaks and tabs become spaces (output lines are tab-separated).
+fn one_line(text: &str) -> String {
+    text.split(['\n', '\r', '\t'])
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

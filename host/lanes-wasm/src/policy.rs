@@ -1,0 +1,369 @@
+//! The operator's [`HostPolicy`]: what each lane may be granted and the ceilings on its limits.
+//!
+//! ```toml
+//! # Lanes without a section of their own. Omitted keys: events and logging allowed, limits
+//! # as `LaneLimits::default()` (32 MiB, 600 000 ms, 16 concurrent).
+//! [default]
+//! events = true
+//! logging = false
+//!
+//! # One lane; omitted keys fall back to [default].
+//! [lanes.example-echo]
+//! logging = true
+//! max_memory_mb = 16
+//! timeout_ms = 5000
+//! max_concurrency = 4
+//! ```
+//!
+//! Effective grant = manifest request ∩ policy: a grant the manifest asks for and the policy
+//! denies refuses the plugin (naming the grant); a grant the manifest does not ask for is never
+//! linked. Effective limits = the smaller of manifest and policy for each limit: the operator
+//! can lower a lane's limits, never raise them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::grants::Grants;
+use crate::limits::LaneLimits;
+use crate::manifest::{LaneManifest, LimitRequest, one_line};
+
+/// Largest policy file read, in bytes.
+pub const MAX_POLICY_BYTES: u64 = 1 << 20;
+
+/// What the operator allows one lane: grants and limit ceilings, all resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LanePolicy {
+    /// `execution-plane:lane/events` may be linked.
+    pub events: bool,
+    /// `execution-plane:lane/logging` may be linked.
+    pub logging: bool,
+    /// Ceiling on the instance's memories and tables, in MiB.
+    pub max_memory_mb: u64,
+    /// Ceiling on one execution's deadline, in milliseconds.
+    pub timeout_ms: u64,
+    /// Ceiling on concurrent executions of the lane.
+    pub max_concurrency: u64,
+}
+
+impl Default for LanePolicy {
+    /// Events and logging allowed; the ceilings of [`LaneLimits::default()`].
+    fn default() -> Self {
+        let limits = LaneLimits::default();
+        Self {
+            events: true,
+            logging: true,
+            max_memory_mb: (limits.max_memory_bytes >> 20) as u64,
+            timeout_ms: u64::try_from(limits.max_timeout.as_millis()).unwrap_or(u64::MAX),
+            max_concurrency: limits.max_concurrent as u64,
+        }
+    }
+}
+
+/// The operator's policy: a `[default]` for unlisted lanes and `[lanes.<lane_id>]` sections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPolicy {
+    source: String,
+    default: LanePolicy,
+    lanes: BTreeMap<String, LanePolicy>,
+}
+
+impl Default for HostPolicy {
+    /// The built-in policy: every lane gets [`LanePolicy::default()`].
+    fn default() -> Self {
+        Self {
+            source: "the built-in default policy".to_owned(),
+            default: LanePolicy::default(),
+            lanes: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default)]
+    default: RawLanePolicy,
+    #[serde(default)]
+    lanes: BTreeMap<String, RawLanePolicy>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLanePolicy {
+    events: Option<bool>,
+    logging: Option<bool>,
+    max_memory_mb: Option<u64>,
+    timeout_ms: Option<u64>,
+    max_concurrency: Option<u64>,
+}
+
+impl RawLanePolicy {
+    fn limits(&self) -> LimitRequest {
+        LimitRequest {
+            max_memory_mb: self.max_memory_mb,
+            timeout_ms: self.timeout_ms,
+            max_concurrency: self.max_concurrency,
+        }
+    }
+
+    fn over(self, base: LanePolicy) -> LanePolicy {
+        LanePolicy {
+            events: self.events.unwrap_or(base.events),
+            logging: self.logging.unwrap_or(base.logging),
+            max_memory_mb: self.max_memory_mb.unwrap_or(base.max_memory_mb),
+            timeout_ms: self.timeout_ms.unwrap_or(base.timeout_ms),
+            max_concurrency: self.max_concurrency.unwrap_or(base.max_concurrency),
+        }
+    }
+}
+
+/// A policy could not be loaded, or refuses what a manifest asks for.
+#[derive(Debug, Error)]
+pub enum PolicyError {
+    /// The policy file could not be read.
+    #[error("cannot read lane policy {path}: {source}")]
+    Read {
+        /// The policy file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The policy file is larger than [`MAX_POLICY_BYTES`].
+    #[error("lane policy {path} is over the {limit}-byte limit")]
+    TooLarge {
+        /// The policy file.
+        path: PathBuf,
+        /// The cap.
+        limit: u64,
+    },
+    /// Not TOML, an unknown key or a value of the wrong type.
+    #[error(
+        "lane policy {source_name}: {message}; fix the policy (keys: [default] and \
+         [lanes.<lane_id>] with events, logging, max_memory_mb, timeout_ms, max_concurrency)"
+    )]
+    Syntax {
+        /// The policy file.
+        source_name: String,
+        /// The TOML parser's message (names the key and the line).
+        message: String,
+    },
+    /// A limit is zero.
+    #[error(
+        "lane policy {source_name}: `{key}` in [{section}] is 0; use a positive value or omit it"
+    )]
+    ZeroLimit {
+        /// The policy file.
+        source_name: String,
+        /// `default` or `lanes.<lane_id>`.
+        section: String,
+        /// The key.
+        key: &'static str,
+    },
+    /// The manifest asks for a grant the policy denies.
+    #[error(
+        "lane {lane_id:?} asks for the `{grant}` grant but {source_name} denies it; widen the \
+         policy ([lanes.{lane_id}] {grant} = true) or remove `{grant}` from the manifest's [grants]"
+    )]
+    GrantDenied {
+        /// The lane.
+        lane_id: String,
+        /// `events` or `logging`.
+        grant: &'static str,
+        /// Where the policy came from.
+        source_name: String,
+    },
+}
+
+/// The grants and limits a lane plugin gets: its manifest narrowed by the policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Effective {
+    /// What is linked.
+    pub grants: Grants,
+    /// What every execution runs under.
+    pub limits: LaneLimits,
+}
+
+impl HostPolicy {
+    /// Reads the policy file at `path`.
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let read = |source| PolicyError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let size = std::fs::metadata(path).map_err(read)?.len();
+        if size > MAX_POLICY_BYTES {
+            return Err(PolicyError::TooLarge {
+                path: path.to_owned(),
+                limit: MAX_POLICY_BYTES,
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(read)?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses policy `text`; `source_name` names it in errors.
+    pub fn parse(text: &str, source_name: &str) -> Result<Self, PolicyError> {
+        let raw: RawPolicy = toml::from_str(text).map_err(|e| PolicyError::Syntax {
+            source_name: source_name.to_owned(),
+            message: one_line(&e.to_string()),
+        })?;
+        let zero = |section: &str, raw: &RawLanePolicy| match raw.limits().zero_key() {
+            Some(key) => Err(PolicyError::ZeroLimit {
+                source_name: source_name.to_owned(),
+                section: section.to_owned(),
+                key,
+            }),
+            None => Ok(()),
+        };
+        zero("default", &raw.default)?;
+        let default = raw.default.over(LanePolicy::default());
+        let mut lanes = BTreeMap::new();
+        for (lane_id, section) in raw.lanes {
+            zero(&format!("lanes.{lane_id}"), &section)?;
+            lanes.insert(lane_id, section.over(default));
+        }
+        Ok(Self {
+            source: source_name.to_owned(),
+            default,
+            lanes,
+        })
+    }
+
+    /// Where the policy came from (a path, or the built-in default).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The policy for `lane_id`: its own section, else `[default]`.
+    pub fn for_lane(&self, lane_id: &str) -> LanePolicy {
+        self.lanes.get(lane_id).copied().unwrap_or(self.default)
+    }
+
+    /// The manifest's request narrowed by this policy, or the first grant it asks for that the
+    /// policy denies.
+    pub fn effective(&self, manifest: &LaneManifest) -> Result<Effective, PolicyError> {
+        let policy = self.for_lane(&manifest.lane_id);
+        let denied = |grant| PolicyError::GrantDenied {
+            lane_id: manifest.lane_id.clone(),
+            grant,
+            source_name: self.source.clone(),
+        };
+        if manifest.grants.events && !policy.events {
+            return Err(denied("events"));
+        }
+        if manifest.grants.logging && !policy.logging {
+            return Err(denied("logging"));
+        }
+        let cap = |asked: Option<u64>, ceiling: u64| asked.map_or(ceiling, |v| v.min(ceiling));
+        let memory_mb = cap(manifest.limits.max_memory_mb, policy.max_memory_mb);
+        let timeout_ms = cap(manifest.limits.timeout_ms, policy.timeout_ms);
+        let concurrency = cap(manifest.limits.max_concurrency, policy.max_concurrency);
+        let mut limits = LaneLimits {
+            max_memory_bytes: usize::try_from(memory_mb)
+                .ok()
+                .and_then(|mb| mb.checked_mul(1 << 20))
+                .unwrap_or(usize::MAX),
+            max_timeout: Duration::from_millis(timeout_ms),
+            max_concurrent: usize::try_from(concurrency).unwrap_or(usize::MAX),
+            ..LaneLimits::default()
+        };
+        limits.default_timeout = limits.default_timeout.min(limits.max_timeout);
+        limits.validate_timeout = limits.validate_timeout.min(limits.max_timeout);
+        Ok(Effective {
+            grants: manifest.grants,
+            limits,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn manifest(extra: &str) -> LaneManifest {
+        let text = format!(
+            "lane_id = \"echo\"\nversion = \"0.1.0\"\n\
+             wit_version = \"execution-plane:lane@0.1.0\"\n{extra}"
+        );
+        LaneManifest::parse(&text, Path::new("echo.toml")).unwrap()
+    }
+
+    #[test]
+    fn the_default_policy_allows_both_grants_with_default_ceilings() {
+        let policy = HostPolicy::default();
+        let e = policy
+            .effective(&manifest("[grants]\nevents = true\nlogging = true\n"))
+            .unwrap();
+        assert_eq!(e.grants, Grants::default());
+        assert_eq!(e.limits, LaneLimits::default());
+    }
+
+    #[test]
+    fn lane_sections_fall_back_to_default() {
+        let policy = HostPolicy::parse(
+            "[default]\nlogging = false\nmax_memory_mb = 8\n[lanes.echo]\ntimeout_ms = 100\n",
+            "p.toml",
+        )
+        .unwrap();
+        let lane = policy.for_lane("echo");
+        assert!(lane.events && !lane.logging);
+        assert_eq!((lane.max_memory_mb, lane.timeout_ms), (8, 100));
+        assert_eq!(policy.for_lane("other").timeout_ms, 600_000);
+    }
+
+    #[test]
+    fn limits_take_the_smaller_of_manifest_and_policy() {
+        let policy = HostPolicy::parse(
+            "[lanes.echo]\nmax_memory_mb = 16\ntimeout_ms = 9000\nmax_concurrency = 2\n",
+            "p.toml",
+        )
+        .unwrap();
+        let e = policy
+            .effective(&manifest(
+                "[limits]\nmax_memory_mb = 64\ntimeout_ms = 5000\nmax_concurrency = 8\n",
+            ))
+            .unwrap();
+        assert_eq!(e.limits.max_memory_bytes, 16 << 20);
+        assert_eq!(e.limits.max_timeout, Duration::from_millis(5000));
+        assert_eq!(e.limits.default_timeout, Duration::from_millis(5000));
+        assert_eq!(e.limits.max_concurrent, 2);
+        assert_eq!(e.grants, Grants::none());
+    }
+
+    #[test]
+    fn a_denied_grant_is_named() {
+        let policy = HostPolicy::parse("[lanes.echo]\nevents = false\n", "p.toml").unwrap();
+        let err = policy
+            .effective(&manifest("[grants]\nevents = true\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`events` grant") && err.contains("p.toml"),
+            "{err}"
+        );
+        // Not asking for it is fine.
+        assert!(policy.effective(&manifest("")).is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_and_zero_limits_are_refused() {
+        let err = HostPolicy::parse("[lanes.echo]\nhttp = true\n", "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown field") && err.contains("http"),
+            "{err}"
+        );
+        let err = HostPolicy::parse("[default]\nmax_concurrency = 0\n", "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`max_concurrency` in [default]"), "{err}");
+    }
+}
