@@ -80,7 +80,10 @@ fn run_example_lane_in_a_node(bytes: Vec<u8>) {
             ep_lanes_wasm::WasmLane::load(&runtime, bytes, ep_lanes_wasm::LaneLimits::default())
                 .await
                 .unwrap();
+        let digest = lane.digest().to_owned();
         let node = ep_node::node::Node::new("node-example");
+        let sink = Arc::new(ep_node::sinks::memory::MemorySink::new("memory"));
+        node.register_evidence_sink(sink.clone());
         let descriptor = ep_lanes_wasm::register_wasm_lane(&node, Arc::new(lane))
             .await
             .unwrap();
@@ -101,6 +104,20 @@ fn run_example_lane_in_a_node(bytes: Vec<u8>) {
             .await;
         assert_eq!(result.status, ResultStatus::Succeeded, "{result:?}");
         assert_eq!(result.output["echo"]["message"], "hello wasm world");
+        // The execution's evidence names the exact component that ran.
+        let completed = sink
+            .records()
+            .into_iter()
+            .find(|e| e.evidence_type.as_deref() == Some("execution.completed"))
+            .unwrap();
+        assert_eq!(
+            completed.payload["lane_evidence"][0]["component_digest"],
+            digest.as_str()
+        );
+        assert_eq!(
+            completed.payload["lane_evidence"][0]["engine"],
+            "wasmtime@48.0.8"
+        );
 
         let refused = node
             .execute(request(serde_json::json!({"no_message": 1})))

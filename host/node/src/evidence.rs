@@ -215,8 +215,9 @@ fn summarize_key(map: &mut Map<String, Value>, from: &str, to: &str) {
 }
 
 /// The `execution.completed` payload: `reply` (`ok` when succeeded, else `error`), `status`,
-/// the output's summary, the number of events and a bounded error (its `reason` and
-/// `failure_class` when short strings, plus fingerprint and shape).
+/// the output's summary, the number of events, a bounded error (its `reason` and
+/// `failure_class` when short strings, plus fingerprint and shape) and the evidence entries
+/// the lane attached to its result (such as the wasm component digest).
 pub fn completed_payload(result: &ExecutionResult) -> Value {
     let reply = if result.status == ResultStatus::Succeeded {
         "ok"
@@ -229,8 +230,13 @@ pub fn completed_payload(result: &ExecutionResult) -> Value {
         "output": summarize(&Value::Object(result.output.clone())),
         "event_count": result.events.len(),
         "error": result.error.as_ref().map_or(Value::Null, bounded_error),
+        "lane_evidence": result.evidence.iter().take(MAX_LANE_EVIDENCE).cloned().collect::<Vec<_>>(),
     })
 }
+
+/// Most lane-attached evidence entries (e.g. a wasm lane's component digest and engine) kept
+/// per `execution.completed` record; they are bounded like every payload.
+const MAX_LANE_EVIDENCE: usize = 8;
 
 fn bounded_error(error: &Value) -> Value {
     let mut out = Map::new();
