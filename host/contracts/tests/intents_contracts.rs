@@ -10,10 +10,12 @@ use ep_contracts::intents::{
     HttpExecutionIntent, JsonRpcExecutionIntent, ProcessExecutionIntent, StderrMode,
 };
 use proptest::prelude::*;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 mod support;
-use support::{Row, assert_round_trip, remove, run_table, set};
+use support::{
+    Row, assert_round_trip, json_map, json_value, opt_text, remove, run_table, set, text,
+};
 
 /// Envelope rules shared by the three intents: the envelope is required, must be a map, and
 /// its own validation runs with its own field names.
@@ -477,35 +479,6 @@ fn every_intent_fixture_round_trips_through_its_dump() {
 
 // ---------------------------------------------------------------------------------------------
 // Property round-trips
-
-fn text() -> impl Strategy<Value = String> {
-    "\\PC{1,12}"
-}
-
-fn opt_text() -> impl Strategy<Value = Option<String>> {
-    proptest::option::of(text())
-}
-
-fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        "\\PC{0,12}".prop_map(Value::from),
-    ];
-    leaf.prop_recursive(3, 24, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map("\\PC{0,8}", inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
-
-fn json_map() -> impl Strategy<Value = Map<String, Value>> {
-    prop::collection::btree_map("\\PC{0,8}", json_value(), 0..4)
-        .prop_map(|m| m.into_iter().collect())
-}
 
 fn envelope() -> impl Strategy<Value = ExecutionIntentEnvelope> {
     (

@@ -2,7 +2,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use ep_contracts::Contract;
-use serde_json::Value;
+use proptest::prelude::*;
+use serde_json::{Map, Value};
 
 /// One validation rule: its name, how to break a valid fixture, and the exact error it must give.
 pub type Row = (&'static str, fn(&mut Value), &'static str);
@@ -64,4 +65,37 @@ pub fn assert_round_trip<T: Contract>(attrs: &Value) -> T {
         T::NAME
     );
     value
+}
+
+/// Non-empty printable text.
+pub fn text() -> impl Strategy<Value = String> {
+    "\\PC{1,12}"
+}
+
+/// Optional non-empty printable text.
+pub fn opt_text() -> impl Strategy<Value = Option<String>> {
+    proptest::option::of(text())
+}
+
+/// Any JSON value, nested up to three levels.
+pub fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        "\\PC{0,12}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map("\\PC{0,8}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// A JSON object of arbitrary values.
+pub fn json_map() -> impl Strategy<Value = Map<String, Value>> {
+    prop::collection::btree_map("\\PC{0,8}", json_value(), 0..4)
+        .prop_map(|m| m.into_iter().collect())
 }
