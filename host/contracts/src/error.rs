@@ -131,20 +131,4 @@ impl ContractError {
             message: message.into(),
         }
     }
-
-    /// Prefixes the field with a parent path (`request.method`) for nested values.
-    #[must_use]
-    pub fn nested_under(self, parent: &str) -> Self {
-        match self {
-            Self::NonEmptyString { field, got } => Self::NonEmptyString {
-                field: format!("{parent}.{field}"),
-                got,
-            },
-            Self::WrongType { field, expected } => Self::WrongType {
-                field: format!("{parent}.{field}"),
-                expected,
-            },
-            other => other,
-        }
-    }
 }

@@ -71,13 +71,6 @@ impl<'a> Attrs<'a> {
         }
     }
 
-    /// An optional string with a default when absent.
-    pub fn string_or(&self, field: &str, default: &str) -> Result<String, ContractError> {
-        Ok(self
-            .optional_string(field)?
-            .unwrap_or_else(|| default.to_owned()))
-    }
-
     /// A required JSON object.
     pub fn required_map(&self, field: &str) -> Result<Map<String, Value>, ContractError> {
         match self.get(field) {
@@ -213,7 +206,7 @@ impl<'a> Attrs<'a> {
     }
 
     /// A required string that must be one of `allowed`; otherwise `<field> <suffix>` where the
-    /// suffix is e.g. `is not supported` or `unsupported value: ..`.
+    /// suffix is `is not supported: "<v>"` or `unsupported value: "<v>"`.
     pub fn one_of(
         &self,
         field: &str,
@@ -225,28 +218,30 @@ impl<'a> Attrs<'a> {
             return Ok(value);
         }
         let message = match wording {
-            EnumWording::NotSupported => format!("{field} is not supported"),
+            EnumWording::NotSupported => {
+                format!(
+                    "{field} is not supported: {}",
+                    inspect(&Value::String(value))
+                )
+            }
             EnumWording::UnsupportedValue => {
                 format!(
                     "{field} unsupported value: {}",
                     inspect(&Value::String(value))
                 )
             }
-            EnumWording::MustBe(expected) => format!("{field} must be {expected}"),
         };
         Err(ContractError::rule(field, message))
     }
 }
 
-/// How an enum violation is worded (upstream uses three phrasings).
+/// How an enum violation is worded (upstream uses two phrasings).
 #[derive(Debug, Clone, Copy)]
 pub enum EnumWording {
-    /// `<field> is not supported`
+    /// `<field> is not supported: "<v>"`
     NotSupported,
     /// `<field> unsupported value: "<v>"`
     UnsupportedValue,
-    /// `<field> must be <text>`
-    MustBe(&'static str),
 }
 
 /// A non-empty string element.

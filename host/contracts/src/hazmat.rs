@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::contract::Contract;
 use crate::error::ContractError;
-use crate::fields::{Attrs, non_empty_string, put_opt};
+use crate::fields::{Attrs, EnumWording, non_empty_string, put_opt};
 use crate::inspect::inspect;
 
 /// The 13-field scope block shared by every Phase-4 contract: who acted, on what, under which
@@ -106,21 +106,6 @@ fn start_dump(version: &str, scope: &HazmatScope) -> Map<String, Value> {
 fn required_iso8601(attrs: &Attrs<'_>, field: &str) -> Result<String, ContractError> {
     let value = attrs.required_string(field)?;
     crate::fields::iso8601(field, &Value::String(value))
-}
-
-/// A required string from a closed table: `<field> is not supported: "<v>"`.
-fn supported(attrs: &Attrs<'_>, field: &str, allowed: &[&str]) -> Result<String, ContractError> {
-    let value = attrs.required_string(field)?;
-    if allowed.contains(&value.as_str()) {
-        return Ok(value);
-    }
-    Err(ContractError::rule(
-        field,
-        format!(
-            "{field} is not supported: {}",
-            inspect(&Value::String(value))
-        ),
-    ))
 }
 
 /// Leading validation shared by the simple Phase-4 packets: actors, version, scope block.
@@ -231,7 +216,11 @@ impl Contract for StreamBackpressure {
     fn from_value(value: &Value) -> Result<Self, ContractError> {
         let attrs = Attrs::new(value)?;
         let actors = attrs.actor_refs()?;
-        let pressure_class = supported(&attrs, "pressure_class", &PRESSURE_CLASSES)?;
+        let pressure_class = attrs.one_of(
+            "pressure_class",
+            &PRESSURE_CLASSES,
+            EnumWording::NotSupported,
+        )?;
         attrs.check_version(Self::VERSION)?;
         let scope = HazmatScope::read(&attrs, actors)?;
         Ok(Self {

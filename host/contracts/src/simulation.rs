@@ -216,21 +216,6 @@ fn optional_ref(attrs: &Attrs<'_>, field: &str) -> Result<Option<String>, Contra
     }
 }
 
-/// A required string from a closed table: `<field> is not supported: "<v>"`.
-fn supported(attrs: &Attrs<'_>, field: &str, allowed: &[&str]) -> Result<String, ContractError> {
-    let value = attrs.required_string(field)?;
-    if allowed.contains(&value.as_str()) {
-        return Ok(value);
-    }
-    Err(ContractError::rule(
-        field,
-        format!(
-            "{field} is not supported: {}",
-            inspect(&Value::String(value))
-        ),
-    ))
-}
-
 fn put(map: &mut Map<String, Value>, key: &str, value: impl Into<Value>) {
     map.insert(key.to_owned(), value.into());
 }
@@ -663,8 +648,16 @@ impl Contract for LowerSimulationEvidence {
         attrs.check_version(Self::VERSION)?;
         let scenario_ref = attrs.required_string("scenario_ref")?;
         let protocol = attrs.required_string("protocol")?;
-        let side_effect_policy = supported(&attrs, "side_effect_policy", &SIDE_EFFECT_POLICIES)?;
-        let side_effect_result = supported(&attrs, "side_effect_result", &SIDE_EFFECT_RESULTS)?;
+        let side_effect_policy = attrs.one_of(
+            "side_effect_policy",
+            &SIDE_EFFECT_POLICIES,
+            EnumWording::NotSupported,
+        )?;
+        let side_effect_result = attrs.one_of(
+            "side_effect_result",
+            &SIDE_EFFECT_RESULTS,
+            EnumWording::NotSupported,
+        )?;
         let outcome_contract_version = attrs.required_string("outcome_contract_version")?;
         let outcome_status = attrs.required_string("outcome_status")?;
         let input_fingerprint = fingerprint_map(&attrs, "input_fingerprint")?;
