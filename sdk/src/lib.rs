@@ -88,6 +88,7 @@ pub mod bindings {
         pub_export_macro: true,
         export_macro_name: "__export_lane_bindings",
         default_bindings_module: "execution_plane_sdk::bindings",
+        generate_all,
     });
 }
 

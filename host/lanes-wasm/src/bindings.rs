@@ -11,6 +11,11 @@ mod generated {
         path: "../../wit",
         imports: { default: async | trappable },
         exports: { default: async },
+        with: {
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+        },
     });
 }
 

@@ -4,7 +4,7 @@
 
 use std::cell::Cell;
 
-wit_bindgen::generate!({ path: "../../../wit", world: "lane" });
+wit_bindgen::generate!({ path: "../../../wit", world: "lane", generate_all });
 
 use execution_plane::lane::events;
 use exports::execution_plane::lane::lane_adapter::{

@@ -1,7 +1,7 @@
 //! Test lane `handle-bomb`: execute creates `event-stream` resources without dropping them until
 //! the store's handle limit stops it.
 
-wit_bindgen::generate!({ path: "../../../wit", world: "lane" });
+wit_bindgen::generate!({ path: "../../../wit", world: "lane", generate_all });
 
 use exports::execution_plane::lane::lane_adapter::{
     Event, EventStream, ExecutionRequest, Guest, GuestEventStream, LaneCapabilities, Outcome,

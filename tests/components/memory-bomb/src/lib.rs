@@ -1,7 +1,7 @@
 //! Test lane `memory-bomb`: execute allocates (and touches) 1 MiB chunks until the memory limit
 //! stops it.
 
-wit_bindgen::generate!({ path: "../../../wit", world: "lane" });
+wit_bindgen::generate!({ path: "../../../wit", world: "lane", generate_all });
 
 use exports::execution_plane::lane::lane_adapter::{
     Event, EventStream, ExecutionRequest, Guest, GuestEventStream, LaneCapabilities, Outcome,

@@ -1,7 +1,7 @@
 //! Test lane `spin`: execute loops forever (only the host's deadline or a cancel ends it);
 //! operation `sleep` instead blocks in a host call (a WASI monotonic-clock wait) for an hour.
 
-wit_bindgen::generate!({ path: "../../../wit", world: "lane" });
+wit_bindgen::generate!({ path: "../../../wit", world: "lane", generate_all });
 
 use exports::execution_plane::lane::lane_adapter::{
     Event, EventStream, ExecutionRequest, Guest, GuestEventStream, LaneCapabilities, Outcome,

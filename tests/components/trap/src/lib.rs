@@ -1,7 +1,7 @@
 //! Test lane `trap`: execute panics, which aborts the guest with a wasm trap; validate panics
 //! too for operation `validate`.
 
-wit_bindgen::generate!({ path: "../../../wit", world: "lane" });
+wit_bindgen::generate!({ path: "../../../wit", world: "lane", generate_all });
 
 use exports::execution_plane::lane::lane_adapter::{
     Event, EventStream, ExecutionRequest, Guest, GuestEventStream, LaneCapabilities, Outcome,

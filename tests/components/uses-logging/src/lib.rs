@@ -1,7 +1,7 @@
 //! Test lane `uses-logging`: imports `logging` and logs from execute; refused at load where
 //! logging is not granted.
 
-wit_bindgen::generate!({ path: "../../../wit", world: "lane" });
+wit_bindgen::generate!({ path: "../../../wit", world: "lane", generate_all });
 
 use exports::execution_plane::lane::lane_adapter::{
     Event, EventStream, ExecutionRequest, Guest, GuestEventStream, LaneCapabilities, Outcome,
