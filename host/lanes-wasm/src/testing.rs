@@ -19,6 +19,8 @@ pub const GUESTS: &[&str] = &[
     "handle-bomb",
     "bad-json",
     "uses-logging",
+    "echo-v2",
+    "trap-echo",
 ];
 
 /// The guest workspace could not be built, or has no such guest.
