@@ -506,7 +506,10 @@ impl LaneCore {
                     cause = fault.cause(),
                     "wasm execution failed"
                 );
-                result.evidence = vec![self.evidence(started, None, state.as_ref())];
+                let mut entry = self.evidence(started, None, state.as_ref());
+                // Hot swap counts these per generation (`crate::generation`).
+                entry["fault"] = Value::from(fault.cause());
+                result.evidence = vec![entry];
                 result.status = ResultStatus::Failed;
                 result.error = Some(self.failure(&fault).to_value());
             }
