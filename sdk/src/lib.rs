@@ -46,12 +46,16 @@
 //!   assume the request passed it even if a host skipped the check.
 //! * Serves [`Lane::stream`] as the pull-based `event-stream` resource: the host asks for the next
 //!   event only when its consumer is ready, and your [`EventSource`] produces it then.
-//! * On the host target (`cargo test`), [`events::emit`] and the [`log`] functions record into
-//!   [`testing`] instead of calling the host, so lanes are unit-testable natively.
+//! * Makes outbound HTTP requests through the `wasi:http` import with [`http::send`]: a request
+//!   builder, timeouts, a response body cap and typed errors ([`http::HttpError`]), with the
+//!   host's grant check surfacing as [`http::HttpError::Denied`].
+//! * On the host target (`cargo test`), [`events::emit`], the [`log`] functions and
+//!   [`http::send`] go to [`testing`] instead of the host, so lanes are unit-testable natively.
 
 mod capabilities;
 pub mod events;
 mod glue;
+pub mod http;
 mod json;
 pub mod log;
 mod outcome;

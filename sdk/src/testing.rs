@@ -24,16 +24,41 @@
 //!
 //! Recordings are per thread, and the test harness runs each test on its own thread, so tests
 //! don't see each other's events.
+//!
+//! Outbound HTTP works the same way: [`mock_http`] installs a handler that answers
+//! [`http::send`](crate::http::send) on this thread (the body cap of the request's
+//! [`Options`](crate::http::Options) is applied to its responses), and [`take_http_requests`]
+//! returns what was sent. Without a handler, `send` fails with a `Transport` error that says so.
+//!
+//! ```
+//! use execution_plane_sdk::http::{self, Method, Options, Request, Response, Url};
+//! use execution_plane_sdk::testing;
+//!
+//! testing::mock_http(|request| {
+//!     Ok(Response { status: 201, headers: vec![], body: request.body_bytes().to_vec() })
+//! });
+//! let url = Url::parse("http://example.test/echo").unwrap();
+//! let response = http::send(&Request::new(Method::Post, url).body("hi"), &Options::new()).unwrap();
+//! assert_eq!((response.status, response.body.as_slice()), (201, &b"hi"[..]));
+//! assert_eq!(testing::take_http_requests().len(), 1);
+//! ```
 
 use std::cell::RefCell;
 
 use crate::glue::{self, decode};
+use crate::http::{self, HttpError};
 use crate::log::Level;
 use crate::{Event, Lane, Outcome, Rejection, Request};
+
+/// What answers [`http::send`](crate::http::send) in native tests.
+type HttpHandler = Box<dyn FnMut(&http::Request) -> Result<http::Response, HttpError>>;
 
 thread_local! {
     static EVENTS: RefCell<Vec<Event>> = const { RefCell::new(Vec::new()) };
     static LOGS: RefCell<Vec<(Level, String)>> = const { RefCell::new(Vec::new()) };
+    static HTTP_HANDLER: RefCell<Option<HttpHandler>> = const { RefCell::new(None) };
+    static HTTP_SENT: RefCell<Vec<(http::Request, http::Options)>> =
+        const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `validate` as the host would: the request crosses as WIT text, then back.
@@ -63,6 +88,50 @@ pub fn take_events() -> Vec<Event> {
 /// The log lines recorded on this thread, oldest first; clears the recording.
 pub fn take_logs() -> Vec<(Level, String)> {
     LOGS.with(|logs| logs.take())
+}
+
+/// Answers every [`http::send`](crate::http::send) on this thread with `handler` (replacing
+/// any earlier one), in place of the `wasi:http` import. The request's body cap applies to the
+/// responses it returns. Has no effect in a wasm32 build.
+pub fn mock_http<F>(handler: F)
+where
+    F: FnMut(&http::Request) -> Result<http::Response, HttpError> + 'static,
+{
+    HTTP_HANDLER.with(|slot| *slot.borrow_mut() = Some(Box::new(handler)));
+}
+
+/// The requests [`http::send`](crate::http::send) sent on this thread, with their options,
+/// oldest first; clears the recording.
+pub fn take_http_requests() -> Vec<(http::Request, http::Options)> {
+    HTTP_SENT.with(|sent| sent.take())
+}
+
+/// The native stand-in for the `wasi:http` import: records the request and asks the handler.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn answer_http(
+    request: &http::Request,
+    options: &http::Options,
+) -> Result<http::Response, HttpError> {
+    HTTP_SENT.with(|sent| sent.borrow_mut().push((request.clone(), options.clone())));
+    // Taken out while it runs, so a handler that sends again gets a clear error, not a panic.
+    let Some(mut handler) = HTTP_HANDLER.with(|slot| slot.borrow_mut().take()) else {
+        return Err(HttpError::Transport(
+            "no HTTP handler on this thread; install one with testing::mock_http".to_owned(),
+        ));
+    };
+    let answer = handler(request);
+    HTTP_HANDLER.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(handler);
+        }
+    });
+    let response = answer?;
+    let limit = options.max_response_bytes;
+    if u64::try_from(response.body.len()).unwrap_or(u64::MAX) > limit {
+        return Err(HttpError::BodyTooLarge { limit: Some(limit) });
+    }
+    Ok(response)
 }
 
 /// Records an emitted event (the native stand-in for the `events` import).
@@ -133,6 +202,52 @@ mod tests {
         let r = validate::<Chatty>(&Request::new(json!([1]))).unwrap_err();
         assert_eq!(r.reason, "invalid_lane_request");
         assert_eq!(r.details["found"], "array");
+    }
+
+    fn url(text: &str) -> http::Url {
+        http::Url::parse(text).unwrap()
+    }
+
+    #[test]
+    fn mocked_http_answers_and_records_each_request_with_its_options() {
+        mock_http(|request| {
+            Ok(http::Response {
+                status: 200,
+                headers: vec![("x-path".into(), request.url().path_with_query().into())],
+                body: b"ok".to_vec(),
+            })
+        });
+        let request = http::Request::new(http::Method::Get, url("http://h/a?b=1"));
+        let options = http::Options::new().with_max_response_bytes(2);
+        let response = http::send(&request, &options).unwrap();
+        assert_eq!(response.header("x-path"), Some("/a?b=1"));
+        assert_eq!(take_http_requests(), [(request, options)]);
+        assert!(take_http_requests().is_empty());
+    }
+
+    #[test]
+    fn mocked_http_applies_the_body_cap() {
+        mock_http(|_| {
+            Ok(http::Response {
+                status: 200,
+                headers: Vec::new(),
+                body: vec![0; 3],
+            })
+        });
+        let request = http::Request::new(http::Method::Get, url("http://h/"));
+        assert_eq!(
+            http::send(&request, &http::Options::new().with_max_response_bytes(2)),
+            Err(HttpError::BodyTooLarge { limit: Some(2) })
+        );
+    }
+
+    #[test]
+    fn http_without_a_handler_is_a_transport_error_naming_the_fix() {
+        let request = http::Request::new(http::Method::Get, url("http://h/"));
+        let Err(HttpError::Transport(message)) = http::send(&request, &http::Options::new()) else {
+            panic!("expected a transport error")
+        };
+        assert!(message.contains("mock_http"), "{message}");
     }
 
     #[test]
