@@ -49,6 +49,8 @@ pub struct RuntimeConfig {
     pub max_memory_per_instance: usize,
     /// How often the epoch advances: the granularity of deadlines for running guests.
     pub epoch_tick: Duration,
+    /// The outbound HTTP client's connect timeout and pool settings.
+    pub egress: crate::egress::EgressConfig,
 }
 
 impl Default for RuntimeConfig {
@@ -58,6 +60,7 @@ impl Default for RuntimeConfig {
             max_instances: 32,
             max_memory_per_instance: 64 << 20,
             epoch_tick: Duration::from_millis(5),
+            egress: crate::egress::EgressConfig::default(),
         }
     }
 }

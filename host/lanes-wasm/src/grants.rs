@@ -3,13 +3,15 @@
 //! its grant is on. A component importing an interface that is not granted is refused at load,
 //! before it ever runs, with an error naming the import.
 //!
-//! First slice: `events` and `logging`. Outbound HTTP (`wasi:http`) and transports come with
-//! their own grant types in the next slice; `wasi:http` is not linked at all yet.
+//! Grants: `events`, `logging`, and `http` (`wasi:http/outgoing-handler` and `wasi:http/types`,
+//! linked only when the lane has at least one URL pattern; what each request may reach is
+//! checked per request by [`crate::egress`]).
 
 use wasmtime::Engine;
 use wasmtime::component::{Component, HasSelf, Linker};
 
 use crate::bindings::{events, logging, types};
+use crate::egress::HttpGrants;
 use crate::error::LoadError;
 use crate::state::LaneState;
 
@@ -17,14 +19,18 @@ use crate::state::LaneState;
 pub const EVENTS_IMPORT: &str = "execution-plane:lane/events@";
 /// Import-name prefix of the lane world's `logging` interface.
 pub const LOGGING_IMPORT: &str = "execution-plane:lane/logging@";
+/// Import-name prefix of the `wasi:http` interfaces (`types`, `outgoing-handler`).
+pub const HTTP_IMPORT: &str = "wasi:http/";
 
 /// Which lane host interfaces a lane generation may import.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grants {
     /// `events.emit` (execution events).
     pub events: bool,
     /// `logging.log` (forwarded to `tracing`).
     pub logging: bool,
+    /// Outbound HTTP: the URL patterns it may reach (empty = `wasi:http` not linked).
+    pub http: HttpGrants,
 }
 
 impl Default for Grants {
@@ -33,6 +39,7 @@ impl Default for Grants {
         Self {
             events: true,
             logging: true,
+            http: HttpGrants::default(),
         }
     }
 }
@@ -43,7 +50,14 @@ impl Grants {
         Self {
             events: false,
             logging: false,
+            http: HttpGrants::default(),
         }
+    }
+
+    /// These grants plus outbound HTTP to `http`.
+    pub fn with_http(mut self, http: HttpGrants) -> Self {
+        self.http = http;
+        self
     }
 
     /// The grant name that allows `import`, when it is a lane host interface this grant lacks.
@@ -54,12 +68,15 @@ impl Grants {
         if import.starts_with(LOGGING_IMPORT) && !self.logging {
             return Some("logging");
         }
+        if import.starts_with(HTTP_IMPORT) && self.http.is_empty() {
+            return Some("http");
+        }
         None
     }
 }
 
 /// A linker with WASI p2, `types`, and exactly the granted lane interfaces.
-pub(crate) fn linker(engine: &Engine, grants: Grants) -> wasmtime::Result<Linker<LaneState>> {
+pub(crate) fn linker(engine: &Engine, grants: &Grants) -> wasmtime::Result<Linker<LaneState>> {
     let mut linker = Linker::<LaneState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     types::add_to_linker::<LaneState, HasSelf<LaneState>>(&mut linker, |state| state)?;
@@ -69,6 +86,9 @@ pub(crate) fn linker(engine: &Engine, grants: Grants) -> wasmtime::Result<Linker
     if grants.logging {
         logging::add_to_linker::<LaneState, HasSelf<LaneState>>(&mut linker, |state| state)?;
     }
+    if !grants.http.is_empty() {
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    }
     Ok(linker)
 }
 
@@ -76,7 +96,7 @@ pub(crate) fn linker(engine: &Engine, grants: Grants) -> wasmtime::Result<Linker
 pub(crate) fn check_imports(
     engine: &Engine,
     component: &Component,
-    grants: Grants,
+    grants: &Grants,
     digest: &str,
 ) -> Result<(), LoadError> {
     let ty = component.component_type();
@@ -96,7 +116,7 @@ pub(crate) fn check_imports(
 pub(crate) fn unsatisfied(
     engine: &Engine,
     component: &Component,
-    grants: Grants,
+    grants: &Grants,
     digest: &str,
     error: &wasmtime::Error,
 ) -> LoadError {

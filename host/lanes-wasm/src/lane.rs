@@ -26,6 +26,8 @@ use wasmtime::Store;
 use crate::bindings::{Lane, LanePre};
 use crate::convert;
 use crate::digests::DigestRegistration;
+use crate::egress::hooks::{EgressLog, LaneHttpHooks};
+use crate::egress::{LaneEgress, RequestEgress};
 use crate::engine::WasmRuntime;
 use crate::error::LoadError;
 use crate::fault::{Fault, Phase, classify};
@@ -95,6 +97,34 @@ pub(crate) struct LaneCore {
     pub(crate) limits: LaneLimits,
     slots: Arc<Semaphore>,
     pub(crate) gate: LaneGate,
+    /// Present when the generation is granted outbound HTTP.
+    egress: Option<Arc<LaneEgress>>,
+}
+
+/// What one store may do with outbound HTTP: the request's narrowing and the log its denials
+/// go to.
+#[derive(Debug, Clone)]
+pub(crate) struct EgressScope {
+    pub(crate) narrowing: Arc<RequestEgress>,
+    pub(crate) log: Arc<EgressLog>,
+}
+
+impl EgressScope {
+    /// No outbound HTTP at all (load probes and `validate`, which must not do I/O).
+    pub(crate) fn nothing() -> Self {
+        Self {
+            narrowing: Arc::new(RequestEgress::Nothing),
+            log: Arc::default(),
+        }
+    }
+
+    /// The request's own narrowing of the lane's grant.
+    pub(crate) fn of(request: &ExecutionRequest) -> Self {
+        Self {
+            narrowing: Arc::new(RequestEgress::of(request)),
+            log: Arc::default(),
+        }
+    }
 }
 
 impl WasmLane {
@@ -130,14 +160,14 @@ impl WasmLane {
             .cache
             .get_or_compile(engine, &digest, bytes)
             .await?;
-        grants::check_imports(engine, &component, grants, &digest)?;
-        let linker = grants::linker(engine, grants).map_err(|e| LoadError::Internal {
+        grants::check_imports(engine, &component, &grants, &digest)?;
+        let linker = grants::linker(engine, &grants).map_err(|e| LoadError::Internal {
             digest: digest.clone(),
             message: format!("cannot build the lane linker: {e}"),
         })?;
         let instance_pre = linker
             .instantiate_pre(&component)
-            .map_err(|e| grants::unsatisfied(engine, &component, grants, &digest, &e))?;
+            .map_err(|e| grants::unsatisfied(engine, &component, &grants, &digest, &e))?;
         let pre = LanePre::new(instance_pre).map_err(|e| LoadError::NotALane {
             digest: digest.clone(),
             message: crate::error::error_chain(&e, 2048),
@@ -145,6 +175,20 @@ impl WasmLane {
         limits.max_memory_bytes = limits
             .max_memory_bytes
             .min(runtime.config().max_memory_per_instance);
+        let egress = if grants.http.is_empty() {
+            None
+        } else {
+            let egress = LaneEgress::new(
+                grants.http.clone(),
+                &runtime.config().egress,
+                limits.max_response_bytes,
+            )
+            .map_err(|message| LoadError::Internal {
+                digest: digest.clone(),
+                message,
+            })?;
+            Some(Arc::new(egress))
+        };
         let mut core = LaneCore {
             lane_id: Arc::from("(loading)"),
             digest: digest.clone(),
@@ -152,6 +196,7 @@ impl WasmLane {
             gate: LaneGate::new(&limits),
             limits,
             slots: Arc::clone(&runtime.inner.slots),
+            egress,
         };
         let capabilities = core.probe().await?;
         let lane_id = capabilities.lane_id.clone().unwrap_or_default();
@@ -182,8 +227,8 @@ impl WasmLane {
     }
 
     /// The grants it was linked with.
-    pub fn grants(&self) -> Grants {
-        self.grants
+    pub fn grants(&self) -> &Grants {
+        &self.grants
     }
 
     /// The plugin manifest it was loaded with ([`crate::plugins::load_plugin`]), if any.
@@ -252,6 +297,7 @@ impl LaneCore {
         execution_ref: &ExecutionRef,
         deadline: Instant,
         timeout: Duration,
+        egress: EgressScope,
     ) -> Result<Instance, Fault> {
         let slot = match timeout_at(deadline.into(), Arc::clone(&self.slots).acquire_owned()).await
         {
@@ -272,7 +318,14 @@ impl LaneCore {
             lane_id: Arc::clone(&self.lane_id),
             execution_ref: execution_ref.clone(),
         };
-        let state = LaneState::new(who, &self.limits, deadline);
+        let hooks = LaneHttpHooks::new(
+            self.egress.clone(),
+            egress.narrowing,
+            deadline,
+            egress.log,
+            who.clone(),
+        );
+        let state = LaneState::new(who, &self.limits, deadline, hooks);
         let mut store = state.into_store(self.pre.engine(), &self.limits);
         let instantiated =
             timeout_at(deadline.into(), self.pre.instantiate_async(&mut store)).await;
@@ -314,7 +367,12 @@ impl LaneCore {
         let timeout = self.limits.validate_timeout;
         let deadline = Instant::now() + timeout;
         let mut instance = self
-            .instantiate(&ExecutionRef::from_string("probe"), deadline, timeout)
+            .instantiate(
+                &ExecutionRef::from_string("probe"),
+                deadline,
+                timeout,
+                EgressScope::nothing(),
+            )
             .await
             .map_err(probe_error)?;
         let call = instance
@@ -359,7 +417,12 @@ impl LaneCore {
         let deadline = Instant::now() + timeout;
         let wit = convert::wit_request(&request, &self.lane_id, timeout);
         let fault = match self
-            .instantiate(&request.execution_ref, deadline, timeout)
+            .instantiate(
+                &request.execution_ref,
+                deadline,
+                timeout,
+                EgressScope::nothing(),
+            )
             .await
         {
             Err(fault) => fault,
@@ -424,6 +487,8 @@ impl LaneCore {
         let timeout = convert::timeout_for(&request, &self.limits);
         let deadline = started + timeout;
         let wit = convert::wit_request(&request, &self.lane_id, timeout);
+        let scope = EgressScope::of(&request);
+        let log = Arc::clone(&scope.log);
         let work = async {
             let _turn = match timeout_at(deadline.into(), self.gate.enter()).await {
                 Err(_) => {
@@ -441,7 +506,7 @@ impl LaneCore {
                 Ok(Ok(turn)) => turn,
             };
             let mut instance = match self
-                .instantiate(&request.execution_ref, deadline, timeout)
+                .instantiate(&request.execution_ref, deadline, timeout, scope.clone())
                 .await
             {
                 Ok(instance) => instance,
@@ -472,10 +537,16 @@ impl LaneCore {
             () = ctx.cancel.cancelled() => Run::fault(Fault::Cancelled),
             run = work => run,
         };
-        self.result(request, started, run)
+        self.result(request, started, run, &log)
     }
 
-    fn result(&self, request: ExecutionRequest, started: Instant, run: Run) -> ExecutionResult {
+    fn result(
+        &self,
+        request: ExecutionRequest,
+        started: Instant,
+        run: Run,
+        egress: &EgressLog,
+    ) -> ExecutionResult {
         let Run {
             answer,
             events,
@@ -513,6 +584,16 @@ impl LaneCore {
                 result.status = ResultStatus::Failed;
                 result.error = Some(self.failure(&fault).to_value());
             }
+        }
+        if self.egress.is_some() {
+            let (requests, denied, denials) = egress.snapshot();
+            if let Some(Value::Object(entry)) = result.evidence.first_mut() {
+                entry.insert(
+                    "http".to_owned(),
+                    json!({ "requests": requests, "denied": denied }),
+                );
+            }
+            result.evidence.extend(denials);
         }
         result
     }

@@ -60,6 +60,7 @@ mod bridge;
 mod cache;
 mod convert;
 mod digests;
+pub mod egress;
 pub mod engine;
 pub mod error;
 mod fault;

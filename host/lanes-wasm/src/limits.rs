@@ -46,6 +46,8 @@ pub struct LaneLimits {
     pub max_concurrent: usize,
     /// Executions waiting for a turn; beyond it an execution fails with `lane_saturated`.
     pub max_queued: usize,
+    /// Bytes of one outbound HTTP response body a lane may receive.
+    pub max_response_bytes: u64,
 }
 
 impl Default for LaneLimits {
@@ -67,6 +69,7 @@ impl Default for LaneLimits {
             validate_timeout: Duration::from_secs(1),
             max_concurrent: 16,
             max_queued: 64,
+            max_response_bytes: 16 << 20,
         }
     }
 }

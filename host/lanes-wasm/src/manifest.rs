@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::egress::HttpGrants;
 use crate::grants::Grants;
 
 /// The WIT package (and version) of the lane ABI this host implements.
@@ -76,6 +77,12 @@ struct RawGrants {
     events: bool,
     #[serde(default)]
     logging: bool,
+    /// URL patterns restricted to public addresses.
+    #[serde(default)]
+    http: Vec<String>,
+    /// URL patterns whose names may resolve to private ranges.
+    #[serde(default)]
+    http_private: Vec<String>,
 }
 
 /// A manifest could not be read or is not valid; the message names the file, the key and what
@@ -192,6 +199,8 @@ impl LaneManifest {
                 "in [limits] is 0; use a positive value or omit the key".to_owned(),
             ));
         }
+        let http = HttpGrants::parse(&raw.grants.http, &raw.grants.http_private)
+            .map_err(|e| invalid("grants.http", format!("holds an invalid pattern: {e}")))?;
         Ok(Self {
             lane_id: raw.lane_id,
             version,
@@ -199,6 +208,7 @@ impl LaneManifest {
             grants: Grants {
                 events: raw.grants.events,
                 logging: raw.grants.logging,
+                http,
             },
             limits: raw.limits,
         })
@@ -234,16 +244,35 @@ mod tests {
         assert_eq!(m.lane_id, "example-echo");
         assert_eq!(m.version, semver::Version::new(0, 1, 0));
         assert_eq!(m.wit_version, WIT_PACKAGE);
-        assert_eq!(
-            m.grants,
-            Grants {
-                events: true,
-                logging: true
-            }
-        );
+        assert_eq!(m.grants, Grants::default());
         assert_eq!(m.limits.max_memory_mb, Some(16));
         assert_eq!(m.limits.timeout_ms, Some(5000));
         assert_eq!(m.limits.max_concurrency, Some(8));
+    }
+
+    #[test]
+    fn http_patterns_are_parsed_and_bad_ones_name_the_key() {
+        let base =
+            "lane_id = \"x\"\nversion = \"1.0.0\"\nwit_version = \"execution-plane:lane@0.1.0\"\n";
+        let m = LaneManifest::parse(
+            &format!("{base}[grants]\nhttp = [\"https://*.example.com\"]\nhttp_private = [\"http://svc:8080\"]\n"),
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            m.grants.http.to_string(),
+            "https://*.example.com, http://svc:8080 (private)"
+        );
+        let err = LaneManifest::parse(
+            &format!("{base}[grants]\nhttp = [\"example.com\"]\n"),
+            Path::new("x.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("grants.http") && err.contains("example.com"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -270,13 +299,13 @@ mod tests {
         .to_string();
         assert!(err.contains("`timeout_ms`"), "{err}");
         let err = LaneManifest::parse(
-            &format!("{base}version = \"1.0.0\"\n[grants]\nhttp = true\n"),
+            &format!("{base}version = \"1.0.0\"\n[grants]\nsockets = true\n"),
             Path::new("x.toml"),
         )
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains("unknown field") && err.contains("http"),
+            err.contains("unknown field") && err.contains("sockets"),
             "{err}"
         );
         assert!(!err.contains('\n'), "{err}");

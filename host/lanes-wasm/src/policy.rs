@@ -13,11 +13,18 @@
 //! max_memory_mb = 16
 //! timeout_ms = 5000
 //! max_concurrency = 4
+//!
+//! # Outbound HTTP: URL patterns (none by default). `http_private` patterns may resolve to
+//! # loopback / private / link-local addresses; `http` ones to public addresses only.
+//! [lanes.http]
+//! http = ["https://*.example.com", "http://127.0.0.1:*"]
+//! http_private = ["http://svc.internal:8080"]
 //! ```
 //!
-//! Effective grant = manifest request ∩ policy: a grant the manifest asks for and the policy
-//! denies refuses the plugin (naming the grant); a grant the manifest does not ask for is never
-//! linked. Effective limits = the smaller of manifest and policy for each limit: the operator
+//! Effective grant = manifest request ∩ policy: a boolean grant the manifest asks for and the
+//! policy denies refuses the plugin (naming the grant); URL patterns are intersected, and a
+//! manifest whose patterns share nothing with the policy's is refused; a grant the manifest does
+//! not ask for is never linked. Effective limits = the smaller of manifest and policy for each limit: the operator
 //! can lower a lane's limits, never raise them.
 
 use std::collections::BTreeMap;
@@ -27,6 +34,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::egress::HttpGrants;
 use crate::grants::Grants;
 use crate::limits::LaneLimits;
 use crate::manifest::{LaneManifest, LimitRequest, one_line};
@@ -35,12 +43,14 @@ use crate::manifest::{LaneManifest, LimitRequest, one_line};
 pub const MAX_POLICY_BYTES: u64 = 1 << 20;
 
 /// What the operator allows one lane: grants and limit ceilings, all resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LanePolicy {
     /// `execution-plane:lane/events` may be linked.
     pub events: bool,
     /// `execution-plane:lane/logging` may be linked.
     pub logging: bool,
+    /// The URL patterns outbound HTTP may reach (none by default).
+    pub http: HttpGrants,
     /// Ceiling on the instance's memories and tables, in MiB.
     pub max_memory_mb: u64,
     /// Ceiling on one execution's deadline, in milliseconds.
@@ -56,6 +66,7 @@ impl Default for LanePolicy {
         Self {
             events: true,
             logging: true,
+            http: HttpGrants::default(),
             max_memory_mb: (limits.max_memory_bytes >> 20) as u64,
             timeout_ms: u64::try_from(limits.max_timeout.as_millis()).unwrap_or(u64::MAX),
             max_concurrency: limits.max_concurrent as u64,
@@ -91,11 +102,13 @@ struct RawPolicy {
     lanes: BTreeMap<String, RawLanePolicy>,
 }
 
-#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLanePolicy {
     events: Option<bool>,
     logging: Option<bool>,
+    http: Option<Vec<String>>,
+    http_private: Option<Vec<String>>,
     max_memory_mb: Option<u64>,
     timeout_ms: Option<u64>,
     max_concurrency: Option<u64>,
@@ -110,14 +123,23 @@ impl RawLanePolicy {
         }
     }
 
-    fn over(self, base: LanePolicy) -> LanePolicy {
-        LanePolicy {
+    fn over(self, base: &LanePolicy) -> Result<LanePolicy, crate::egress::PatternError> {
+        let http = if self.http.is_none() && self.http_private.is_none() {
+            base.http.clone()
+        } else {
+            HttpGrants::parse(
+                self.http.as_deref().unwrap_or_default(),
+                self.http_private.as_deref().unwrap_or_default(),
+            )?
+        };
+        Ok(LanePolicy {
             events: self.events.unwrap_or(base.events),
             logging: self.logging.unwrap_or(base.logging),
+            http,
             max_memory_mb: self.max_memory_mb.unwrap_or(base.max_memory_mb),
             timeout_ms: self.timeout_ms.unwrap_or(base.timeout_ms),
             max_concurrency: self.max_concurrency.unwrap_or(base.max_concurrency),
-        }
+        })
     }
 }
 
@@ -177,6 +199,37 @@ pub enum PolicyError {
         /// Where the policy came from.
         source_name: String,
     },
+    /// The manifest's URL patterns share nothing with the policy's.
+    #[error("{0}")]
+    HttpDenied(Box<HttpDenial>),
+    /// A URL pattern in the policy is invalid.
+    #[error("lane policy {source_name}: [{section}] {error}")]
+    InvalidPattern {
+        /// The policy file.
+        source_name: String,
+        /// `default` or `lanes.<lane_id>`.
+        section: String,
+        /// The pattern error.
+        error: Box<crate::egress::PatternError>,
+    },
+}
+
+/// Why a lane's outbound HTTP request was refused by the policy.
+#[derive(Debug, Error)]
+#[error(
+    "lane {lane_id:?} asks for outbound http to {asked} but {source_name} allows it {allowed}; \
+     widen the policy ([lanes.{lane_id}] http = [\"scheme://host[:port][/prefix]\", ...]) or \
+     narrow the manifest's [grants] http"
+)]
+pub struct HttpDenial {
+    /// The lane.
+    pub lane_id: String,
+    /// The manifest's patterns.
+    pub asked: String,
+    /// The policy's patterns.
+    pub allowed: String,
+    /// Where the policy came from.
+    pub source_name: String,
 }
 
 /// The grants and limits a lane plugin gets: its manifest narrowed by the policy.
@@ -220,12 +273,25 @@ impl HostPolicy {
             }),
             None => Ok(()),
         };
+        let pattern = |section: &str| {
+            let section = section.to_owned();
+            move |error| PolicyError::InvalidPattern {
+                source_name: source_name.to_owned(),
+                section,
+                error: Box::new(error),
+            }
+        };
         zero("default", &raw.default)?;
-        let default = raw.default.over(LanePolicy::default());
+        let default = raw
+            .default
+            .over(&LanePolicy::default())
+            .map_err(pattern("default"))?;
         let mut lanes = BTreeMap::new();
         for (lane_id, section) in raw.lanes {
-            zero(&format!("lanes.{lane_id}"), &section)?;
-            lanes.insert(lane_id, section.over(default));
+            let name = format!("lanes.{lane_id}");
+            zero(&name, &section)?;
+            let policy = section.over(&default).map_err(pattern(&name))?;
+            lanes.insert(lane_id, policy);
         }
         Ok(Self {
             source: source_name.to_owned(),
@@ -241,7 +307,10 @@ impl HostPolicy {
 
     /// The policy for `lane_id`: its own section, else `[default]`.
     pub fn for_lane(&self, lane_id: &str) -> LanePolicy {
-        self.lanes.get(lane_id).copied().unwrap_or(self.default)
+        self.lanes
+            .get(lane_id)
+            .cloned()
+            .unwrap_or_else(|| self.default.clone())
     }
 
     /// The manifest's request narrowed by this policy, or the first grant it asks for that the
@@ -259,6 +328,23 @@ impl HostPolicy {
         if manifest.grants.logging && !policy.logging {
             return Err(denied("logging"));
         }
+        let http = manifest.grants.http.intersect(&policy.http);
+        if !manifest.grants.http.is_empty() && http.is_empty() {
+            return Err(PolicyError::HttpDenied(Box::new(HttpDenial {
+                lane_id: manifest.lane_id.clone(),
+                asked: manifest.grants.http.to_string(),
+                allowed: policy.http.to_string(),
+                source_name: self.source.clone(),
+            })));
+        }
+        if http != manifest.grants.http {
+            tracing::info!(
+                lane_id = manifest.lane_id,
+                asked = %manifest.grants.http,
+                effective = %http,
+                "outbound http grant narrowed by the host policy"
+            );
+        }
         let cap = |asked: Option<u64>, ceiling: u64| asked.map_or(ceiling, |v| v.min(ceiling));
         let memory_mb = cap(manifest.limits.max_memory_mb, policy.max_memory_mb);
         let timeout_ms = cap(manifest.limits.timeout_ms, policy.timeout_ms);
@@ -275,7 +361,10 @@ impl HostPolicy {
         limits.default_timeout = limits.default_timeout.min(limits.max_timeout);
         limits.validate_timeout = limits.validate_timeout.min(limits.max_timeout);
         Ok(Effective {
-            grants: manifest.grants,
+            grants: Grants {
+                http,
+                ..manifest.grants.clone()
+            },
             limits,
         })
     }
@@ -353,12 +442,68 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_and_zero_limits_are_refused() {
-        let err = HostPolicy::parse("[lanes.echo]\nhttp = true\n", "p.toml")
+    fn http_patterns_are_intersected_and_refused_when_disjoint() {
+        let asks = "[grants]\nhttp = [\"https://*:*\", \"http://*:*\"]\n";
+        // Deny unless granted: the default policy reaches nothing.
+        let err = HostPolicy::default()
+            .effective(&manifest(asks))
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("unknown field") && err.contains("http"),
+            err.contains("outbound http") && err.contains("(none)"),
+            "{err}"
+        );
+        let policy = HostPolicy::parse(
+            "[lanes.echo]\nhttp = [\"https://api.example.com/v1\", \"http://127.0.0.1:*\"]\n",
+            "p.toml",
+        )
+        .unwrap();
+        let e = policy.effective(&manifest(asks)).unwrap();
+        assert_eq!(
+            e.grants.http.to_string(),
+            "http://127.0.0.1:*, https://api.example.com/v1"
+        );
+        let err = policy
+            .effective(&manifest("[grants]\nhttp = [\"https://other.test\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("https://other.test") && err.contains("p.toml"),
+            "{err}"
+        );
+        // A private grant survives only where the policy grants it as private too.
+        let policy = HostPolicy::parse(
+            "[lanes.echo]\nhttp_private = [\"http://svc.internal:8080\"]\n",
+            "p.toml",
+        )
+        .unwrap();
+        let e = policy
+            .effective(&manifest("[grants]\nhttp_private = [\"http://*:*\"]\n"))
+            .unwrap();
+        assert_eq!(
+            e.grants.http.to_string(),
+            "http://svc.internal:8080 (private)"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_zero_limits_are_refused() {
+        let err = HostPolicy::parse("[lanes.echo]\nsockets = true\n", "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown field") && err.contains("sockets"),
+            "{err}"
+        );
+        let err = HostPolicy::parse("[lanes.echo]\nhttp = true\n", "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("http"), "{err}");
+        let err = HostPolicy::parse("[lanes.echo]\nhttp = [\"ftp://x\"]\n", "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("[lanes.echo]") && err.contains("ftp://x"),
             "{err}"
         );
         let err = HostPolicy::parse("[default]\nmax_concurrency = 0\n", "p.toml")

@@ -21,6 +21,7 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{events, logging, types};
+use crate::egress::hooks::LaneHttpHooks;
 use crate::limits::LaneLimits;
 
 /// Bytes of one guest log line kept (the rest is cut).
@@ -30,6 +31,8 @@ const MAX_LOG_LINE_BYTES: usize = 4096;
 pub(crate) struct LaneState {
     wasi: WasiCtx,
     table: ResourceTable,
+    http: wasmtime_wasi_http::WasiHttpCtx,
+    hooks: LaneHttpHooks,
     pub(crate) limiter: LaneLimiter,
     pub(crate) events: EventBuffer,
     log: LogContext,
@@ -50,7 +53,12 @@ pub(crate) struct Attribution {
 }
 
 impl LaneState {
-    pub(crate) fn new(who: Attribution, limits: &LaneLimits, deadline: Instant) -> Self {
+    pub(crate) fn new(
+        who: Attribution,
+        limits: &LaneLimits,
+        deadline: Instant,
+        hooks: LaneHttpHooks,
+    ) -> Self {
         let console = OutputCapture::new(limits.max_console_bytes);
         let mut wasi = WasiCtx::builder();
         wasi.stdout(console.clone())
@@ -64,6 +72,8 @@ impl LaneState {
         Self {
             wasi: wasi.build(),
             table,
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            hooks,
             limiter: LaneLimiter::new(limits),
             events: EventBuffer::new(who.execution_ref.clone(), limits),
             log: LogContext {
@@ -102,6 +112,16 @@ impl LaneState {
     /// Log lines dropped beyond the per-execution cap.
     pub(crate) fn dropped_log_lines(&self) -> usize {
         self.log.dropped
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for LaneState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
     }
 }
 

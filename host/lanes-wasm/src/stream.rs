@@ -55,6 +55,7 @@ pub(crate) async fn open(
     let deadline = Instant::now() + timeout;
     let wit = convert::wit_request(&request, &core.lane_id, timeout);
     let execution_ref = request.execution_ref.clone();
+    let egress = crate::lane::EgressScope::of(&request);
     let setup = async {
         let turn = match timeout_at(deadline.into(), core.gate.enter()).await {
             Err(_) => {
@@ -71,7 +72,9 @@ pub(crate) async fn open(
             }
             Ok(Ok(turn)) => turn,
         };
-        let mut instance = core.instantiate(&execution_ref, deadline, timeout).await?;
+        let mut instance = core
+            .instantiate(&execution_ref, deadline, timeout, egress)
+            .await?;
         let call = instance
             .lane
             .execution_plane_lane_lane_adapter()

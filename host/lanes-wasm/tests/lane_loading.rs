@@ -14,8 +14,8 @@ use support::*;
 async fn a_component_importing_ungranted_logging_is_refused_naming_the_import() {
     let rt = runtime();
     let grants = Grants {
-        events: true,
         logging: false,
+        ..Grants::default()
     };
     let error =
         WasmLane::load_with_grants(&rt, guest("uses-logging"), LaneLimits::default(), grants)
@@ -57,8 +57,8 @@ async fn a_lane_that_imports_nothing_ungranted_loads_under_narrow_grants() {
         guest("echo"),
         LaneLimits::default(),
         Grants {
-            events: true,
             logging: false,
+            ..Grants::default()
         },
     )
     .await

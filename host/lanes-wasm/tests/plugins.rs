@@ -51,9 +51,9 @@ async fn a_plugin_with_a_valid_manifest_loads_with_its_grants_and_limits() {
     assert_eq!(lane.lane_id(), "echo");
     assert_eq!(
         lane.grants(),
-        Grants {
-            events: true,
-            logging: false
+        &Grants {
+            logging: false,
+            ..Grants::default()
         }
     );
     assert_eq!(lane.limits().max_memory_bytes, 16 << 20);
