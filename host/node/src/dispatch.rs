@@ -24,8 +24,8 @@ use ep_contracts::boundary::{
 use crate::admission::Admitted;
 use crate::error::RuntimeError;
 use crate::evidence::{
-    EXECUTION_CANCELLED, EXECUTION_COMPLETED, EXECUTION_STARTED, EvidenceContext,
-    cancelled_payload, completed_payload, started_payload,
+    CAPABILITY_DENIED, EXECUTION_CANCELLED, EXECUTION_COMPLETED, EXECUTION_STARTED,
+    EvidenceContext, bound, cancelled_payload, completed_payload, started_payload,
 };
 use crate::node::Node;
 use crate::traits::{EventStream, TargetClient};
@@ -88,6 +88,10 @@ impl Node {
         )
         .await;
         let result = client.execute(execution_request, Arc::clone(lane)).await;
+        for denial in capability_denials(&result) {
+            self.emit_in(context, CAPABILITY_DENIED, bound(denial.clone()))
+                .await;
+        }
         self.emit_in(context, EXECUTION_COMPLETED, completed_payload(&result))
             .await;
         result
@@ -161,4 +165,13 @@ pub(crate) fn rejected_result(
         provenance,
         ..ExecutionResult::default()
     }
+}
+
+/// The lane evidence entries that report a refused capability (`"kind": "capability.denied"`):
+/// each becomes a `capability.denied` record of its own, so a denial is never only a field
+/// inside a completion.
+fn capability_denials(result: &ExecutionResult) -> impl Iterator<Item = &serde_json::Value> {
+    result.evidence.iter().filter(|entry| {
+        entry.get("kind").and_then(serde_json::Value::as_str) == Some(CAPABILITY_DENIED)
+    })
 }

@@ -42,6 +42,8 @@ pub const EXECUTION_STARTED: &str = "execution.started";
 pub const EXECUTION_COMPLETED: &str = "execution.completed";
 /// `execution.cancelled`: a cancel reached the target (payload: ref and cancel result).
 pub const EXECUTION_CANCELLED: &str = "execution.cancelled";
+/// A lane asked for a capability its grants do not allow (one record per denial).
+pub const CAPABILITY_DENIED: &str = "capability.denied";
 
 /// Longest string kept verbatim in an evidence payload; longer strings become fingerprints,
 /// so no body or document can ride along in an innocuous-looking field.
@@ -138,6 +140,42 @@ impl Node {
     /// Builds a record in `context` and sends it to every sink.
     pub(crate) async fn emit_in(&self, context: &EvidenceContext, kind: &str, payload: Value) {
         self.emit(context.record(kind, payload)).await;
+    }
+
+    /// Records evidence of a step that belongs to no execution (a lane generation activated,
+    /// refused or rolled back; an operator action): the payload is [`bound`]ed, the record is
+    /// stamped now, carries `lane_id` when given, and goes to every sink like any other record.
+    /// Returns the record as sent.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// use std::sync::Arc;
+    /// use ep_node::node::Node;
+    /// use ep_node::sinks::memory::MemorySink;
+    ///
+    /// let node = Node::new("node-docs");
+    /// let sink = Arc::new(MemorySink::new("memory"));
+    /// node.register_evidence_sink(sink.clone());
+    /// let record = node
+    ///     .record_evidence("lane.activated", Some("echo"), serde_json::json!({"generation": 2}))
+    ///     .await;
+    /// assert_eq!(record.lane_id.as_deref(), Some("echo"));
+    /// assert_eq!(sink.evidence_types(), ["lane.activated"]);
+    /// # });
+    /// ```
+    pub async fn record_evidence(
+        &self,
+        evidence_type: &str,
+        lane_id: Option<&str>,
+        payload: Value,
+    ) -> Evidence {
+        let context = EvidenceContext {
+            lane_id: lane_id.map(str::to_owned),
+            ..EvidenceContext::default()
+        };
+        let record = context.record(evidence_type, payload);
+        self.emit(record.clone()).await;
+        record
     }
 }
 
@@ -442,6 +480,42 @@ mod tests {
     fn keys_with_markers_are_hashed() {
         let v = bound(json!({"sk-live-abc": 1}));
         assert!(!v.to_string().contains("sk-live"));
+    }
+
+    #[tokio::test]
+    async fn recorded_evidence_is_bounded_stamped_and_sent_to_every_sink() {
+        use std::sync::Arc;
+
+        use crate::sinks::memory::MemorySink;
+
+        let node = Node::new("node-evidence");
+        let first = Arc::new(MemorySink::new("first"));
+        let second = Arc::new(MemorySink::new("second"));
+        node.register_evidence_sink(first.clone());
+        node.register_evidence_sink(second.clone());
+        let long = "r".repeat(MAX_EVIDENCE_STRING_BYTES + 1);
+        let record = node
+            .record_evidence(
+                "lane.rejected",
+                Some("echo"),
+                json!({"reason": long, "body": "raw", "serving_digest": "sha256:ab"}),
+            )
+            .await;
+        assert_eq!(record.evidence_type.as_deref(), Some("lane.rejected"));
+        assert_eq!(record.lane_id.as_deref(), Some("echo"));
+        assert!(record.execution_ref.is_none());
+        assert!(record.emitted_at.is_some());
+        assert!(record.payload["reason"]["sha256"].is_string());
+        assert!(record.payload.get("body").is_none());
+        assert_eq!(record.payload["serving_digest"], "sha256:ab");
+        for sink in [&first, &second] {
+            let records = sink.records();
+            assert_eq!(records.len(), 1);
+            assert_eq!(records[0].evidence_id, record.evidence_id);
+            assert_eq!(records[0].payload, record.payload);
+        }
+        let unscoped = node.record_evidence("operator.note", None, json!({})).await;
+        assert!(unscoped.lane_id.is_none());
     }
 
     #[test]

@@ -118,19 +118,42 @@ pub enum RequestEgress {
     Lane,
     /// No outbound HTTP (`"egress": "none"`, or a `no_egress_policy` in the metadata).
     Nothing,
-    /// Only requests that also match one of these.
-    Only(Vec<HttpPattern>),
+    /// Only requests that match a pattern of every one of these sets (the execution request's
+    /// and its admission request's narrowing each add a set).
+    Only(Vec<Vec<HttpPattern>>),
     /// The narrowing could not be read: fail closed, and say why.
     Invalid(String),
 }
 
 impl RequestEgress {
-    /// Reads the narrowing from the request's metadata. Anything unreadable narrows to nothing.
+    /// Reads the narrowing from the request's metadata and from its admission request's
+    /// metadata; both apply. Anything unreadable narrows to nothing.
     pub fn of(request: &ExecutionRequest) -> Self {
-        if request.metadata.contains_key("no_egress_policy") {
+        let own = Self::of_metadata(&request.metadata);
+        match request.admission_request.as_ref() {
+            Some(admission) => own.and(Self::of_metadata(&admission.metadata)),
+            None => own,
+        }
+    }
+
+    /// Both narrowings at once.
+    fn and(self, other: Self) -> Self {
+        match (self, other) {
+            (invalid @ Self::Invalid(_), _) | (_, invalid @ Self::Invalid(_)) => invalid,
+            (Self::Nothing, _) | (_, Self::Nothing) => Self::Nothing,
+            (Self::Lane, other) | (other, Self::Lane) => other,
+            (Self::Only(mut a), Self::Only(b)) => {
+                a.extend(b);
+                Self::Only(a)
+            }
+        }
+    }
+
+    fn of_metadata(metadata: &ep_contracts::boundary::Map) -> Self {
+        if metadata.contains_key("no_egress_policy") {
             return Self::Nothing;
         }
-        match request.metadata.get(EGRESS_METADATA_KEY) {
+        match metadata.get(EGRESS_METADATA_KEY) {
             None | Some(Value::Null) => Self::Lane,
             Some(Value::String(text)) if text == "none" || text == "deny" => Self::Nothing,
             Some(Value::Array(items)) => {
@@ -146,7 +169,7 @@ impl RequestEgress {
                         Err(error) => return Self::Invalid(error.to_string()),
                     }
                 }
-                Self::Only(patterns)
+                Self::Only(vec![patterns])
             }
             Some(other) => Self::Invalid(format!(
                 "metadata.{EGRESS_METADATA_KEY} must be \"none\" or a list of patterns, not {other}"
@@ -160,7 +183,9 @@ impl RequestEgress {
         match self {
             Self::Lane => true,
             Self::Nothing | Self::Invalid(_) => false,
-            Self::Only(patterns) => patterns.iter().any(|p| p.matches(target)),
+            Self::Only(sets) => sets
+                .iter()
+                .all(|patterns| patterns.iter().any(|p| p.matches(target))),
         }
     }
 }
