@@ -73,6 +73,8 @@ pub mod policy;
 mod state;
 pub mod stream;
 #[cfg(feature = "testing")]
+pub mod test_server;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod verifier;
 
