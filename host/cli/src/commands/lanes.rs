@@ -78,13 +78,19 @@ fn load_policy(path: Option<&Path>) -> Result<HostPolicy, CliError> {
 fn check_report(lane: &WasmLane) -> Result<Value, CliError> {
     let capabilities = serde_json::to_value(lane.capabilities()).map_err(CliError::msg)?;
     let grants = lane.grants();
+    let http = grants.http.describe();
     let limits = lane.limits();
     Ok(json!({
         "lane_id": lane.lane_id(),
         "version": lane.manifest().map(|m| m.version.to_string()),
         "digest": lane.digest(),
         "capabilities": capabilities,
-        "grants": {"events": grants.events, "logging": grants.logging},
+        "grants": {
+            "events": grants.events,
+            "logging": grants.logging,
+            "http": http["http"],
+            "http_private": http["http_private"],
+        },
         "limits": {
             "max_memory_mb": limits.max_memory_bytes >> 20,
             "timeout_ms": u64::try_from(limits.max_timeout.as_millis()).unwrap_or(u64::MAX),
