@@ -43,7 +43,7 @@ pub(super) fn send(request: &Request, options: &Options) -> Result<Response, Htt
     }
     let response = wait(&future);
     drop(future);
-    read_response(response?, options.max_response_bytes)
+    read_response(response?, request.method(), options.max_response_bytes)
 }
 
 /// The `outgoing-request` for `request`: headers, method, scheme, authority, path.
@@ -181,7 +181,11 @@ fn wait(future: &FutureIncomingResponse) -> Result<IncomingResponse, HttpError> 
 }
 
 /// Status, headers and up to `max_bytes` of body.
-fn read_response(response: IncomingResponse, max_bytes: u64) -> Result<Response, HttpError> {
+fn read_response(
+    response: IncomingResponse,
+    method: &Method,
+    max_bytes: u64,
+) -> Result<Response, HttpError> {
     let status = response.status();
     let headers: Vec<(String, String)> = {
         // The fields are the response's child: dropped at the end of this block.
@@ -192,11 +196,14 @@ fn read_response(response: IncomingResponse, max_bytes: u64) -> Result<Response,
             .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
             .collect()
     };
+    // A declared length over the cap fails before reading, except where the length describes
+    // a body that is not sent (a HEAD response, 204, 304).
+    let has_body = method != &Method::Head && !matches!(status, 204 | 304);
     let declared = headers
         .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
         .and_then(|(_, value)| value.trim().parse::<u64>().ok());
-    if declared.is_some_and(|length| length > max_bytes) {
+    if has_body && declared.is_some_and(|length| length > max_bytes) {
         return Err(HttpError::BodyTooLarge {
             limit: Some(max_bytes),
         });
