@@ -30,6 +30,57 @@ pub enum Command {
     /// Check and list WebAssembly lane plugins (`<name>.wasm` + `<name>.toml`).
     #[command(subcommand)]
     Lanes(LanesCommand),
+    /// Run one execution in an in-process node and print its ExecutionResult as JSON (exit 0
+    /// when it succeeded, 1 when it failed or was rejected).
+    Exec(ExecArgs),
+}
+
+/// `exec`
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The lane to run (a built-in lane such as `http`, or one from `--plugins`).
+    #[arg(long)]
+    pub lane: String,
+    /// The operation, when the lane has several.
+    #[arg(long)]
+    pub operation: Option<String>,
+    /// The request payload: a JSON object, `@file`, or `@-` for stdin.
+    #[arg(long)]
+    pub payload: String,
+    /// A plugin directory; a plugin with the lane's id replaces the built-in lane.
+    #[arg(long)]
+    pub plugins: Option<PathBuf>,
+    /// Operator policy (TOML) capping lane grants and limits; the built-in default (no outbound
+    /// HTTP) applies when absent.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Host configuration file (TOML); the embedded defaults apply when absent.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Evidence log (hash-chained JSON lines); default `<evidence.dir>/evidence.jsonl`.
+    #[arg(long)]
+    pub evidence: Option<PathBuf>,
+    /// Let the lane reach URLs matching `scheme://host[:port][/path-prefix]` on public
+    /// addresses (an IP literal reaches exactly that address); repeatable.
+    #[arg(long = "allow-http", value_name = "PATTERN")]
+    pub allow_http: Vec<String>,
+    /// Like `--allow-http`, but the name may resolve to loopback or private addresses.
+    #[arg(long = "allow-http-private", value_name = "PATTERN")]
+    pub allow_http_private: Vec<String>,
+    /// Direct lower-lane-owner mode: skip governed admission (no authority ref).
+    #[arg(long, conflicts_with_all = ["authority_key", "class"])]
+    pub direct: bool,
+    /// Governed mode: the Ed25519 secret key (from `authority keygen`) that signs the
+    /// authority ref; its public key must be in the configured trust store.
+    #[arg(long, value_name = "FILE")]
+    pub authority_key: Option<PathBuf>,
+    /// Governed mode: an acceptable attestation class, in order of preference (repeatable;
+    /// default: the wasm engine class).
+    #[arg(long = "class", value_name = "CLASS")]
+    pub class: Vec<String>,
+    /// The execution's deadline in milliseconds (the lane's limits cap it).
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
 }
 
 /// `contracts ...`

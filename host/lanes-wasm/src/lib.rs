@@ -61,6 +61,7 @@ mod cache;
 mod convert;
 mod digests;
 pub mod egress;
+pub mod embedded;
 pub mod engine;
 pub mod error;
 mod fault;
@@ -78,6 +79,7 @@ pub mod test_server;
 pub mod testing;
 pub mod verifier;
 
+pub use embedded::load_embedded;
 pub use engine::{RuntimeConfig, WasmRuntime};
 pub use error::{EngineError, LoadError};
 pub use grants::Grants;

@@ -313,6 +313,16 @@ impl HostPolicy {
             .unwrap_or_else(|| self.default.clone())
     }
 
+    /// Adds `http` to what `lane_id` may reach (on top of its section or `[default]`), for an
+    /// operator's command-line grant.
+    pub fn grant_http(&mut self, lane_id: &str, http: &HttpGrants) {
+        let mut lane = self.for_lane(lane_id);
+        lane.http.public.extend(http.public.iter().cloned());
+        lane.http.private.extend(http.private.iter().cloned());
+        lane.http = lane.http.normalized();
+        self.lanes.insert(lane_id.to_owned(), lane);
+    }
+
     /// The manifest's request narrowed by this policy, or the first grant it asks for that the
     /// policy denies.
     pub fn effective(&self, manifest: &LaneManifest) -> Result<Effective, PolicyError> {
@@ -484,6 +494,20 @@ mod tests {
             e.grants.http.to_string(),
             "http://svc.internal:8080 (private)"
         );
+    }
+
+    #[test]
+    fn command_line_http_grants_add_to_a_lane_policy() {
+        let mut policy = HostPolicy::default();
+        let asks = manifest("[grants]\nhttp = [\"http://*:*\"]\n");
+        assert!(policy.effective(&asks).is_err());
+        policy.grant_http(
+            "echo",
+            &HttpGrants::parse(&["http://127.0.0.1:8080"], &[] as &[&str]).unwrap(),
+        );
+        let e = policy.effective(&asks).unwrap();
+        assert_eq!(e.grants.http.to_string(), "http://127.0.0.1:8080");
+        assert!(policy.for_lane("other").http.is_empty());
     }
 
     #[test]

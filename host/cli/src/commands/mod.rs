@@ -4,4 +4,5 @@ pub mod authority;
 pub mod contracts;
 pub mod describe;
 pub mod evidence;
+pub mod exec;
 pub mod lanes;

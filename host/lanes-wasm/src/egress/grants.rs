@@ -58,7 +58,8 @@ impl HttpGrants {
         .normalized()
     }
 
-    fn normalized(mut self) -> Self {
+    /// Sorted, without duplicates.
+    pub(crate) fn normalized(mut self) -> Self {
         self.public.sort();
         self.public.dedup();
         self.private.sort();

@@ -1,0 +1,203 @@
+//! `exec`: one execution in an in-process node with the built-in lanes (and any plugins),
+//! printing the `ExecutionResult` as JSON. Exit 0 when it succeeded, 1 when it failed or was
+//! rejected.
+//!
+//! Governed mode (`--authority-key`) signs an authority ref over the payload for the node's id;
+//! the node verifies it against the configured trust store like any caller's. Direct mode
+//! (`--direct`) runs as the lane's direct lower-lane owner and skips governed admission: an
+//! explicit choice, never a default.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ep_contracts::Contract;
+use ep_contracts::boundary::{
+    AcceptableAttestation, AdmissionRequest, Map, Provenance, ResultStatus,
+};
+use ep_lanes_wasm::egress::HttpGrants;
+use ep_lanes_wasm::{
+    HostPolicy, RuntimeConfig, WASM_ENGINE_CLASS, WasmLane, WasmRuntime, load_embedded,
+    load_plugin_dir, register_wasm_lane,
+};
+use ep_node::LaneAdapter;
+use ep_node::authority::{SigningKeyFile, sign};
+use ep_node::node::Node;
+use ep_node::sinks::file_chain::FileChainSink;
+use serde_json::{Value, json};
+
+use crate::cli::ExecArgs;
+use crate::config::HostConfig;
+use crate::error::CliError;
+use crate::host::build_node;
+
+/// What to do when no mode is chosen.
+const MODE_HINT: &str = "choose a mode: --authority-key <file> (governed, verified against the \
+                         trust store) or --direct (direct lower-lane owner, no governed admission)";
+
+/// Validity of the authority ref `exec` signs in governed mode.
+const REF_TTL: Duration = Duration::from_secs(120);
+
+/// Runs `exec`; `Ok(true)` when the execution succeeded.
+pub fn run(args: ExecArgs) -> Result<bool, CliError> {
+    if !args.direct && args.authority_key.is_none() {
+        return Err(CliError::msg(MODE_HINT));
+    }
+    let config = HostConfig::load(args.config.as_deref())?;
+    let payload = read_payload(&args.payload)?;
+    let mut policy = match &args.policy {
+        None => HostPolicy::default(),
+        Some(path) => HostPolicy::load(path).map_err(|e| CliError::msg(one_line(&e)))?,
+    };
+    let http = HttpGrants::parse(&args.allow_http, &args.allow_http_private)
+        .map_err(|e| CliError::msg(one_line(&e)))?;
+    if !http.is_empty() {
+        policy.grant_http(&args.lane, &http);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(CliError::msg)?;
+    runtime.block_on(async {
+        let node = build_node(&config)?;
+        let evidence = args
+            .evidence
+            .clone()
+            .unwrap_or_else(|| config.evidence.dir.join("evidence.jsonl"));
+        if let Some(dir) = evidence.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| CliError::Io {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let sink = FileChainSink::open(&evidence)
+            .map_err(|e| CliError::msg(format!("evidence log {}: {e}", evidence.display())))?;
+        node.register_evidence_sink(Arc::new(sink));
+        let wasm = WasmRuntime::new(RuntimeConfig::default()).map_err(CliError::msg)?;
+        let lane = lane_for(&wasm, &args.lane, args.plugins.as_deref(), &policy).await?;
+        register_wasm_lane(&node, Arc::new(lane))
+            .await
+            .map_err(|e| CliError::msg(format!("registering lane {}: {e}", args.lane)))?;
+        let request = admission_request(&args, &node, payload)?;
+        let result = node.execute(request).await;
+        let _ = node.shutdown().await;
+        let text = serde_json::to_string_pretty(&result.to_value()).map_err(CliError::msg)?;
+        println!("{text}");
+        Ok(result.status == ResultStatus::Succeeded)
+    })
+}
+
+/// The lane `lane_id`: from the plugin directory when it has it (a plugin replaces the built-in
+/// lane of the same id), else the built-in lane. Other lanes are not loaded.
+async fn lane_for(
+    wasm: &WasmRuntime,
+    lane_id: &str,
+    plugins: Option<&Path>,
+    policy: &HostPolicy,
+) -> Result<WasmLane, CliError> {
+    let mut refusals = Vec::new();
+    if let Some(dir) = plugins {
+        let report = load_plugin_dir(wasm, dir, policy).await;
+        if let Some(lane) = report.loaded.into_iter().find(|l| l.lane_id() == lane_id) {
+            return Ok(lane);
+        }
+        refusals.extend(
+            report
+                .refused
+                .into_iter()
+                .map(|(path, e)| format!("{}: {}", path.display(), one_line(&e))),
+        );
+    }
+    for builtin in ep_builtin_lanes::all() {
+        let lane = load_embedded(wasm, builtin.name, builtin.wasm, builtin.manifest, policy).await;
+        match lane {
+            Ok(lane) if lane.lane_id() == lane_id => return Ok(lane),
+            Ok(_) => {}
+            Err(e) => refusals.push(one_line(&e)),
+        }
+    }
+    let mut message = format!("no lane {lane_id:?}: not built in and not in --plugins");
+    if !refusals.is_empty() {
+        message.push_str(&format!(
+            " (refused: {}); outbound HTTP is denied unless granted: pass --allow-http PATTERN \
+             or a --policy that grants it",
+            refusals.join("; ")
+        ));
+    }
+    Err(CliError::msg(message))
+}
+
+/// The admission request: governed (signed ref, acceptable classes) or direct.
+fn admission_request(
+    args: &ExecArgs,
+    node: &Node,
+    payload: Map,
+) -> Result<AdmissionRequest, CliError> {
+    let mut request = AdmissionRequest::new(args.lane.as_str());
+    request.operation = args.operation.clone();
+    request.payload = payload;
+    if let Some(ms) = args.timeout_ms {
+        request.metadata.insert("timeout_ms".to_owned(), json!(ms));
+    }
+    if args.direct {
+        request.provenance =
+            Provenance::direct_lower_lane_owner("execution-plane exec", Map::new());
+        return Ok(request);
+    }
+    let Some(key_path) = &args.authority_key else {
+        return Err(CliError::msg(MODE_HINT));
+    };
+    let key = SigningKeyFile::load(key_path).map_err(CliError::msg)?;
+    request.authority_ref = Some(sign(
+        &key,
+        &request.payload,
+        node.node_id(),
+        REF_TTL,
+        chrono::Utc::now(),
+    ));
+    let classes: Vec<&str> = if args.class.is_empty() {
+        vec![WASM_ENGINE_CLASS]
+    } else {
+        args.class.iter().map(String::as_str).collect()
+    };
+    request.acceptable_attestation = AcceptableAttestation::of(classes);
+    Ok(request)
+}
+
+/// `--payload`: a JSON object, `@file`, or `@-` for stdin.
+fn read_payload(text: &str) -> Result<Map, CliError> {
+    let document = match text.strip_prefix('@') {
+        Some(path) => crate::input::read_document(Some(Path::new(path)))?,
+        None => text.to_owned(),
+    };
+    match serde_json::from_str::<Value>(&document) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(CliError::msg(format!(
+            "--payload must be a JSON object, not {}",
+            kind(&other)
+        ))),
+        Err(e) => Err(CliError::msg(format!("--payload is not JSON: {e}"))),
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn one_line(error: &dyn std::fmt::Display) -> String {
+    error
+        .to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,263 @@
+//! `execution-plane exec` end to end: the built-in HTTP lane (embedded in the binary) against a
+//! real loopback server, in direct and governed mode, with the evidence chain it writes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ep_lanes_wasm::test_server::TestServer;
+use serde_json::Value;
+
+fn exec(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_execution-plane"))
+        .arg("exec")
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+fn json_out(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn verify(log: &Path, cwd: &Path) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_execution-plane"))
+        .args(["evidence", "verify"])
+        .arg(log)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_exec_runs_the_embedded_http_lane_and_records_evidence() {
+    let server = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let grant = format!("http://127.0.0.1:{}", server.addr().port());
+    let payload = format!(
+        r#"{{"url":"{}","body":{{"ping":"pong"}}}}"#,
+        server.url("/created")
+    );
+    let cwd = dir.path().to_owned();
+    let o = tokio::task::spawn_blocking(move || {
+        exec(
+            &[
+                "--lane",
+                "http",
+                "--direct",
+                "--allow-http",
+                &grant,
+                "--payload",
+                &payload,
+                "--evidence",
+                "ev/log.jsonl",
+            ],
+            &cwd,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let result = json_out(&o);
+    assert_eq!(result["status"], "succeeded");
+    assert_eq!(result["output"]["status_code"], 201);
+    assert_eq!(result["output"]["body"], r#"{"ok":true}"#);
+    let digest = result["evidence"][0]["component_digest"].as_str().unwrap();
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    assert_eq!(server.seen().len(), 1);
+    assert_eq!(server.seen()[0].method, "POST");
+    let log = dir.path().join("ev/log.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("execution.completed") && text.contains(digest),
+        "{text}"
+    );
+    assert!(verify(&log, dir.path()).contains("chain intact"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_outside_the_grant_fails_with_exit_1_and_a_denial_record() {
+    let server = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let grant = format!("http://127.0.0.1:{}/status", server.addr().port());
+    let payload = format!(r#"{{"url":"{}","method":"GET"}}"#, server.url("/echo"));
+    let cwd = dir.path().to_owned();
+    let o = tokio::task::spawn_blocking(move || {
+        exec(
+            &[
+                "--lane",
+                "http",
+                "--direct",
+                "--allow-http",
+                &grant,
+                "--payload",
+                &payload,
+                "--evidence",
+                "log.jsonl",
+            ],
+            &cwd,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let result = json_out(&o);
+    assert_eq!(result["status"], "failed");
+    assert_eq!(result["error"]["failure_class"], "policy_denied");
+    assert!(server.seen().is_empty());
+    let text = std::fs::read_to_string(dir.path().join("log.jsonl")).unwrap();
+    assert!(text.contains("capability.denied"), "{text}");
+}
+
+#[test]
+fn without_an_http_grant_the_http_lane_is_refused_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = exec(
+        &[
+            "--lane",
+            "http",
+            "--direct",
+            "--payload",
+            r#"{"url":"http://127.0.0.1:9/"}"#,
+            "--evidence",
+            "log.jsonl",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("--allow-http") && err.contains("(none)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_arguments_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, expected) in [
+        (vec!["--lane", "http", "--payload", "{}"], "choose a mode"),
+        (
+            vec!["--lane", "http", "--direct", "--payload", "[1]"],
+            "must be a JSON object",
+        ),
+        (
+            vec!["--lane", "http", "--direct", "--payload", "{"],
+            "not JSON",
+        ),
+        (
+            vec!["--lane", "http", "--direct", "--payload", "@missing.json"],
+            "missing.json",
+        ),
+        (
+            vec![
+                "--lane",
+                "http",
+                "--direct",
+                "--allow-http",
+                "ftp://x",
+                "--payload",
+                "{}",
+            ],
+            "ftp://x",
+        ),
+        (
+            vec![
+                "--lane",
+                "nope",
+                "--direct",
+                "--payload",
+                "{}",
+                "--evidence",
+                "l.jsonl",
+            ],
+            "no lane \"nope\"",
+        ),
+    ] {
+        let o = exec(&args, dir.path());
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let err = stderr(&o);
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn governed_exec_signs_a_ref_the_configured_trust_store_verifies() {
+    let server = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let keygen = Command::new(env!("CARGO_BIN_EXE_execution-plane"))
+        .args(["authority", "keygen", "--key-id", "ops", "--out", "ops.key"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{}", stderr(&keygen));
+    std::fs::write(dir.path().join("keys.toml"), &keygen.stdout).unwrap();
+    std::fs::write(
+        dir.path().join("host.toml"),
+        "[node]\nid = \"node-exec\"\n[authority]\ntrust_store = \"keys.toml\"\nclock_skew_secs = 5\n[evidence]\ndir = \"ev\"\n",
+    )
+    .unwrap();
+    let grant = "http://127.0.0.1:*".to_owned();
+    let payload = format!(r#"{{"url":"{}","method":"GET"}}"#, server.url("/hello"));
+    let cwd = dir.path().to_owned();
+    let (ok, wrong_class) = tokio::task::spawn_blocking(move || {
+        let base = [
+            "--lane",
+            "http",
+            "--config",
+            "host.toml",
+            "--authority-key",
+            "ops.key",
+            "--allow-http",
+            &grant,
+            "--payload",
+            &payload,
+        ];
+        let ok = exec(&base, &cwd);
+        let mut args = base.to_vec();
+        args.extend(["--class", "local-process-weak"]);
+        (ok, exec(&args, &cwd))
+    })
+    .await
+    .unwrap();
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let result = json_out(&ok);
+    assert_eq!(result["output"]["body"], "hello");
+    // The evidence went to the configured directory and records the governed admission.
+    let text = std::fs::read_to_string(dir.path().join("ev/evidence.jsonl")).unwrap();
+    assert!(
+        text.contains("admission.accepted") && text.contains("wasm-engine:wasmtime@"),
+        "{text}"
+    );
+    // Asking only for a class no target has is a rejection, exit 1.
+    assert_eq!(
+        wrong_class.status.code(),
+        Some(1),
+        "{}",
+        stderr(&wrong_class)
+    );
+    let rejected = json_out(&wrong_class);
+    assert_ne!(rejected["status"], "succeeded");
+    assert!(wrong_class.stdout.len() > 2);
+    assert!(
+        serde_json::to_string(&rejected)
+            .unwrap()
+            .contains("no_satisfying_attested_target"),
+        "{rejected}"
+    );
+    assert_eq!(server.seen().len(), 1);
+}
