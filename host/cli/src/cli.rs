@@ -150,8 +150,8 @@ pub struct DescribeArgs {
 /// `lanes ...`
 #[derive(Debug, Subcommand)]
 pub enum LanesCommand {
-    /// Load one plugin with its manifest; print its lane id, digest, capabilities and the
-    /// effective grants and limits as JSON.
+    /// Load one plugin with its manifest; print its lane id, digest, capabilities, imports and
+    /// the effective grants and limits as JSON.
     Check {
         /// The component; its manifest is `<same stem>.toml` beside it.
         file: PathBuf,

@@ -67,6 +67,23 @@ fn lanes_check_prints_the_effective_plugin_as_json() {
     assert_eq!(v["capabilities"]["lane_id"], "echo");
     assert_eq!(v["grants"]["events"], true);
     assert_eq!(v["grants"]["logging"], false);
+    assert_eq!(v["grants"]["http"], serde_json::json!([]));
+    let imports: Vec<&str> = v["imports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap())
+        .collect();
+    assert!(
+        imports
+            .iter()
+            .any(|i| i.starts_with("execution-plane:lane/events@")),
+        "{imports:?}"
+    );
+    assert!(
+        !imports.iter().any(|i| i.starts_with("wasi:http/")),
+        "{imports:?}"
+    );
     assert_eq!(v["limits"]["max_memory_mb"], 16);
     assert_eq!(v["limits"]["timeout_ms"], 5000);
     assert_eq!(v["limits"]["max_concurrency"], 2);

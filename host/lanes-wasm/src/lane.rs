@@ -76,6 +76,7 @@ pub struct WasmLane {
     runtime: WasmRuntime,
     capabilities: LaneCapabilities,
     grants: Grants,
+    imports: Vec<String>,
     manifest: Option<LaneManifest>,
     _registration: DigestRegistration,
 }
@@ -161,6 +162,11 @@ impl WasmLane {
             .get_or_compile(engine, &digest, bytes)
             .await?;
         grants::check_imports(engine, &component, &grants, &digest)?;
+        let imports: Vec<String> = component
+            .component_type()
+            .imports(engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
         let linker = grants::linker(engine, &grants).map_err(|e| LoadError::Internal {
             digest: digest.clone(),
             message: format!("cannot build the lane linker: {e}"),
@@ -211,6 +217,7 @@ impl WasmLane {
             runtime: runtime.clone(),
             capabilities,
             grants,
+            imports,
             manifest: None,
             _registration: registration,
         })
@@ -229,6 +236,11 @@ impl WasmLane {
     /// The grants it was linked with.
     pub fn grants(&self) -> &Grants {
         &self.grants
+    }
+
+    /// The interfaces the component imports (what `lanes check` shows an operator).
+    pub fn imports(&self) -> &[String] {
+        &self.imports
     }
 
     /// The plugin manifest it was loaded with ([`crate::plugins::load_plugin`]), if any.

@@ -85,6 +85,7 @@ fn check_report(lane: &WasmLane) -> Result<Value, CliError> {
         "version": lane.manifest().map(|m| m.version.to_string()),
         "digest": lane.digest(),
         "capabilities": capabilities,
+        "imports": lane.imports(),
         "grants": {
             "events": grants.events,
             "logging": grants.logging,
