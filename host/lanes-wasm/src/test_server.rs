@@ -138,7 +138,12 @@ async fn route(
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
-        .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or_default().to_owned();
@@ -180,7 +185,10 @@ async fn route(
         ["stall"] => {
             let chunks = futures::stream::unfold(0u8, |step| async move {
                 match step {
-                    0 => Some((Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"first"))), 1)),
+                    0 => Some((
+                        Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"first"))),
+                        1,
+                    )),
                     _ => {
                         tokio::time::sleep(Duration::from_secs(60)).await;
                         None

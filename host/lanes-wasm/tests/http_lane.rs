@@ -57,7 +57,11 @@ fn denials(result: &ExecutionResult) -> Vec<&Value> {
 
 fn denied_reason(result: &ExecutionResult) -> String {
     let (class, cause) = failure_of(result);
-    assert_eq!((class.as_str(), cause.as_str()), ("policy_denied", "capability_denied"), "{result:?}");
+    assert_eq!(
+        (class.as_str(), cause.as_str()),
+        ("policy_denied", "capability_denied"),
+        "{result:?}"
+    );
     let found = denials(result);
     assert_eq!(found.len(), 1, "{:?}", result.evidence);
     found[0]["reason"].as_str().unwrap().to_owned()
@@ -68,7 +72,11 @@ async fn get_reaches_the_server_and_returns_status_headers_and_body() {
     let server = TestServer::start().await.unwrap();
     let rt = runtime();
     let lane = http_lane(&rt, &["http://127.0.0.1:*"], &[]).await;
-    let result = run(&lane, json!({"url": server.url("/echo?a=1"), "method": "get"})).await;
+    let result = run(
+        &lane,
+        json!({"url": server.url("/echo?a=1"), "method": "get"}),
+    )
+    .await;
     let out = output(&result);
     assert_eq!(out["status_code"], 200);
     assert_eq!(out["headers"]["content-type"], "application/json");
@@ -150,7 +158,10 @@ async fn a_slow_server_ends_in_a_timeout_failure() {
     let rt = runtime();
     let lane = http_lane(&rt, &["http://127.0.0.1:*"], &[]).await;
     let slow = with_timeout(
-        request(None, json!({"url": server.url("/slow/10000"), "method": "GET"})),
+        request(
+            None,
+            json!({"url": server.url("/slow/10000"), "method": "GET"}),
+        ),
         300,
     );
     let result = guarded(lane.execute(slow, ctx())).await;
@@ -294,9 +305,17 @@ async fn a_response_over_the_cap_fails_the_execution() {
         ..LaneLimits::default()
     };
     let lane = http_lane_with(&rt, &["http://127.0.0.1:*"], &[], limits).await;
-    let result = run(&lane, json!({"url": server.url("/big/1000000"), "method": "GET"})).await;
+    let result = run(
+        &lane,
+        json!({"url": server.url("/big/1000000"), "method": "GET"}),
+    )
+    .await;
     assert_eq!(failure_of(&result).0, "transport_failed", "{result:?}");
-    let ok = run(&lane, json!({"url": server.url("/big/1000"), "method": "GET"})).await;
+    let ok = run(
+        &lane,
+        json!({"url": server.url("/big/1000"), "method": "GET"}),
+    )
+    .await;
     assert_eq!(output(&ok)["body"].as_str().unwrap().len(), 1000);
 }
 
