@@ -38,14 +38,16 @@
 //!
 //! A guest's own `failed` outcome is passed through with its class and details. Every result
 //! carries one evidence entry `{kind: "wasm_lane.execution", lane_id, component_digest, engine,
-//! duration_ms, metrics, dropped_log_lines}`.
+//! duration_ms, metrics, dropped_log_lines}`, plus `fault` (the `details.cause` above) when the
+//! host ended the call.
 //!
 //! Module map: [`engine`] (engine, pooling, epochs, cache owner), [`bindings`] (bindgen of the
 //! lane world), `state` (per-store data), [`grants`] (what a lane may import), [`limits`]
 //! (per-lane limits and the concurrency gate), `fault` (faults → typed failures), [`lane`]
 //! ([`WasmLane`]), [`stream`], [`verifier`] ([`WasmEngineVerifier`]), [`manifest`] (plugin
 //! manifests), [`policy`] (the operator's [`HostPolicy`]), [`plugins`] (loading plugin files and
-//! directories).
+//! directories), [`swap`] ([`LaneSlot`]: generations, hot swap, rollback), [`generation`] (one
+//! generation and its probation window), [`watch`] (reloading a watched plugin directory).
 
 /// The wasmtime version this crate is built against; must equal the `wasmtime` requirement in
 /// the workspace `Cargo.toml` (a test checks it).
@@ -65,6 +67,7 @@ pub mod embedded;
 pub mod engine;
 pub mod error;
 mod fault;
+pub mod generation;
 pub mod grants;
 pub mod lane;
 pub mod limits;
@@ -73,24 +76,31 @@ pub mod plugins;
 pub mod policy;
 mod state;
 pub mod stream;
+pub mod swap;
 #[cfg(feature = "testing")]
 pub mod test_server;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod verifier;
+pub mod watch;
 
 pub use embedded::load_embedded;
 pub use engine::{RuntimeConfig, WasmRuntime};
 pub use error::{EngineError, LoadError};
+pub use generation::{FaultCounts, Generation, RollbackPolicy};
 pub use grants::Grants;
 pub use lane::{LaneSource, WasmLane};
 pub use limits::LaneLimits;
 pub use manifest::{LaneManifest, ManifestError, WIT_PACKAGE};
 pub use plugins::{PluginDirReport, PluginError, load_plugin, load_plugin_dir};
 pub use policy::{HostPolicy, LanePolicy, PolicyError};
+pub use swap::{
+    Activation, LaneSlot, RollBack, RollbackReason, SwapError, SwapOutcome, register_lane_slot,
+};
 pub use verifier::{
     WASM_ATTESTATION_TYPE, WASM_VERIFIER_ID, WasmEngineVerifier, register_wasm_lane,
 };
+pub use watch::{PluginWatch, WatchConfig, WatchError, watch_plugin_dir};
 
 /// The wasmtime version lanes run on.
 pub const WASMTIME_VERSION: &str = wasmtime_version!();

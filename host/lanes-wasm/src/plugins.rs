@@ -10,7 +10,7 @@ use thiserror::Error;
 
 use crate::engine::WasmRuntime;
 use crate::error::LoadError;
-use crate::lane::WasmLane;
+use crate::lane::{LaneSource, WasmLane};
 use crate::manifest::{LaneManifest, ManifestError};
 use crate::policy::{HostPolicy, PolicyError};
 
@@ -91,6 +91,19 @@ pub async fn load_plugin(
     wasm_path: &Path,
     policy: &HostPolicy,
 ) -> Result<WasmLane, PluginError> {
+    let (manifest_path, manifest) = read_manifest(wasm_path)?;
+    load_with_manifest(
+        runtime,
+        wasm_path,
+        LaneSource::Path(wasm_path.to_owned()),
+        (manifest_path, manifest),
+        policy,
+    )
+    .await
+}
+
+/// The manifest `<same stem>.toml` beside `wasm_path`, read and checked, with its path.
+pub(crate) fn read_manifest(wasm_path: &Path) -> Result<(PathBuf, LaneManifest), PluginError> {
     let manifest_path = LaneManifest::path_for(wasm_path);
     if !manifest_path.is_file() {
         return Err(PluginError::ManifestMissing {
@@ -99,13 +112,26 @@ pub async fn load_plugin(
         });
     }
     let manifest = LaneManifest::load(&manifest_path)?;
+    Ok((manifest_path, manifest))
+}
+
+/// Loads the plugin component from `source` (the file `wasm_path` or bytes already read from
+/// it) with its already-read manifest, narrowed by `policy`; the manifest's `lane_id` must equal
+/// the id the component reports.
+pub(crate) async fn load_with_manifest(
+    runtime: &WasmRuntime,
+    wasm_path: &Path,
+    source: LaneSource,
+    (manifest_path, manifest): (PathBuf, LaneManifest),
+    policy: &HostPolicy,
+) -> Result<WasmLane, PluginError> {
     let effective = policy
         .effective(&manifest)
         .map_err(|source| PluginError::Policy {
             wasm: wasm_path.to_owned(),
             source,
         })?;
-    let lane = WasmLane::load_with_grants(runtime, wasm_path, effective.limits, effective.grants)
+    let lane = WasmLane::load_with_grants(runtime, source, effective.limits, effective.grants)
         .await
         .map_err(|source| PluginError::Load {
             wasm: wasm_path.to_owned(),

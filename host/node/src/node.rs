@@ -19,7 +19,9 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{
+    Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
+};
 
 use chrono::{DateTime, Utc};
 use ep_contracts::boundary::{
@@ -50,6 +52,28 @@ impl std::fmt::Debug for Node {
         f.debug_struct("Node")
             .field("node_id", &self.inner.node_id)
             .finish_non_exhaustive()
+    }
+}
+
+/// A handle that does not keep its [`Node`] alive: for parts the node itself holds (a lane that
+/// records its own transitions as evidence), so no reference cycle outlives the node.
+#[derive(Clone)]
+pub struct WeakNode {
+    inner: Weak<Inner>,
+}
+
+impl std::fmt::Debug for WeakNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeakNode")
+            .field("alive", &(self.inner.strong_count() > 0))
+            .finish()
+    }
+}
+
+impl WeakNode {
+    /// The node, while any [`Node`] clone still exists.
+    pub fn upgrade(&self) -> Option<Node> {
+        self.inner.upgrade().map(|inner| Node { inner })
     }
 }
 
@@ -216,6 +240,23 @@ impl Node {
     /// The node id reported by `describe` (and the audience authority refs name).
     pub fn node_id(&self) -> &str {
         &self.inner.node_id
+    }
+
+    /// A [`WeakNode`] for parts the node holds that need to reach it back.
+    ///
+    /// ```
+    /// use ep_node::node::Node;
+    ///
+    /// let node = Node::new("node-docs");
+    /// let weak = node.downgrade();
+    /// assert_eq!(weak.upgrade().map(|n| n.node_id().to_owned()).as_deref(), Some("node-docs"));
+    /// drop(node);
+    /// assert!(weak.upgrade().is_none());
+    /// ```
+    pub fn downgrade(&self) -> WeakNode {
+        WeakNode {
+            inner: Arc::downgrade(&self.inner),
+        }
     }
 
     pub(crate) fn read_registry(&self) -> RwLockReadGuard<'_, Registry> {
