@@ -1,6 +1,7 @@
-//! The guest-side crates (the lane SDK and the example lane) live outside the host workspace
-//! because they target `wasm32-wasip2`. This suite runs their own tests natively and builds the
-//! example lane as a real component, so the one workspace test command covers them too.
+//! The guest-side crates (the lane SDK, the first-party plugins and the example lane) live
+//! outside the host workspace because they target `wasm32-wasip2`. This suite runs their own
+//! tests natively and builds the example lane as a real component, so the one workspace test
+//! command covers them too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -37,6 +38,11 @@ fn cargo(args: &[&str]) {
 #[test]
 fn sdk_tests_pass() {
     cargo(&["test", "--manifest-path", "sdk/Cargo.toml"]);
+}
+
+#[test]
+fn first_party_plugin_tests_pass() {
+    cargo(&["test", "--locked", "--manifest-path", "plugins/Cargo.toml"]);
 }
 
 #[test]
