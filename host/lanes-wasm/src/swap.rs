@@ -661,7 +661,11 @@ impl LaneSlot {
         };
         let version = lane.manifest().map(|m| m.version.to_string());
         let generation = Arc::new(Generation::new(number, lane, source, &self.inner.rollback));
-        lock(&self.inner.live).push(Arc::downgrade(&generation));
+        {
+            let mut live = lock(&self.inner.live);
+            live.retain(|weak| weak.strong_count() > 0);
+            live.push(Arc::downgrade(&generation));
+        }
         self.connect(&generation).await?;
         {
             let mut state = self.state_mut();

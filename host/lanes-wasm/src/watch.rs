@@ -4,8 +4,9 @@
 //! Changes are seen two ways: filesystem notifications (`notify`: inotify on Linux), debounced
 //! per plugin so a file written in several steps is loaded once, and a periodic rescan that
 //! compares each plugin's file sizes and modification times, so an event the OS dropped (or a
-//! filesystem that sends none) is still picked up. A plugin whose files did not change since
-//! its last attempt is not reloaded, and an artifact identical to the serving one is a no-op.
+//! filesystem that sends none) is still picked up; where the OS gives no notifications at all
+//! the watch runs on rescans alone. A plugin whose files did not change since its last attempt
+//! is not reloaded, and an artifact identical to the serving one is a no-op.
 //!
 //! * a new `<name>.wasm` loads as a new lane (its first generation, `lane.activated`);
 //! * a changed `.wasm` or `.toml` swaps that lane ([`LaneSlot::swap_plugin`]); a refusal is
@@ -74,7 +75,7 @@ impl Default for WatchConfig {
 /// The directory cannot be watched.
 #[derive(Debug, Error)]
 pub enum WatchError {
-    /// The directory cannot be read or the OS refused to watch it.
+    /// The path is not a readable directory.
     #[error(
         "cannot watch lane plugin directory {path}: {message}; check that it exists and is a \
          readable directory"
@@ -96,7 +97,8 @@ pub struct PluginWatch {
     shared: Arc<Shared>,
     stop: Arc<Notify>,
     task: Option<tokio::task::JoinHandle<()>>,
-    _watcher: notify::RecommendedWatcher,
+    /// None when the OS gave no notifications (rescans only).
+    _watcher: Option<notify::RecommendedWatcher>,
 }
 
 impl std::fmt::Debug for PluginWatch {
@@ -173,24 +175,27 @@ pub async fn watch_plugin_dir(
     if let Some(problem) = config.rollback.problem() {
         return Err(WatchError::InvalidConfig(problem));
     }
-    let watch_error = |message: String| WatchError::Watch {
-        path: dir.to_owned(),
-        message,
-    };
     if !dir.is_dir() {
-        return Err(watch_error("it is not a directory".to_owned()));
+        return Err(WatchError::Watch {
+            path: dir.to_owned(),
+            message: "it is not a directory".to_owned(),
+        });
     }
     let (events, receiver) = mpsc::channel::<Vec<PathBuf>>(EVENT_BUFFER);
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
-            // A full buffer only delays the change to the next rescan.
-            let _ = events.try_send(event.paths);
+    let watcher = match notifications(dir, events) {
+        Ok(watcher) => Some(watcher),
+        Err(error) => {
+            // Out of inotify watches, or a filesystem without notifications: rescans alone
+            // still pick every change up, only later.
+            tracing::warn!(
+                dir = %dir.display(),
+                %error,
+                rescan_ms = config.rescan.as_millis() as u64,
+                "no filesystem notifications for the lane plugin directory; rescanning only"
+            );
+            None
         }
-    })
-    .map_err(|e| watch_error(e.to_string()))?;
-    watcher
-        .watch(dir, notify::RecursiveMode::NonRecursive)
-        .map_err(|e| watch_error(e.to_string()))?;
+    };
     let shared = Arc::new(Shared {
         runtime: runtime.clone(),
         node: node.clone(),
@@ -210,6 +215,21 @@ pub async fn watch_plugin_dir(
         task: Some(task),
         _watcher: watcher,
     })
+}
+
+/// Starts filesystem notifications for `dir`, each batch of paths sent to `events`.
+fn notifications(
+    dir: &Path,
+    events: mpsc::Sender<Vec<PathBuf>>,
+) -> notify::Result<notify::RecommendedWatcher> {
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            // A full buffer only delays the change to the next rescan.
+            let _ = events.try_send(event.paths);
+        }
+    })?;
+    watcher.watch(dir, notify::RecursiveMode::NonRecursive)?;
+    Ok(watcher)
 }
 
 impl PluginWatch {

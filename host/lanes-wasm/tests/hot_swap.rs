@@ -19,7 +19,8 @@ use ep_contracts::boundary::{
 use ep_lanes_wasm::swap::{LANE_ACTIVATED, LANE_REJECTED, LANE_ROLLED_BACK};
 use ep_lanes_wasm::{
     HostPolicy, LaneLimits, LaneSlot, LaneSource, RollbackPolicy, RollbackReason, SwapError,
-    SwapOutcome, WASM_ENGINE_CLASS, WIT_PACKAGE, WatchConfig, register_lane_slot, watch_plugin_dir,
+    SwapOutcome, WASM_ENGINE_CLASS, WIT_PACKAGE, WatchConfig, WatchError, register_lane_slot,
+    watch_plugin_dir,
 };
 use ep_node::node::Node;
 use ep_node::sinks::memory::MemorySink;
@@ -601,4 +602,25 @@ async fn the_directory_watch_loads_a_new_plugin_and_rolls_back_on_request() {
     let error = guarded(watch.rollback("nope")).await.unwrap_err();
     assert!(matches!(error, SwapError::UnknownLane { .. }), "{error}");
     drop(watch);
+}
+
+#[tokio::test]
+async fn a_watch_needs_a_directory_and_a_usable_config() {
+    let rt = runtime();
+    let (node, _sink) = node();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir");
+    let error = watch_plugin_dir(&rt, &node, &missing, HostPolicy::default(), watch_config())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, WatchError::Watch { .. }), "{error}");
+    assert!(error.to_string().contains("no-such-dir"), "{error}");
+    let zero = WatchConfig {
+        debounce: Duration::ZERO,
+        ..watch_config()
+    };
+    let error = watch_plugin_dir(&rt, &node, dir.path(), HostPolicy::default(), zero)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, WatchError::InvalidConfig(_)), "{error}");
 }
