@@ -27,6 +27,7 @@ use ep_node::sinks::file_chain::FileChainSink;
 use serde_json::{Value, json};
 
 use crate::cli::ExecArgs;
+use crate::commands::lanes::one_line;
 use crate::config::HostConfig;
 use crate::error::CliError;
 use crate::host::build_node;
@@ -47,10 +48,12 @@ pub fn run(args: ExecArgs) -> Result<bool, CliError> {
     let payload = read_payload(&args.payload)?;
     let mut policy = match &args.policy {
         None => HostPolicy::default(),
-        Some(path) => HostPolicy::load(path).map_err(|e| CliError::msg(one_line(&e)))?,
+        Some(path) => {
+            HostPolicy::load(path).map_err(|e| CliError::msg(one_line(&e.to_string())))?
+        }
     };
     let http = HttpGrants::parse(&args.allow_http, &args.allow_http_private)
-        .map_err(|e| CliError::msg(one_line(&e)))?;
+        .map_err(|e| CliError::msg(one_line(&e.to_string())))?;
     if !http.is_empty() {
         policy.grant_http(&args.lane, &http);
     }
@@ -106,7 +109,7 @@ async fn lane_for(
             report
                 .refused
                 .into_iter()
-                .map(|(path, e)| format!("{}: {}", path.display(), one_line(&e))),
+                .map(|(path, e)| format!("{}: {}", path.display(), one_line(&e.to_string()))),
         );
     }
     for builtin in ep_builtin_lanes::all() {
@@ -114,7 +117,7 @@ async fn lane_for(
         match lane {
             Ok(lane) if lane.lane_id() == lane_id => return Ok(lane),
             Ok(_) => {}
-            Err(e) => refusals.push(one_line(&e)),
+            Err(e) => refusals.push(one_line(&e.to_string())),
         }
     }
     let mut message = format!("no lane {lane_id:?}: not built in and not in --plugins");
@@ -190,14 +193,4 @@ fn kind(value: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
-}
-
-fn one_line(error: &dyn std::fmt::Display) -> String {
-    error
-        .to_string()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }

@@ -102,7 +102,7 @@ fn check_report(lane: &WasmLane) -> Result<Value, CliError> {
 }
 
 /// `text` on one line: line breaks and tabs become spaces (output lines are tab-separated).
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.split(['\n', '\r', '\t'])
         .map(str::trim)
         .filter(|part| !part.is_empty())

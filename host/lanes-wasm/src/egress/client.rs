@@ -277,28 +277,13 @@ pub(crate) fn address_denied(error: &(dyn std::error::Error + 'static)) -> Optio
     None
 }
 
-/// Whether an error's source chain holds a timeout.
-pub(crate) fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+/// Whether an error's source chain holds an I/O error of `kind` (a timeout, a refusal).
+pub(crate) fn has_io_kind(error: &(dyn std::error::Error + 'static), kind: io::ErrorKind) -> bool {
     let mut current = Some(error);
     while let Some(error) = current {
         if error
             .downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::TimedOut)
-        {
-            return true;
-        }
-        current = error.source();
-    }
-    false
-}
-
-/// Whether an error's source chain holds a refused connection.
-pub(crate) fn refused(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(error) = current {
-        if error
-            .downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::ConnectionRefused)
+            .is_some_and(|io| io.kind() == kind)
         {
             return true;
         }

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::LaneEgress;
-use super::client::{address_denied, refused, timed_out};
+use super::client::{address_denied, has_io_kind};
 use super::grants::RequestEgress;
 use super::pattern::RequestTarget;
 use crate::state::Attribution;
@@ -129,20 +129,15 @@ impl WasiHttpHooks for LaneHttpHooks {
         let Some(target) = RequestTarget::from_uri(request.uri()) else {
             return self.denied(None, "invalid_destination", json!({}));
         };
-        match &*self.narrowing {
-            RequestEgress::Lane | RequestEgress::Only(_) if self.narrowing.allows(&target) => {}
-            RequestEgress::Invalid(why) => {
-                let why = why.clone();
-                return self.denied(
-                    Some(&target),
-                    "request_egress_invalid",
-                    json!({ "error": why }),
-                );
-            }
-            RequestEgress::Nothing => {
-                return self.denied(Some(&target), "request_denies_egress", json!({}));
-            }
-            _ => return self.denied(Some(&target), "outside_request_egress", json!({})),
+        if !self.narrowing.allows(&target) {
+            let (reason, detail) = match &*self.narrowing {
+                RequestEgress::Invalid(why) => ("request_egress_invalid", json!({ "error": why })),
+                RequestEgress::Nothing => ("request_denies_egress", json!({})),
+                RequestEgress::Lane | RequestEgress::Only(_) => {
+                    ("outside_request_egress", json!({}))
+                }
+            };
+            return self.denied(Some(&target), reason, detail);
         }
         let Some(egress) = self.egress.clone() else {
             return self.denied(Some(&target), "no_http_grant", json!({}));
@@ -170,31 +165,34 @@ impl WasiHttpHooks for LaneHttpHooks {
         let who = self.who.clone();
         let cap = egress.max_response_bytes;
         Box::new(async move {
+            let answer = tokio::time::timeout(first_byte, client.request(request)).await;
+            if let Ok(Err(error)) = &answer
+                && let Some(denied) = address_denied(error)
+            {
+                let addresses: Vec<Value> = denied
+                    .addresses
+                    .iter()
+                    .map(
+                        |(ip, class)| json!({ "address": ip.to_string(), "class": class.as_str() }),
+                    )
+                    .collect();
+                log.deny(
+                    &who,
+                    Some(&target),
+                    "address_not_allowed",
+                    json!({ "reach": reach.as_str(), "addresses": addresses }),
+                );
+                return Err(HttpError::HttpRequestDenied);
+            }
             log.sent();
-            let response = match tokio::time::timeout(first_byte, client.request(request)).await {
+            let response = match answer {
                 Err(_) => return Err(HttpError::ConnectionReadTimeout),
                 Ok(Ok(response)) => response,
                 Ok(Err(error)) => {
-                    if let Some(denied) = address_denied(&error) {
-                        let addresses: Vec<Value> = denied
-                            .addresses
-                            .iter()
-                            .map(|(ip, class)| json!({ "address": ip.to_string(), "class": class.as_str() }))
-                            .collect();
-                        // `sent` already counted it; `deny` counts again, so undo one.
-                        log.undo_sent();
-                        log.deny(
-                            &who,
-                            Some(&target),
-                            "address_not_allowed",
-                            json!({ "reach": reach.as_str(), "addresses": addresses }),
-                        );
-                        return Err(HttpError::HttpRequestDenied);
-                    }
                     tracing::debug!(error = %error_text(&error), "outbound http request failed");
-                    return Err(if timed_out(&error) {
+                    return Err(if has_io_kind(&error, std::io::ErrorKind::TimedOut) {
                         HttpError::ConnectionTimeout
-                    } else if refused(&error) {
+                    } else if has_io_kind(&error, std::io::ErrorKind::ConnectionRefused) {
                         HttpError::ConnectionRefused
                     } else if error.is_connect() {
                         HttpError::DestinationUnavailable
@@ -220,13 +218,6 @@ fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
         source = inner.source();
     }
     text
-}
-
-impl EgressLog {
-    fn undo_sent(&self) {
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.requests = inner.requests.saturating_sub(1);
-    }
 }
 
 /// A response body with a between-bytes timeout and a size cap.

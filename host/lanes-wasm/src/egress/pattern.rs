@@ -266,11 +266,7 @@ impl HttpPattern {
         let host_ok = match (&self.host, &target.host) {
             (HostPattern::Any, _) => true,
             (HostPattern::Name(name), TargetHost::Name(host)) => name == host,
-            (HostPattern::Subdomains(domain), TargetHost::Name(host)) => {
-                host.len() > domain.len() + 1
-                    && host.ends_with(domain.as_str())
-                    && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
-            }
+            (HostPattern::Subdomains(domain), TargetHost::Name(host)) => is_subdomain(host, domain),
             (HostPattern::Ip(ip), TargetHost::Ip(host)) => same_ip(*ip, *host),
             _ => false,
         };
@@ -337,22 +333,17 @@ impl HttpPattern {
 
 fn intersect_hosts(a: &HostPattern, b: &HostPattern) -> Option<HostPattern> {
     use HostPattern::{Any, Ip, Name, Subdomains};
-    let name_under = |name: &str, domain: &str| {
-        name.len() > domain.len() + 1
-            && name.ends_with(domain)
-            && name.as_bytes()[name.len() - domain.len() - 1] == b'.'
-    };
     match (a, b) {
         (Any, other) | (other, Any) => Some(other.clone()),
         (Name(x), Name(y)) => (x == y).then(|| Name(x.clone())),
         (Ip(x), Ip(y)) => same_ip(*x, *y).then_some(Ip(*x)),
         (Subdomains(d), Name(n)) | (Name(n), Subdomains(d)) => {
-            name_under(n, d).then(|| Name(n.clone()))
+            is_subdomain(n, d).then(|| Name(n.clone()))
         }
         (Subdomains(x), Subdomains(y)) => {
-            if x == y || name_under(x, y) {
+            if x == y || is_subdomain(x, y) {
                 Some(Subdomains(x.clone()))
-            } else if name_under(y, x) {
+            } else if is_subdomain(y, x) {
                 Some(Subdomains(y.clone()))
             } else {
                 None
@@ -360,6 +351,13 @@ fn intersect_hosts(a: &HostPattern, b: &HostPattern) -> Option<HostPattern> {
         }
         (Ip(_), _) | (_, Ip(_)) => None,
     }
+}
+
+/// Whether `name` is a subdomain (at any depth) of `domain`, not `domain` itself.
+fn is_subdomain(name: &str, domain: &str) -> bool {
+    name.strip_suffix(domain)
+        .and_then(|head| head.strip_suffix('.'))
+        .is_some_and(|head| !head.is_empty())
 }
 
 /// Compares addresses, treating an IPv4-mapped IPv6 address as its IPv4 address.
