@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -97,6 +98,7 @@ pub(crate) struct LaneCore {
     pre: LanePre<LaneState>,
     pub(crate) limits: LaneLimits,
     slots: Arc<Semaphore>,
+    instantiations: Arc<AtomicU64>,
     pub(crate) gate: LaneGate,
     /// Present when the generation is granted outbound HTTP.
     egress: Option<Arc<LaneEgress>>,
@@ -202,6 +204,7 @@ impl WasmLane {
             gate: LaneGate::new(&limits),
             limits,
             slots: Arc::clone(&runtime.inner.slots),
+            instantiations: Arc::clone(&runtime.inner.instantiations),
             egress,
         };
         let capabilities = core.probe().await?;
@@ -339,6 +342,7 @@ impl LaneCore {
         );
         let state = LaneState::new(who, &self.limits, deadline, hooks);
         let mut store = state.into_store(self.pre.engine(), &self.limits);
+        self.instantiations.fetch_add(1, Ordering::Relaxed);
         let instantiated =
             timeout_at(deadline.into(), self.pre.instantiate_async(&mut store)).await;
         match instantiated {
@@ -419,7 +423,8 @@ impl LaneCore {
         })
     }
 
-    /// Runs the guest's `validate` under the validate deadline.
+    /// Runs the guest's `validate` in an instance of its own (the node's synchronous
+    /// `validate` path; `execute_validated` validates in the execution's own instance).
     async fn validate(
         self: Arc<Self>,
         request: ExecutionRequest,
@@ -428,7 +433,7 @@ impl LaneCore {
             convert::timeout_for(&request, &self.limits).min(self.limits.validate_timeout);
         let deadline = Instant::now() + timeout;
         let wit = convert::wit_request(&request, &self.lane_id, timeout);
-        let fault = match self
+        match self
             .instantiate(
                 &request.execution_ref,
                 deadline,
@@ -437,26 +442,51 @@ impl LaneCore {
             )
             .await
         {
-            Err(fault) => fault,
-            Ok(mut instance) => {
-                let call = instance
-                    .lane
-                    .execution_plane_lane_lane_adapter()
-                    .call_validate(&mut instance.store, &wit);
-                let answer = timeout_at(deadline.into(), call).await;
-                match answer {
-                    Ok(Ok(Ok(()))) => return Ok(()),
-                    Ok(Ok(Err(rejection))) => return Err(convert::rejection(rejection)),
-                    Ok(Err(error)) => classify(&error, instance.store.data(), timeout),
-                    Err(_) => Fault::Deadline {
-                        timeout,
-                        phase: Phase::Running,
-                    },
-                }
+            Err(fault) => Err(self.unvalidated(&fault)),
+            Ok(mut instance) => self.call_validate(&mut instance, &wit, deadline).await,
+        }
+    }
+
+    /// Calls the guest's `validate` in `instance`, closed to outbound HTTP and cut at
+    /// `deadline`; then gives the store back the request's narrowing and deadline. A guest
+    /// fault refuses the request (`invalid_lane_request` with the typed failure in details).
+    async fn call_validate(
+        &self,
+        instance: &mut Instance,
+        wit: &crate::bindings::types::ExecutionRequest,
+        deadline: Instant,
+    ) -> Result<(), AdmissionRejection> {
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let (narrowing, execution_deadline) = instance
+            .store
+            .data_mut()
+            .enter_phase(Arc::new(RequestEgress::Nothing), deadline);
+        let call = instance
+            .lane
+            .execution_plane_lane_lane_adapter()
+            .call_validate(&mut instance.store, wit);
+        let fault = match timeout_at(deadline.into(), call).await {
+            Ok(Ok(Ok(()))) => {
+                instance
+                    .store
+                    .data_mut()
+                    .enter_phase(narrowing, execution_deadline);
+                return Ok(());
             }
+            Ok(Ok(Err(rejection))) => return Err(convert::rejection(rejection)),
+            Ok(Err(error)) => classify(&error, instance.store.data(), timeout),
+            Err(_) => Fault::Deadline {
+                timeout,
+                phase: Phase::Running,
+            },
         };
-        let failure = self.failure(&fault);
-        Err(AdmissionRejection::new(
+        Err(self.unvalidated(&fault))
+    }
+
+    /// The rejection of a request whose validation faulted.
+    fn unvalidated(&self, fault: &Fault) -> AdmissionRejection {
+        let failure = self.failure(fault);
+        AdmissionRejection::new(
             RejectionReason::InvalidLaneRequest,
             format!(
                 "lane {} could not validate the request: {}",
@@ -465,7 +495,7 @@ impl LaneCore {
             ),
         )
         .with_detail("cause", fault.cause())
-        .with_detail("failure", failure.to_value()))
+        .with_detail("failure", failure.to_value())
     }
 
     /// The typed failure of `fault`, with the component digest in its details.
@@ -493,8 +523,16 @@ impl LaneCore {
         })
     }
 
-    /// Runs `execute` to an `ExecutionResult` (never a panic, never an error).
-    async fn execute(&self, request: ExecutionRequest, ctx: ExecutionContext) -> ExecutionResult {
+    /// Runs `execute` to an `ExecutionResult` (never a panic, never an error). With
+    /// `validate`, the guest's `validate` runs first in the same instance (under the validate
+    /// deadline, closed to I/O), and a refusal is a `rejected` result: one instance per
+    /// execution instead of two.
+    async fn execute(
+        &self,
+        request: ExecutionRequest,
+        ctx: ExecutionContext,
+        validate: bool,
+    ) -> ExecutionResult {
         let started = Instant::now();
         let timeout = convert::timeout_for(&request, &self.limits);
         let deadline = started + timeout;
@@ -524,6 +562,12 @@ impl LaneCore {
                 Ok(instance) => instance,
                 Err(fault) => return Run::fault(fault),
             };
+            if validate {
+                let validate_by = deadline.min(started + self.limits.validate_timeout);
+                if let Err(rejection) = self.call_validate(&mut instance, &wit, validate_by).await {
+                    return Run::refused(rejection);
+                }
+            }
             let call = instance
                 .lane
                 .execution_plane_lane_lane_adapter()
@@ -539,7 +583,7 @@ impl LaneCore {
             };
             let events = instance.store.data_mut().events.drain();
             Run {
-                answer,
+                answer: Answer::Ran(answer),
                 events,
                 state: Some(instance.store.into_data()),
             }
@@ -564,6 +608,16 @@ impl LaneCore {
             events,
             state,
         } = run;
+        let answer = match answer {
+            Answer::Refused(rejection) => {
+                return ep_node::dispatch::rejected_result(
+                    request.execution_ref,
+                    request.provenance,
+                    &rejection,
+                );
+            }
+            Answer::Ran(answer) => answer,
+        };
         let mut result = ExecutionResult {
             execution_ref: request.execution_ref,
             provenance: request.provenance,
@@ -613,15 +667,31 @@ impl LaneCore {
 
 /// What one execution produced.
 struct Run {
-    answer: Result<convert::Outcome, Fault>,
+    answer: Answer,
     events: Vec<ExecutionEvent>,
     state: Option<LaneState>,
+}
+
+/// Whether the guest ran the request, and how that went.
+enum Answer {
+    /// Its `validate` refused the request.
+    Refused(AdmissionRejection),
+    /// It ran (or faulted trying).
+    Ran(Result<convert::Outcome, Fault>),
 }
 
 impl Run {
     fn fault(fault: Fault) -> Self {
         Self {
-            answer: Err(fault),
+            answer: Answer::Ran(Err(fault)),
+            events: Vec::new(),
+            state: None,
+        }
+    }
+
+    fn refused(rejection: AdmissionRejection) -> Self {
+        Self {
+            answer: Answer::Refused(rejection),
             events: Vec::new(),
             state: None,
         }
@@ -653,7 +723,16 @@ impl LaneAdapter for WasmLane {
     }
 
     async fn execute(&self, request: ExecutionRequest, ctx: ExecutionContext) -> ExecutionResult {
-        self.core.execute(request, ctx).await
+        self.core.execute(request, ctx, false).await
+    }
+
+    /// Validates and executes in one fresh store: the guest's `validate` then its `execute`.
+    async fn validate_and_execute(
+        &self,
+        request: ExecutionRequest,
+        ctx: ExecutionContext,
+    ) -> ExecutionResult {
+        self.core.execute(request, ctx, true).await
     }
 
     async fn stream(

@@ -21,6 +21,7 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{events, logging, types};
+use crate::egress::RequestEgress;
 use crate::egress::hooks::LaneHttpHooks;
 use crate::limits::LaneLimits;
 
@@ -107,6 +108,18 @@ impl LaneState {
             }
         });
         store
+    }
+
+    /// Narrows this store's outbound HTTP to `narrowing` and moves its deadline to `deadline`,
+    /// returning what they were (validation runs closed to I/O under its own deadline, then
+    /// execution gets the request's back).
+    pub(crate) fn enter_phase(
+        &mut self,
+        narrowing: Arc<RequestEgress>,
+        deadline: Instant,
+    ) -> (Arc<RequestEgress>, Instant) {
+        let narrowing = self.hooks.replace_narrowing(narrowing);
+        (narrowing, std::mem::replace(&mut self.deadline, deadline))
     }
 
     /// Log lines dropped beyond the per-execution cap.

@@ -63,7 +63,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 use async_trait::async_trait;
 use ep_contracts::boundary::{
     AdmissionRejection, ExecutionRef, ExecutionRequest, ExecutionResult, LaneCapabilities,
-    TargetDescriptor,
+    ResultStatus, TargetDescriptor,
 };
 use ep_node::local_client::InProcessTargetClient;
 use ep_node::node::{Node, WeakNode};
@@ -826,6 +826,17 @@ impl LaneSlot {
             .unwrap_or(current)
     }
 
+    /// Counts `result` in `generation`'s probation window, rolling it back when the window
+    /// says so.
+    async fn observe(&self, generation: &Arc<Generation>, result: &ExecutionResult) {
+        if result.status == ResultStatus::Rejected {
+            return;
+        }
+        if let Verdict::RollBack(counts) = generation.observe(result, &self.inner.rollback) {
+            self.roll_back_automatically(generation, counts).await;
+        }
+    }
+
     fn take_pin(&self, request: &ExecutionRequest) -> Arc<Generation> {
         let pinned = lock(&self.inner.pins).take(&request.execution_ref);
         pinned.unwrap_or_else(|| self.generation_for(request))
@@ -856,9 +867,20 @@ impl LaneAdapter for LaneSlot {
     async fn execute(&self, request: ExecutionRequest, ctx: ExecutionContext) -> ExecutionResult {
         let generation = self.take_pin(&request);
         let result = generation.lane().execute(request, ctx).await;
-        if let Verdict::RollBack(counts) = generation.observe(&result, &self.inner.rollback) {
-            self.roll_back_automatically(&generation, counts).await;
-        }
+        self.observe(&generation, &result).await;
+        result
+    }
+
+    /// Validates and executes in one instance of the request's generation, counted in its
+    /// probation window like `execute` (a refusal is not counted).
+    async fn validate_and_execute(
+        &self,
+        request: ExecutionRequest,
+        ctx: ExecutionContext,
+    ) -> ExecutionResult {
+        let generation = self.generation_for(&request);
+        let result = generation.lane().validate_and_execute(request, ctx).await;
+        self.observe(&generation, &result).await;
         result
     }
 

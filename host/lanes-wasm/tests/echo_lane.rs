@@ -83,6 +83,43 @@ async fn validate_passes_the_guests_rejection_through() {
     assert_eq!(rejection.details["operation"], "refuse");
 }
 
+#[tokio::test]
+async fn validate_and_execute_runs_both_in_one_instance() {
+    let rt = runtime();
+    let lane = load(&rt, "echo", LaneLimits::default()).await;
+    let before = rt.instantiations();
+    let result =
+        guarded(lane.validate_and_execute(request(Some("echo"), json!({"a": 1})), ctx())).await;
+    assert_eq!(result.status, ResultStatus::Succeeded, "{result:?}");
+    assert_eq!(json!(result.output), json!({"a": 1}));
+    assert_eq!(
+        rt.instantiations() - before,
+        1,
+        "validate and execute share a store"
+    );
+    // The separate path costs two.
+    let request = request(Some("echo"), json!({}));
+    lane.validate(&request).unwrap();
+    guarded(lane.execute(request, ctx())).await;
+    assert_eq!(rt.instantiations() - before, 3);
+}
+
+#[tokio::test]
+async fn validate_and_execute_turns_a_guest_refusal_into_a_rejected_result() {
+    let rt = runtime();
+    let lane = load(&rt, "echo", LaneLimits::default()).await;
+    let request = request(Some("refuse"), json!({}));
+    let reference = request.execution_ref.clone();
+    let result = guarded(lane.validate_and_execute(request, ctx())).await;
+    assert_eq!(result.status, ResultStatus::Rejected, "{result:?}");
+    assert_eq!(result.execution_ref, reference);
+    let error = result.error.expect("a rejection");
+    assert_eq!(error["reason"], "invalid_lane_request");
+    assert_eq!(error["message"], "echo refuses operation \"refuse\"");
+    // Refused before execute: no output, no events.
+    assert!(result.output.is_empty() && result.events.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validate_works_from_a_multi_thread_runtime_worker() {
     let rt = runtime();

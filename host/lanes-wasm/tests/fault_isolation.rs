@@ -263,6 +263,22 @@ async fn a_trap_in_validate_refuses_the_request_with_its_cause() {
 }
 
 #[tokio::test]
+async fn a_trap_in_validate_before_execute_is_a_rejected_result_with_its_cause() {
+    let rt = runtime();
+    let trap = load(&rt, "trap", LaneLimits::default()).await;
+    let result =
+        guarded(trap.validate_and_execute(request(Some("validate"), json!({})), ctx())).await;
+    assert_eq!(result.status, ResultStatus::Rejected, "{result:?}");
+    let error = result.error.expect("a rejection");
+    assert_eq!(error["reason"], "invalid_lane_request");
+    assert_eq!(error["details"]["cause"], "trap");
+    assert_eq!(
+        error["details"]["failure"]["failure_class"],
+        "semantic_runtime_failed"
+    );
+}
+
+#[tokio::test]
 async fn events_beyond_the_lane_limit_are_a_resource_limit() {
     let rt = runtime();
     let limits = LaneLimits {

@@ -152,8 +152,8 @@ fn execution_request(request: AdmissionRequest, admitted: &Admitted) -> Executio
     }
 }
 
-/// A `rejected` result carrying the dumped rejection as `error`.
-pub(crate) fn rejected_result(
+/// The `rejected` result of a refused request, carrying the dumped rejection as `error`.
+pub fn rejected_result(
     execution_ref: ExecutionRef,
     provenance: Provenance,
     rejection: &AdmissionRejection,

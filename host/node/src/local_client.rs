@@ -13,7 +13,6 @@ use ep_contracts::boundary::{
 use futures::StreamExt;
 
 use crate::cancel::CancelSignal;
-use crate::dispatch::rejected_result;
 use crate::error::{RuntimeError, TargetError};
 use crate::node::Node;
 use crate::traits::{EventStream, ExecutionContext, LaneAdapter, RuntimeClient, TargetClient};
@@ -97,14 +96,11 @@ impl TargetClient for InProcessTargetClient {
         request: ExecutionRequest,
         lane: Arc<dyn LaneAdapter>,
     ) -> ExecutionResult {
-        if let Err(rejection) = lane.validate(&request) {
-            return rejected_result(request.execution_ref, request.provenance, &rejection);
-        }
         let registration = self.register(&request.execution_ref, false);
         let ctx = ExecutionContext {
             cancel: registration.signal.clone(),
         };
-        let result = lane.execute(request, ctx).await;
+        let result = lane.validate_and_execute(request, ctx).await;
         drop(registration);
         result
     }

@@ -40,6 +40,24 @@ pub trait LaneAdapter: Send + Sync {
     /// Runs the request to completion; failures are a `failed` result, never a panic.
     async fn execute(&self, request: ExecutionRequest, ctx: ExecutionContext) -> ExecutionResult;
 
+    /// `validate`, then `execute`, as one call: a lane whose validation needs an isolate of its
+    /// own (a wasm lane) overrides it to validate and execute in one. A refusal is a `rejected`
+    /// result carrying the rejection, exactly as if `validate` had refused.
+    async fn validate_and_execute(
+        &self,
+        request: ExecutionRequest,
+        ctx: ExecutionContext,
+    ) -> ExecutionResult {
+        if let Err(rejection) = self.validate(&request) {
+            return crate::dispatch::rejected_result(
+                request.execution_ref,
+                request.provenance,
+                &rejection,
+            );
+        }
+        self.execute(request, ctx).await
+    }
+
     /// Starts a stream of events, or refuses (`not_supported` for unary-only lanes).
     async fn stream(
         &self,

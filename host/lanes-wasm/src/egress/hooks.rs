@@ -108,6 +108,14 @@ impl LaneHttpHooks {
         }
     }
 
+    /// Replaces the request's narrowing (closed while the guest validates), returning the old.
+    pub(crate) fn replace_narrowing(
+        &mut self,
+        narrowing: Arc<RequestEgress>,
+    ) -> Arc<RequestEgress> {
+        std::mem::replace(&mut self.narrowing, narrowing)
+    }
+
     fn denied(&self, target: Option<&RequestTarget>, reason: &str, detail: Value) -> SendFuture {
         self.log.deny(&self.who, target, reason, detail);
         Box::new(async { Err(HttpError::HttpRequestDenied) })
