@@ -1,1 +1,6 @@
-//! End-to-end tests live in `tests/`; this library is empty.
+//! Shared parts of the end-to-end tests: the node conformance suite every runtime client must
+//! pass ([`conformance`]) and the fake-lane nodes it runs against ([`fixtures`]). The tests
+//! themselves live in `tests/`.
+
+pub mod conformance;
+pub mod fixtures;

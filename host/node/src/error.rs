@@ -53,4 +53,15 @@ pub enum RuntimeError {
     /// A remote node could not be reached.
     #[error("transport: {0}")]
     Transport(String),
+    /// A remote node answered with an API error no other variant names (see `docs/api.md`),
+    /// so callers keep the status and the stable code instead of a flattened string.
+    #[error("remote {status} {code}: {message}")]
+    Remote {
+        /// The HTTP status.
+        status: u16,
+        /// The API code or rejection reason of the error envelope.
+        code: String,
+        /// The server's message.
+        message: String,
+    },
 }

@@ -1,0 +1,1011 @@
+//! [`RemoteRuntimeClient`]: the [`RuntimeClient`] trait over the network API of `docs/api.md`.
+//!
+//! Unary calls share a pool of keep-alive connections (hyper-util's legacy client; HTTP/1.1,
+//! or HTTP/2 with prior knowledge when asked). Each stream gets a connection of its own, owned
+//! by the returned stream: dropping the stream closes that connection, which is how the server
+//! learns to cancel the execution.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use ep_contracts::Contract;
+use ep_contracts::boundary::{
+    AdmissionDecision, AdmissionRequest, ExecutionEvent, ExecutionRef, ExecutionResult,
+    NodeDescriptor, Provenance, ResultStatus,
+};
+use ep_contracts::{Failure, FailureClass};
+use ep_node::{EventStream, RuntimeClient, RuntimeError};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
+use http::uri::{Authority, Scheme};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+use crate::error::{ApiError, BuildError, CallError, RemoteError, snippet};
+use crate::sse::SseParser;
+
+/// Default time to establish a TCP connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default largest answer body the client reads (results can carry lane output).
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+/// Default largest single event-stream frame.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
+
+const USER_AGENT: &str = concat!("ep-remote/", env!("CARGO_PKG_VERSION"));
+
+/// Builds a [`RemoteRuntimeClient`] with timeouts, HTTP/2, a default header and an operator
+/// token.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RemoteRuntimeClientBuilder {
+    base_url: String,
+    connect_timeout: Duration,
+    request_timeout: Option<Duration>,
+    stream_idle_timeout: Option<Duration>,
+    http2_prior_knowledge: bool,
+    default_headers: Vec<(String, String)>,
+    operator_token: Option<String>,
+    max_response_bytes: usize,
+    max_frame_bytes: usize,
+    pool_idle_timeout: Duration,
+    pool_max_idle_per_host: usize,
+}
+
+impl RemoteRuntimeClientBuilder {
+    /// Time allowed to open a TCP connection (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Time allowed for a whole unary call, answer body included (default none: an execution
+    /// may run as long as its lane allows). Expiry makes `execute` a `timeout` failure.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// Ends a stream when no bytes (not even a keep-alive comment) arrive for this long
+    /// (default none).
+    pub fn stream_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.stream_idle_timeout = Some(timeout);
+        self
+    }
+
+    /// Speak HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1.
+    pub fn http2_prior_knowledge(mut self, enabled: bool) -> Self {
+        self.http2_prior_knowledge = enabled;
+        self
+    }
+
+    /// A header sent with every request (a tenant or tracing header, say).
+    pub fn default_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.default_headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The bearer token the operator routes (`/v1/lanes`, reload, rollback) require.
+    pub fn operator_token(mut self, token: impl Into<String>) -> Self {
+        self.operator_token = Some(token.into());
+        self
+    }
+
+    /// Largest answer body read (default 16 MiB); a larger one is a transport failure.
+    pub fn max_response_bytes(mut self, limit: usize) -> Self {
+        self.max_response_bytes = limit;
+        self
+    }
+
+    /// Largest event-stream frame read (default 8 MiB); a larger one cuts the stream.
+    pub fn max_frame_bytes(mut self, limit: usize) -> Self {
+        self.max_frame_bytes = limit;
+        self
+    }
+
+    /// How long an idle pooled connection is kept (default 60 s).
+    pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.pool_idle_timeout = timeout;
+        self
+    }
+
+    /// How many idle connections per host the pool keeps (default 128).
+    pub fn pool_max_idle_per_host(mut self, count: usize) -> Self {
+        self.pool_max_idle_per_host = count;
+        self
+    }
+
+    /// Checks the settings and builds the client (no connection is opened yet). Must be called
+    /// inside a Tokio runtime only when the client is used, not when it is built.
+    pub fn build(self) -> Result<RemoteRuntimeClient, BuildError> {
+        let base = Base::parse(&self.base_url)?;
+        let mut headers = Vec::with_capacity(self.default_headers.len());
+        for (name, value) in &self.default_headers {
+            let invalid = |reason: String| BuildError::InvalidHeader {
+                name: name.clone(),
+                reason,
+            };
+            let header_name =
+                HeaderName::from_bytes(name.as_bytes()).map_err(|e| invalid(e.to_string()))?;
+            let header_value = HeaderValue::from_str(value).map_err(|e| invalid(e.to_string()))?;
+            headers.push((header_name, header_value));
+        }
+        let authorization = match &self.operator_token {
+            Some(token) => Some(HeaderValue::from_str(&format!("Bearer {token}")).map_err(
+                |e| BuildError::InvalidHeader {
+                    name: AUTHORIZATION.to_string(),
+                    reason: e.to_string(),
+                },
+            )?),
+            None => None,
+        };
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(self.connect_timeout));
+        connector.set_nodelay(true);
+        let pool = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(self.pool_idle_timeout)
+            .pool_max_idle_per_host(self.pool_max_idle_per_host)
+            .http2_only(self.http2_prior_knowledge)
+            .build(connector);
+        Ok(RemoteRuntimeClient {
+            inner: Arc::new(Inner {
+                base,
+                pool,
+                headers,
+                authorization,
+                connect_timeout: self.connect_timeout,
+                request_timeout: self.request_timeout,
+                stream_idle_timeout: self.stream_idle_timeout,
+                http2: self.http2_prior_knowledge,
+                max_response_bytes: self.max_response_bytes,
+                max_frame_bytes: self.max_frame_bytes,
+            }),
+        })
+    }
+}
+
+/// The base URL split into what requests need.
+#[derive(Debug, Clone)]
+struct Base {
+    /// `http://host:port/prefix` without a trailing slash.
+    url: String,
+    authority: Authority,
+    /// Path prefix without a trailing slash (empty for `/`).
+    prefix: String,
+}
+
+impl Base {
+    fn parse(url: &str) -> Result<Self, BuildError> {
+        let invalid = |reason: &str| BuildError::InvalidBaseUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let uri: Uri =
+            url.parse()
+                .map_err(|e: http::uri::InvalidUri| BuildError::InvalidBaseUrl {
+                    url: url.to_owned(),
+                    reason: e.to_string(),
+                })?;
+        match uri.scheme() {
+            Some(scheme) if *scheme == Scheme::HTTP => {}
+            Some(_) => return Err(invalid("only http:// is supported")),
+            None => return Err(invalid("no scheme")),
+        }
+        let authority = uri.authority().cloned().ok_or_else(|| invalid("no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(invalid("credentials in the URL are not supported"));
+        }
+        if uri.query().is_some() {
+            return Err(invalid("a query is not allowed"));
+        }
+        let prefix = uri.path().trim_end_matches('/').to_owned();
+        Ok(Self {
+            url: format!("http://{authority}{prefix}"),
+            authority,
+            prefix,
+        })
+    }
+
+    fn path(&self, path: &str) -> String {
+        format!("{}{path}", self.prefix)
+    }
+
+    fn uri(&self, path: &str) -> Result<Uri, CallError> {
+        let text = format!("http://{}{}", self.authority, self.path(path));
+        text.parse()
+            .map_err(|e: http::uri::InvalidUri| CallError::Connect {
+                url: text.clone(),
+                reason: e.to_string(),
+            })
+    }
+
+    fn host_port(&self) -> String {
+        let port = self.authority.port_u16().unwrap_or(80);
+        format!("{}:{port}", self.authority.host())
+    }
+}
+
+struct Inner {
+    base: Base,
+    pool: Client<HttpConnector, Full<Bytes>>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    authorization: Option<HeaderValue>,
+    connect_timeout: Duration,
+    request_timeout: Option<Duration>,
+    stream_idle_timeout: Option<Duration>,
+    http2: bool,
+    max_response_bytes: usize,
+    max_frame_bytes: usize,
+}
+
+/// A [`RuntimeClient`] for a node served over the network API. Cheap to clone (clones share
+/// the connection pool).
+///
+/// ```no_run
+/// use ep_node::RuntimeClient;
+/// use ep_remote::RemoteRuntimeClient;
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = RemoteRuntimeClient::new("http://127.0.0.1:8750")?;
+/// let node = client.describe().await?;
+/// println!("{:?} serves {} lanes", node.node_id, node.registered_lanes.len());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RemoteRuntimeClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RemoteRuntimeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteRuntimeClient")
+            .field("base_url", &self.inner.base.url)
+            .field("http2", &self.inner.http2)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One item of a remote stream: the execution's events, then exactly one terminal item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamItem {
+    /// An execution event frame.
+    Event(ExecutionEvent),
+    /// The `result` frame (no `events`; they were the frames before it). Terminal.
+    Result(ExecutionResult),
+    /// The stream ended without its `result` frame (why, for logs). Terminal.
+    Cut(String),
+}
+
+/// A successful answer: status and whole body.
+struct Answer {
+    status: StatusCode,
+    body: Bytes,
+}
+
+impl RemoteRuntimeClient {
+    /// A client for the node at `base_url` (`http://host:port`, optionally with a path
+    /// prefix) with default settings.
+    pub fn new(base_url: impl Into<String>) -> Result<Self, BuildError> {
+        Self::builder(base_url).build()
+    }
+
+    /// A builder for the less common settings.
+    pub fn builder(base_url: impl Into<String>) -> RemoteRuntimeClientBuilder {
+        RemoteRuntimeClientBuilder {
+            base_url: base_url.into(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: None,
+            stream_idle_timeout: None,
+            http2_prior_knowledge: false,
+            default_headers: Vec::new(),
+            operator_token: None,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            pool_idle_timeout: Duration::from_secs(60),
+            pool_max_idle_per_host: 128,
+        }
+    }
+
+    /// The base URL requests go to (normalized, no trailing slash).
+    pub fn base_url(&self) -> &str {
+        &self.inner.base.url
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        operator: bool,
+    ) -> Result<Request<Full<Bytes>>, CallError> {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(self.inner.base.uri(path)?)
+            .header(ACCEPT, "application/json")
+            .header(http::header::USER_AGENT, USER_AGENT);
+        for (name, value) in &self.inner.headers {
+            builder = builder.header(name, value);
+        }
+        if operator && let Some(authorization) = &self.inner.authorization {
+            builder = builder.header(AUTHORIZATION, authorization);
+        }
+        if body.is_some() {
+            builder = builder.header(CONTENT_TYPE, "application/json");
+        }
+        builder
+            .body(Full::new(body.unwrap_or_default()))
+            .map_err(|e| CallError::Connect {
+                url: self.inner.base.url.clone(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Sends a unary request through the pool and reads the whole answer.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        operator: bool,
+    ) -> Result<Answer, CallError> {
+        let url = self.inner.base.path(path);
+        let exchange = async {
+            let request = self.request(method, path, body, operator)?;
+            let response = self.inner.pool.request(request).await.map_err(|e| {
+                let reason = error_chain(&e);
+                if e.is_connect() {
+                    CallError::Connect {
+                        url: self.inner.base.url.clone(),
+                        reason,
+                    }
+                } else {
+                    CallError::Disconnected {
+                        url: url.clone(),
+                        reason,
+                    }
+                }
+            })?;
+            self.read(response, &url).await
+        };
+        match self.inner.request_timeout {
+            Some(limit) => tokio::time::timeout(limit, exchange)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(CallError::Timeout {
+                        url: url.clone(),
+                        millis: limit.as_millis(),
+                    })
+                }),
+            None => exchange.await,
+        }
+    }
+
+    async fn read(&self, response: Response<Incoming>, url: &str) -> Result<Answer, CallError> {
+        let status = response.status();
+        let limit = self.inner.max_response_bytes;
+        let body = Limited::new(response.into_body(), limit)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    CallError::TooLarge {
+                        url: url.to_owned(),
+                        limit,
+                    }
+                } else {
+                    CallError::Disconnected {
+                        url: url.to_owned(),
+                        reason: e.to_string(),
+                    }
+                }
+            })?
+            .to_bytes();
+        Ok(Answer { status, body })
+    }
+
+    /// A unary call whose success body is the contract value `T`.
+    async fn call_contract<T: Contract>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<T, RemoteError> {
+        let answer = self.call(method, path, body, false).await?;
+        if !answer.status.is_success() {
+            return Err(RemoteError::Api(ApiError::from_response(
+                answer.status.as_u16(),
+                &answer.body,
+            )));
+        }
+        decode_contract(&answer.body).map_err(|reason| RemoteError::Decode {
+            url: self.inner.base.path(path),
+            expected: T::NAME,
+            reason,
+        })
+    }
+
+    /// A unary operator call whose success body is JSON.
+    async fn call_json(
+        &self,
+        method: Method,
+        path: &str,
+        operator: bool,
+    ) -> Result<Value, RemoteError> {
+        let answer = self.call(method, path, None, operator).await?;
+        if !answer.status.is_success() {
+            return Err(RemoteError::Api(ApiError::from_response(
+                answer.status.as_u16(),
+                &answer.body,
+            )));
+        }
+        serde_json::from_slice(&answer.body).map_err(|e| RemoteError::Decode {
+            url: self.inner.base.path(path),
+            expected: "JSON",
+            reason: e.to_string(),
+        })
+    }
+
+    /// `POST /v1/execute`, keeping the raw outcome: the result, or why there is none.
+    async fn execute_call(&self, request: &AdmissionRequest) -> Result<ExecutionResult, Synth> {
+        let body = Bytes::from(ep_contracts::dump(request));
+        let answer = self
+            .call(Method::POST, "/v1/execute", Some(body), false)
+            .await
+            .map_err(Synth::Call)?;
+        if looks_like_result(&answer.body) {
+            return decode_contract::<ExecutionResult>(&answer.body).map_err(|reason| {
+                Synth::NotAResult {
+                    status: answer.status.as_u16(),
+                    code: "invalid_result".to_owned(),
+                    message: reason,
+                }
+            });
+        }
+        let error = ApiError::from_response(answer.status.as_u16(), &answer.body);
+        Err(Synth::NotAResult {
+            status: error.status,
+            code: error.code,
+            message: error.message,
+        })
+    }
+
+    /// Opens `POST /v1/stream` on a connection of its own and returns its frames as typed
+    /// items: the events, then the result (or a cut). Dropping the stream closes the
+    /// connection, which cancels the execution on the server.
+    pub async fn stream_items(
+        &self,
+        request: AdmissionRequest,
+    ) -> Result<BoxStream<'static, StreamItem>, RuntimeError> {
+        let body = Bytes::from(ep_contracts::dump(&request));
+        let (response, connection) = self
+            .open_stream(body)
+            .await
+            .map_err(|e| RuntimeError::Transport(e.to_string()))?;
+        let status = response.status();
+        let is_event_stream = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let url = self.inner.base.path("/v1/stream");
+        if !(status.is_success() && is_event_stream) {
+            let answer = self
+                .read(response, &url)
+                .await
+                .map_err(|e| RuntimeError::Transport(e.to_string()))?;
+            drop(connection);
+            return Err(
+                ApiError::from_response(status.as_u16(), &answer.body).into_runtime_error(None)
+            );
+        }
+        Ok(frames(
+            response.into_body(),
+            connection,
+            self.inner.max_frame_bytes,
+            self.inner.stream_idle_timeout,
+            url,
+        ))
+    }
+
+    /// A dedicated HTTP/1.1 (or h2c) connection for one stream and the answer's head.
+    async fn open_stream(
+        &self,
+        body: Bytes,
+    ) -> Result<(Response<Incoming>, ConnectionGuard), CallError> {
+        let base = &self.inner.base;
+        let address = base.host_port();
+        let tcp = tokio::time::timeout(
+            self.inner.connect_timeout,
+            tokio::net::TcpStream::connect(&address),
+        )
+        .await
+        .map_err(|_| CallError::Connect {
+            url: base.url.clone(),
+            reason: format!(
+                "connect timed out after {} ms",
+                self.inner.connect_timeout.as_millis()
+            ),
+        })?
+        .map_err(|e| CallError::Connect {
+            url: base.url.clone(),
+            reason: e.to_string(),
+        })?;
+        // Small frames must not wait for Nagle; a failure here only costs latency.
+        let _ = tcp.set_nodelay(true);
+        let io = TokioIo::new(tcp);
+        let connect_error = |e: hyper::Error| CallError::Connect {
+            url: base.url.clone(),
+            reason: error_chain(&e),
+        };
+        let mut request = self.request(Method::POST, "/v1/stream", Some(body), false)?;
+        request
+            .headers_mut()
+            .insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+        let (response, task) = if self.inner.http2 {
+            let (mut sender, connection) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                    .await
+                    .map_err(connect_error)?;
+            let task = tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "stream connection ended");
+                }
+            });
+            let guard = ConnectionGuard(task);
+            let response = sender.send_request(request).await;
+            (response, guard)
+        } else {
+            let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(connect_error)?;
+            let task = tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "stream connection ended");
+                }
+            });
+            let guard = ConnectionGuard(task);
+            // HTTP/1.1 wants the origin form plus a Host header.
+            let path = base.path("/v1/stream");
+            *request.uri_mut() =
+                path.parse()
+                    .map_err(|e: http::uri::InvalidUri| CallError::Connect {
+                        url: base.url.clone(),
+                        reason: e.to_string(),
+                    })?;
+            if let Ok(host) = HeaderValue::from_str(base.authority.as_str()) {
+                request.headers_mut().insert(HOST, host);
+            }
+            let response = sender.send_request(request).await;
+            (response, guard)
+        };
+        let response = response.map_err(|e| CallError::Disconnected {
+            url: base.path("/v1/stream"),
+            reason: error_chain(&e),
+        })?;
+        Ok((response, task))
+    }
+
+    /// `GET /v1/lanes`: the lanes the host serves (operator token).
+    pub async fn lanes(&self) -> Result<Value, RemoteError> {
+        self.call_json(Method::GET, "/v1/lanes", true).await
+    }
+
+    /// `POST /v1/admin/reload`: rescans plugins and configuration, as SIGHUP does (operator
+    /// token); returns the reload report.
+    pub async fn reload(&self) -> Result<Value, RemoteError> {
+        self.call_json(Method::POST, "/v1/admin/reload", true).await
+    }
+
+    /// `POST /v1/lanes/{lane_id}/rollback`: serves the lane's previous generation again
+    /// (operator token).
+    pub async fn rollback(&self, lane_id: &str) -> Result<Rollback, RemoteError> {
+        let path = format!("/v1/lanes/{}/rollback", encode_segment(lane_id));
+        let value = self.call_json(Method::POST, &path, true).await?;
+        serde_json::from_value(value).map_err(|e| RemoteError::Decode {
+            url: self.inner.base.path(&path),
+            expected: "a rollback report",
+            reason: e.to_string(),
+        })
+    }
+
+    /// `GET /healthz`: `{"status": "ok"}`; a draining host answers 503, returned as
+    /// [`RemoteError::Api`] with code `unexpected_response` when it has no envelope.
+    pub async fn health(&self) -> Result<Value, RemoteError> {
+        self.call_json(Method::GET, "/healthz", false).await
+    }
+
+    /// `GET /metrics`: the Prometheus text exposition.
+    pub async fn metrics(&self) -> Result<String, RemoteError> {
+        let answer = self.call(Method::GET, "/metrics", None, false).await?;
+        if !answer.status.is_success() {
+            return Err(RemoteError::Api(ApiError::from_response(
+                answer.status.as_u16(),
+                &answer.body,
+            )));
+        }
+        Ok(String::from_utf8_lossy(&answer.body).into_owned())
+    }
+}
+
+/// What `POST /v1/lanes/{lane_id}/rollback` answers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct Rollback {
+    /// The lane rolled back.
+    pub lane_id: String,
+    /// The digest served before.
+    pub from_digest: String,
+    /// The digest served now.
+    pub to_digest: String,
+}
+
+/// Why `execute` has no result from the server.
+enum Synth {
+    Call(CallError),
+    NotAResult {
+        status: u16,
+        code: String,
+        message: String,
+    },
+}
+
+impl Synth {
+    /// The `failed` result standing in for the missing one.
+    fn into_result(self, provenance: Provenance, base_url: &str) -> ExecutionResult {
+        let failure = match self {
+            Synth::Call(error) => {
+                let class = match &error {
+                    CallError::Connect { .. } | CallError::TooLarge { .. } => {
+                        FailureClass::TransportFailed
+                    }
+                    CallError::Disconnected { .. } => FailureClass::RemoteDisconnect,
+                    CallError::Timeout { .. } => FailureClass::Timeout,
+                };
+                Failure::new(class, error.to_string())
+            }
+            Synth::NotAResult {
+                status,
+                code,
+                message,
+            } => Failure::new(
+                FailureClass::TransportFailed,
+                format!("{base_url} answered HTTP {status} {code} instead of a result: {message}"),
+            )
+            .with_detail("http_status", status)
+            .with_detail("code", code),
+        }
+        .with_detail("remote", base_url);
+        ExecutionResult {
+            execution_ref: ExecutionRef::mint(),
+            status: ResultStatus::Failed,
+            error: Some(failure.to_value()),
+            provenance,
+            ..ExecutionResult::default()
+        }
+    }
+}
+
+/// Whether a body is shaped like an `ExecutionResult` rather than the error envelope.
+fn looks_like_result(body: &[u8]) -> bool {
+    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    map.contains_key("execution_ref") && map.contains_key("status")
+}
+
+fn decode_contract<T: Contract>(body: &[u8]) -> Result<T, String> {
+    let text =
+        std::str::from_utf8(body).map_err(|e| format!("not UTF-8 ({e}): {}", snippet(body)))?;
+    ep_contracts::parse::<T>(text).map_err(|e| e.to_string())
+}
+
+/// Aborts the stream's connection task when dropped, so the socket closes.
+struct ConnectionGuard(JoinHandle<()>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The parsing state of an open stream.
+struct Frames {
+    body: Incoming,
+    parser: SseParser,
+    ready: VecDeque<StreamItem>,
+    _connection: ConnectionGuard,
+    max_frame_bytes: usize,
+    idle_timeout: Option<Duration>,
+    url: String,
+    done: bool,
+}
+
+fn frames(
+    body: Incoming,
+    connection: ConnectionGuard,
+    max_frame_bytes: usize,
+    idle_timeout: Option<Duration>,
+    url: String,
+) -> BoxStream<'static, StreamItem> {
+    let state = Frames {
+        body,
+        parser: SseParser::new(),
+        ready: VecDeque::new(),
+        _connection: connection,
+        max_frame_bytes,
+        idle_timeout,
+        url,
+        done: false,
+    };
+    futures::stream::unfold(state, |mut state| async move {
+        let item = state.next_item().await?;
+        Some((item, state))
+    })
+    .boxed()
+}
+
+impl Frames {
+    async fn next_item(&mut self) -> Option<StreamItem> {
+        loop {
+            if let Some(item) = self.ready.pop_front() {
+                if matches!(item, StreamItem::Result(_) | StreamItem::Cut(_)) {
+                    self.done = true;
+                    self.ready.clear();
+                }
+                return Some(item);
+            }
+            if self.done {
+                return None;
+            }
+            let next = match self.idle_timeout {
+                Some(limit) => match tokio::time::timeout(limit, self.body.frame()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        return Some(self.cut(format!(
+                            "no bytes for {} ms (idle timeout)",
+                            limit.as_millis()
+                        )));
+                    }
+                },
+                None => self.body.frame().await,
+            };
+            let chunk = match next {
+                None => return Some(self.cut("the server closed the stream".to_owned())),
+                Some(Err(error)) => return Some(self.cut(error_chain(&error))),
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => data,
+                    // Trailers carry nothing this client uses.
+                    Err(_) => continue,
+                },
+            };
+            match self.parser.push_limited(&chunk, self.max_frame_bytes) {
+                Ok(parsed) => {
+                    for frame in parsed {
+                        if let Some(item) = self.item(&frame.event, &frame.data) {
+                            self.ready.push_back(item);
+                        }
+                    }
+                }
+                Err(error) => return Some(self.cut(error.to_string())),
+            }
+        }
+    }
+
+    /// One frame as an item (`None` for event names this client does not know).
+    fn item(&self, event: &str, data: &str) -> Option<StreamItem> {
+        match event {
+            "execution_event" => Some(match ep_contracts::parse::<ExecutionEvent>(data) {
+                Ok(event) => StreamItem::Event(event),
+                Err(e) => StreamItem::Cut(format!("an execution_event frame is not an event: {e}")),
+            }),
+            "result" => Some(match ep_contracts::parse::<ExecutionResult>(data) {
+                Ok(result) => StreamItem::Result(result),
+                Err(e) => StreamItem::Cut(format!("the result frame is not a result: {e}")),
+            }),
+            other => {
+                tracing::debug!(
+                    event = other,
+                    url = self.url,
+                    "ignoring unknown stream frame"
+                );
+                None
+            }
+        }
+    }
+
+    fn cut(&mut self, why: String) -> StreamItem {
+        self.done = true;
+        StreamItem::Cut(why)
+    }
+}
+
+/// An error and its sources on one line (hyper's top-level messages say little alone).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Percent-encodes one path segment (everything but RFC 3986 unreserved characters).
+fn encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl RuntimeClient for RemoteRuntimeClient {
+    async fn describe(&self) -> Result<NodeDescriptor, RuntimeError> {
+        Ok(self
+            .call_contract::<NodeDescriptor>(Method::GET, "/v1/node", None)
+            .await?)
+    }
+
+    async fn admit(&self, request: AdmissionRequest) -> Result<AdmissionDecision, RuntimeError> {
+        let body = Bytes::from(ep_contracts::dump(&request));
+        Ok(self
+            .call_contract::<AdmissionDecision>(Method::POST, "/v1/admit", Some(body))
+            .await?)
+    }
+
+    async fn execute(&self, request: AdmissionRequest) -> ExecutionResult {
+        match self.execute_call(&request).await {
+            Ok(result) => result,
+            Err(synth) => {
+                let result = synth.into_result(request.provenance, &self.inner.base.url);
+                tracing::warn!(
+                    request_id = request.request_id,
+                    error = ?result.error,
+                    "remote execute produced no result"
+                );
+                result
+            }
+        }
+    }
+
+    async fn stream(&self, request: AdmissionRequest) -> Result<EventStream, RuntimeError> {
+        let request_id = request.request_id.clone();
+        let items = self.stream_items(request).await?;
+        Ok(items
+            .scan((), move |(), item| {
+                let next = match item {
+                    StreamItem::Event(event) => Some(event),
+                    StreamItem::Result(_) => None,
+                    StreamItem::Cut(why) => {
+                        tracing::warn!(
+                            request_id,
+                            why,
+                            "remote stream cut without its result (remote_disconnect)"
+                        );
+                        None
+                    }
+                };
+                futures::future::ready(next)
+            })
+            .boxed())
+    }
+
+    async fn cancel(&self, execution_ref: &ExecutionRef) -> Result<(), RuntimeError> {
+        let path = format!(
+            "/v1/executions/{}/cancel",
+            encode_segment(execution_ref.as_str())
+        );
+        let answer = self
+            .call(Method::POST, &path, None, false)
+            .await
+            .map_err(|e| RuntimeError::Transport(e.to_string()))?;
+        if answer.status.is_success() {
+            return Ok(());
+        }
+        Err(
+            ApiError::from_response(answer.status.as_u16(), &answer.body)
+                .into_runtime_error(Some(execution_ref.as_str())),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn base_urls_are_normalized_and_checked() {
+        let base = Base::parse("http://127.0.0.1:8750/").unwrap();
+        assert_eq!(base.url, "http://127.0.0.1:8750");
+        assert_eq!(base.path("/v1/node"), "/v1/node");
+        let base = Base::parse("http://node.test/api/").unwrap();
+        assert_eq!(base.path("/v1/node"), "/api/v1/node");
+        assert_eq!(base.host_port(), "node.test:80");
+        for bad in [
+            "https://x",
+            "127.0.0.1:1",
+            "/v1",
+            "http://u:p@x",
+            "http://x/?q=1",
+        ] {
+            assert!(Base::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        assert_eq!(encode_segment("exec-1-2"), "exec-1-2");
+        assert_eq!(encode_segment("a/b c?"), "a%2Fb%20c%3F");
+    }
+
+    #[test]
+    fn invalid_default_headers_are_refused() {
+        let error = RemoteRuntimeClient::builder("http://x")
+            .default_header("bad header", "v")
+            .build()
+            .unwrap_err();
+        assert!(matches!(error, BuildError::InvalidHeader { .. }));
+    }
+
+    #[test]
+    fn results_and_envelopes_are_told_apart() {
+        assert!(looks_like_result(
+            br#"{"execution_ref":{"ref":"e"},"status":"failed","error":{}}"#
+        ));
+        assert!(!looks_like_result(br#"{"error":{"code":"internal"}}"#));
+        assert!(!looks_like_result(b"not json"));
+    }
+
+    #[test]
+    fn synthesized_results_name_the_class_and_reason() {
+        let result = Synth::Call(CallError::Connect {
+            url: "http://127.0.0.1:1".into(),
+            reason: "connection refused".into(),
+        })
+        .into_result(Provenance::node_admitted(), "http://127.0.0.1:1");
+        assert_eq!(result.status, ResultStatus::Failed);
+        let error = result.error.unwrap();
+        assert_eq!(error["failure_class"], "transport_failed");
+        assert!(
+            error["reason"]
+                .as_str()
+                .unwrap()
+                .contains("connection refused")
+        );
+        let result = Synth::NotAResult {
+            status: 503,
+            code: "shutting_down".into(),
+            message: "draining".into(),
+        }
+        .into_result(Provenance::node_admitted(), "http://x");
+        let error = result.error.unwrap();
+        assert_eq!(error["failure_class"], "transport_failed");
+        assert_eq!(error["details"]["code"], "shutting_down");
+        assert_eq!(error["details"]["http_status"], 503);
+        let result = Synth::Call(CallError::Disconnected {
+            url: "u".into(),
+            reason: "r".into(),
+        })
+        .into_result(Provenance::node_admitted(), "http://x");
+        assert_eq!(result.error.unwrap()["failure_class"], "remote_disconnect");
+    }
+}
