@@ -33,6 +33,24 @@ pub enum Command {
     /// Run one execution in an in-process node and print its ExecutionResult as JSON (exit 0
     /// when it succeeded, 1 when it failed or was rejected).
     Exec(ExecArgs),
+    /// Serve the node over HTTP (docs/api.md) until SIGINT/SIGTERM; SIGHUP reloads the policy
+    /// and the plugin directory.
+    Serve(ServeArgs),
+}
+
+/// `serve`
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Service configuration file (TOML, docs/config.md); the embedded defaults apply when
+    /// absent.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Listen address, overriding `[server] listen` (e.g. `127.0.0.1:0` for any free port).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Log format on stderr, overriding `[log] format`.
+    #[arg(long, value_name = "FORMAT", value_parser = ["human", "json"])]
+    pub log_format: Option<String>,
 }
 
 /// `exec`

@@ -18,7 +18,10 @@ use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // `serve` sets up its own logging from its configuration.
+    if !matches!(cli.command, Command::Serve(_)) {
+        init_tracing();
+    }
     let result = match cli.command {
         Command::Contracts(cmd) => commands::contracts::run(cmd),
         Command::Evidence(cmd) => commands::evidence::run(cmd),
@@ -30,6 +33,7 @@ fn main() -> ExitCode {
             Ok(false) => return ExitCode::FAILURE,
             Err(err) => Err(err),
         },
+        Command::Serve(args) => commands::serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -236,6 +236,12 @@ impl WasmLane {
         &self.core.limits
     }
 
+    /// Executions of this generation waiting for a turn in its concurrency gate now: the
+    /// queue depth an operator's metrics show.
+    pub fn queued(&self) -> usize {
+        self.core.gate.waiting()
+    }
+
     /// The grants it was linked with.
     pub fn grants(&self) -> &Grants {
         &self.grants

@@ -100,6 +100,11 @@ impl LaneGate {
         }
     }
 
+    /// Executions waiting for a turn now.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
     /// A turn to run: at once when one is free, after waiting when the queue has room, or
     /// [`Saturated`] at once.
     pub(crate) async fn enter(&self) -> Result<OwnedSemaphorePermit, Saturated> {

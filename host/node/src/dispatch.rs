@@ -101,6 +101,18 @@ impl Node {
     /// is [`RuntimeError::Rejected`]. Nothing is recorded for `cancel`; drop the stream to end
     /// it.
     pub async fn stream(&self, request: AdmissionRequest) -> Result<EventStream, RuntimeError> {
+        self.stream_with_ref(request)
+            .await
+            .map(|(_, events)| events)
+    }
+
+    /// [`Node::stream`], also answering the execution ref the stream runs under, so a host
+    /// that serves the stream can name the execution even before its first event (to record
+    /// how the stream ended).
+    pub async fn stream_with_ref(
+        &self,
+        request: AdmissionRequest,
+    ) -> Result<(ExecutionRef, EventStream), RuntimeError> {
         let admitted = self
             .admit_request(&request)
             .await
@@ -108,9 +120,11 @@ impl Node {
         let client = Arc::clone(&admitted.client);
         let lane = Arc::clone(&admitted.lane);
         let execution_request = execution_request(request, &admitted);
+        let execution_ref = execution_request.execution_ref.clone();
         client
             .stream(execution_request, lane)
             .await
+            .map(|events| (execution_ref, events))
             .map_err(RuntimeError::Rejected)
     }
 

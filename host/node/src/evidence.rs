@@ -179,6 +179,28 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Records evidence of a step a host took for one execution outside the node's own
+    /// dispatch (a served stream whose client went away, an execution cut at shutdown): like
+    /// [`Node::record_evidence`], with the record's `execution_ref` set. Returns the record.
+    pub async fn record_execution_evidence(
+        &self,
+        evidence_type: &str,
+        execution_ref: &ExecutionRef,
+        lane_id: Option<&str>,
+        payload: Value,
+    ) -> Evidence {
+        let context = EvidenceContext {
+            execution_ref: Some(execution_ref.clone()),
+            lane_id: lane_id.map(str::to_owned),
+            ..EvidenceContext::default()
+        };
+        let record = context.record(evidence_type, payload);
+        self.emit(record.clone()).await;
+        record
+    }
+}
+
 /// `{"fingerprint": {sha256, byte_size}, "shape": [sorted top-level keys]}`: what evidence
 /// keeps of a payload or output instead of the value itself.
 pub fn summarize(value: &Value) -> Value {

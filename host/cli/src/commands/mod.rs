@@ -6,3 +6,4 @@ pub mod describe;
 pub mod evidence;
 pub mod exec;
 pub mod lanes;
+pub mod serve;

@@ -1,0 +1,60 @@
+//! `serve`: the node host as a network service (docs/api.md) on the configuration of
+//! docs/config.md, until SIGINT or SIGTERM (graceful drain); SIGHUP reloads the policy and the
+//! plugin directory. Prints where it listens and where its key, token and evidence are.
+
+use std::io::Write as _;
+
+use ep_server::config::LogFormat;
+use ep_server::lifecycle::run_until_signalled;
+use ep_server::{ServeConfig, start};
+
+use crate::cli::ServeArgs;
+use crate::error::CliError;
+
+/// Runs `serve` until a stop signal.
+pub fn run(args: ServeArgs) -> Result<(), CliError> {
+    let mut config = ServeConfig::load(args.config.as_deref()).map_err(CliError::msg)?;
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    let format = match args.log_format.as_deref() {
+        Some(text) => text.parse::<LogFormat>().map_err(CliError::msg)?,
+        None => config.log.format,
+    };
+    ep_server::observability::init_tracing(format, &config.log.level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::msg)?;
+    runtime.block_on(async {
+        let drain = config.server.drain_timeout();
+        let server = start(config).await.map_err(CliError::msg)?;
+        if let Some(service) = server.service() {
+            let info = service.info();
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "listening on {}", server.url());
+            let _ = writeln!(out, "node id: {}", info.node_id);
+            let _ = writeln!(out, "evidence log: {}", info.evidence_log.display());
+            if let Some(key) = &info.dev_key {
+                let _ = writeln!(out, "development signing key: {}", key.display());
+            }
+            let _ = writeln!(out, "trust store: {}", info.trust_store.display());
+            let _ = writeln!(out, "operator token: {}", info.token_file.display());
+            for refusal in &info.refused {
+                let _ = writeln!(out, "lane not served: {refusal}");
+            }
+            let _ = out.flush();
+        }
+        let report = run_until_signalled(server, drain)
+            .await
+            .map_err(CliError::msg)?;
+        println!(
+            "stopped: {} in flight, {} drained, {} cancelled, {} streams cut",
+            report.in_flight, report.drained, report.cancelled, report.streams_cut
+        );
+        match report.flush_error {
+            Some(error) => Err(CliError::msg(format!("evidence flush failed: {error}"))),
+            None => Ok(()),
+        }
+    })
+}

@@ -1,0 +1,122 @@
+//! The route table of `docs/api.md`: method + path → [`Route`], or 404 / 405 (with `allow`).
+
+use http::Method;
+
+use super::errors::ApiError;
+
+/// One endpoint, with its path parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /v1/node`
+    Node,
+    /// `POST /v1/admit`
+    Admit,
+    /// `POST /v1/execute`
+    Execute,
+    /// `POST /v1/stream`
+    Stream,
+    /// `POST /v1/executions/{execution_ref}/cancel`
+    Cancel(String),
+    /// `GET /v1/lanes`
+    Lanes,
+    /// `POST /v1/admin/reload`
+    Reload,
+    /// `POST /v1/lanes/{lane_id}/rollback`
+    Rollback(String),
+    /// `GET /healthz`
+    Healthz,
+    /// `GET /metrics`
+    Metrics,
+}
+
+impl Route {
+    /// Whether the route needs the operator token.
+    pub fn is_operator(&self) -> bool {
+        matches!(self, Self::Lanes | Self::Reload | Self::Rollback(_))
+    }
+
+    /// Whether the route takes a JSON body (`AdmissionRequest`).
+    pub fn takes_body(&self) -> bool {
+        matches!(self, Self::Admit | Self::Execute | Self::Stream)
+    }
+
+    /// A short name for logs and metrics (no path parameters).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Node => "node",
+            Self::Admit => "admit",
+            Self::Execute => "execute",
+            Self::Stream => "stream",
+            Self::Cancel(_) => "cancel",
+            Self::Lanes => "lanes",
+            Self::Reload => "reload",
+            Self::Rollback(_) => "rollback",
+            Self::Healthz => "healthz",
+            Self::Metrics => "metrics",
+        }
+    }
+}
+
+/// The route for `method` on `path`.
+pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
+    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    let (route, allowed) = match segments.as_slice() {
+        ["v1", "node"] => (Route::Node, Method::GET),
+        ["v1", "admit"] => (Route::Admit, Method::POST),
+        ["v1", "execute"] => (Route::Execute, Method::POST),
+        ["v1", "stream"] => (Route::Stream, Method::POST),
+        ["v1", "executions", reference, "cancel"] if !reference.is_empty() => {
+            (Route::Cancel((*reference).to_owned()), Method::POST)
+        }
+        ["v1", "lanes"] => (Route::Lanes, Method::GET),
+        ["v1", "admin", "reload"] => (Route::Reload, Method::POST),
+        ["v1", "lanes", lane_id, "rollback"] if !lane_id.is_empty() => {
+            (Route::Rollback((*lane_id).to_owned()), Method::POST)
+        }
+        ["healthz"] => (Route::Healthz, Method::GET),
+        ["metrics"] => (Route::Metrics, Method::GET),
+        _ => return Err(ApiError::not_found(path)),
+    };
+    if *method != allowed {
+        let allow = if allowed == Method::GET {
+            "GET"
+        } else {
+            "POST"
+        };
+        return Err(ApiError::method_not_allowed(method.as_str(), path, allow));
+    }
+    Ok(route)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn paths_with_parameters_route() {
+        assert_eq!(
+            route(&Method::POST, "/v1/executions/exec-1/cancel").unwrap(),
+            Route::Cancel("exec-1".to_owned())
+        );
+        assert_eq!(
+            route(&Method::POST, "/v1/lanes/echo/rollback").unwrap(),
+            Route::Rollback("echo".to_owned())
+        );
+        assert_eq!(route(&Method::GET, "/v1/lanes").unwrap(), Route::Lanes);
+    }
+
+    #[test]
+    fn unknown_paths_are_404_and_wrong_methods_405() {
+        assert_eq!(route(&Method::GET, "/v2/node").unwrap_err().status, 404);
+        assert_eq!(
+            route(&Method::GET, "/v1/executions//cancel")
+                .unwrap_err()
+                .status,
+            404
+        );
+        let err = route(&Method::GET, "/v1/execute").unwrap_err();
+        assert_eq!(err.status, 405);
+        assert_eq!(err.allow, Some("POST"));
+    }
+}

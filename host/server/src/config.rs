@@ -1,0 +1,470 @@
+//! The service configuration: the embedded `serve-default.toml`, or a complete file of the same
+//! shape. Every key is required in a file (the embedded defaults show them all) and unknown keys
+//! are refused, so a typo never silently loosens anything. Relative paths resolve against the
+//! file's directory (the working directory for the embedded defaults); `[evidence]`,
+//! `[authority]` and `[operator]` paths resolve against `data_dir`.
+//!
+//! ```
+//! let config = ep_server::ServeConfig::load(None)?;
+//! assert_eq!(config.server.listen.to_string(), "127.0.0.1:8787");
+//! assert_eq!(config.server.max_body_bytes, 1 << 20);
+//! # Ok::<(), ep_server::ConfigError>(())
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ep_lanes_wasm::RuntimeConfig;
+use serde::Deserialize;
+use thiserror::Error;
+
+/// The configuration `serve` runs on when given no file.
+pub const DEFAULT_CONFIG: &str = include_str!("serve-default.toml");
+
+/// Name of the embedded defaults in messages.
+const EMBEDDED: &str = "the embedded default config";
+
+/// Largest config file read, in bytes.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Why a configuration was refused; the message names the file and the key.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: {source}; check that the config file exists and is readable", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not TOML of the expected shape (a missing, unknown or mistyped key).
+    #[error("{file}: {message}")]
+    Syntax {
+        /// The file (or the embedded defaults).
+        file: String,
+        /// What the TOML parser said, naming the key.
+        message: String,
+    },
+    /// A key has a value the service cannot use.
+    #[error("{file}: {key} {message}")]
+    Invalid {
+        /// The file (or the embedded defaults).
+        file: String,
+        /// The dotted key, e.g. `server.max_body_bytes`.
+        key: &'static str,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+/// `serve`'s whole configuration, paths resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeConfig {
+    /// The file it came from (`None`: the embedded defaults); reloads read it again.
+    pub source: Option<PathBuf>,
+    /// State directory.
+    pub data_dir: PathBuf,
+    /// `[server]`
+    pub server: ServerSection,
+    /// `[node]`
+    pub node: NodeSection,
+    /// `[plugins]`
+    pub plugins: PluginsSection,
+    /// `[policy]`
+    pub policy: PolicySection,
+    /// `[limits]`
+    pub limits: LimitsSection,
+    /// `[evidence]`
+    pub evidence: EvidenceSection,
+    /// `[authority]`
+    pub authority: AuthoritySection,
+    /// `[operator]`
+    pub operator: OperatorSection,
+    /// `[log]`
+    pub log: LogSection,
+}
+
+/// `[server]`: the listener and its limits.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Largest request body in bytes.
+    pub max_body_bytes: u64,
+    /// Largest request head in bytes.
+    pub max_header_bytes: u64,
+    /// Time to send a complete request head, in ms.
+    pub header_read_timeout_ms: u64,
+    /// Keep-alive idle timeout, in ms.
+    pub idle_timeout_ms: u64,
+    /// Connections served at once.
+    pub max_connections: u64,
+    /// Drain time for executions in flight at shutdown, in ms.
+    pub drain_timeout_ms: u64,
+}
+
+impl ServerSection {
+    /// The drain timeout as a duration.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
+    }
+}
+
+/// `[node]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// Node id (the audience of authority refs).
+    pub id: String,
+}
+
+/// `[plugins]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsSection {
+    /// Plugin directory (ignored when absent).
+    pub dir: PathBuf,
+    /// Hot-swap on file changes.
+    pub watch: bool,
+}
+
+/// `[policy]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySection {
+    /// Operator policy file; `None` is the built-in default policy.
+    pub file: Option<PathBuf>,
+}
+
+/// `[limits]`: the wasm runtime's size.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Component instances alive at once.
+    pub max_instances: u32,
+    /// Linear memory ceiling per instance, MiB.
+    pub max_memory_per_instance_mb: u64,
+    /// Epoch tick, ms.
+    pub epoch_tick_ms: u64,
+}
+
+impl LimitsSection {
+    /// The wasm [`RuntimeConfig`] these limits describe.
+    pub fn runtime_config(&self) -> RuntimeConfig {
+        RuntimeConfig {
+            max_instances: self.max_instances,
+            max_memory_per_instance: usize::try_from(self.max_memory_per_instance_mb << 20)
+                .unwrap_or(usize::MAX),
+            epoch_tick: Duration::from_millis(self.epoch_tick_ms),
+            ..RuntimeConfig::default()
+        }
+    }
+}
+
+/// `[evidence]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceSection {
+    /// Evidence directory.
+    pub dir: PathBuf,
+}
+
+impl EvidenceSection {
+    /// The hash-chained log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("evidence.jsonl")
+    }
+}
+
+/// `[authority]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthoritySection {
+    /// Trust store file.
+    pub trust_store: PathBuf,
+    /// Tolerated clock skew on `issued_at`, seconds.
+    pub clock_skew_secs: u64,
+    /// Generate a development signing key on first start.
+    pub dev_key: bool,
+}
+
+/// `[operator]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorSection {
+    /// The operator bearer token's file.
+    pub token_file: PathBuf,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "human" => Ok(Self::Human),
+            "json" => Ok(Self::Json),
+            other => Err(format!(
+                "log format must be `human` or `json`, not {other:?}"
+            )),
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// `human` or `json`.
+    pub format: LogFormat,
+    /// Default level or filter directive.
+    pub level: String,
+}
+
+/// The file as written (paths not yet resolved).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    data_dir: PathBuf,
+    server: ServerSection,
+    node: NodeSection,
+    plugins: PluginsSection,
+    policy: RawPolicySection,
+    limits: LimitsSection,
+    evidence: EvidenceSection,
+    authority: AuthoritySection,
+    operator: OperatorSection,
+    log: LogSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicySection {
+    file: PathBuf,
+}
+
+impl ServeConfig {
+    /// Loads `path`, or the embedded defaults when `None`, and checks every value.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            None => Self::parse(DEFAULT_CONFIG, None, Path::new(".")),
+            Some(path) => {
+                let text = read_limited(path)?;
+                let base = match path.parent() {
+                    Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+                    _ => PathBuf::from("."),
+                };
+                Self::parse(&text, Some(path), &base)
+            }
+        }
+    }
+
+    /// Parses config text; `source` names it, `base` is where relative paths start.
+    pub fn parse(text: &str, source: Option<&Path>, base: &Path) -> Result<Self, ConfigError> {
+        let file = source.map_or_else(|| EMBEDDED.to_owned(), |p| p.display().to_string());
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            file: file.clone(),
+            message: e.message().trim().to_owned(),
+        })?;
+        check(&raw, &file)?;
+        let data_dir = base.join(&raw.data_dir);
+        let policy_file =
+            (!raw.policy.file.as_os_str().is_empty()).then(|| base.join(&raw.policy.file));
+        Ok(Self {
+            source: source.map(Path::to_owned),
+            server: raw.server,
+            node: raw.node,
+            plugins: PluginsSection {
+                dir: base.join(&raw.plugins.dir),
+                watch: raw.plugins.watch,
+            },
+            policy: PolicySection { file: policy_file },
+            limits: raw.limits,
+            evidence: EvidenceSection {
+                dir: data_dir.join(&raw.evidence.dir),
+            },
+            authority: AuthoritySection {
+                trust_store: data_dir.join(&raw.authority.trust_store),
+                ..raw.authority
+            },
+            operator: OperatorSection {
+                token_file: data_dir.join(&raw.operator.token_file),
+            },
+            log: raw.log,
+            data_dir,
+        })
+    }
+
+    /// The same source read again (what a reload uses).
+    pub fn reread(&self) -> Result<Self, ConfigError> {
+        Self::load(self.source.as_deref())
+    }
+}
+
+fn read_limited(path: &Path) -> Result<String, ConfigError> {
+    let read = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(read)?;
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(ConfigError::Invalid {
+            file: path.display().to_string(),
+            key: "(file)",
+            message: format!("is over the {MAX_CONFIG_BYTES}-byte limit"),
+        });
+    }
+    std::fs::read_to_string(path).map_err(read)
+}
+
+/// Every value the service cannot use, refused with the key that holds it.
+fn check(raw: &RawConfig, file: &str) -> Result<(), ConfigError> {
+    let invalid = |key: &'static str, message: &str| {
+        Err(ConfigError::Invalid {
+            file: file.to_owned(),
+            key,
+            message: message.to_owned(),
+        })
+    };
+    let s = &raw.server;
+    if s.max_body_bytes == 0 {
+        return invalid("server.max_body_bytes", "must be at least 1");
+    }
+    if s.max_header_bytes < 8192 {
+        return invalid(
+            "server.max_header_bytes",
+            "must be at least 8192 (the HTTP/1.1 parser's smallest buffer)",
+        );
+    }
+    if s.max_header_bytes > 1 << 24 {
+        return invalid("server.max_header_bytes", "must be at most 16777216");
+    }
+    for (key, value) in [
+        ("server.header_read_timeout_ms", s.header_read_timeout_ms),
+        ("server.idle_timeout_ms", s.idle_timeout_ms),
+    ] {
+        if value == 0 {
+            return invalid(key, "must be longer than 0 ms");
+        }
+    }
+    if s.max_connections == 0 || s.max_connections > 1_000_000 {
+        return invalid("server.max_connections", "must be between 1 and 1000000");
+    }
+    if raw.node.id.trim().is_empty() {
+        return invalid("node.id", "must be a non-empty string");
+    }
+    if raw.data_dir.as_os_str().is_empty() {
+        return invalid("data_dir", "must be a non-empty path");
+    }
+    let l = &raw.limits;
+    if l.max_instances == 0 || l.max_instances > 10_000 {
+        return invalid("limits.max_instances", "must be between 1 and 10000");
+    }
+    if l.max_memory_per_instance_mb == 0 || l.max_memory_per_instance_mb > 4096 {
+        return invalid(
+            "limits.max_memory_per_instance_mb",
+            "must be between 1 and 4096",
+        );
+    }
+    if l.epoch_tick_ms == 0 || l.epoch_tick_ms > 1000 {
+        return invalid("limits.epoch_tick_ms", "must be between 1 and 1000");
+    }
+    if raw.log.level.trim().is_empty() {
+        return invalid("log.level", "must name a level such as `info`");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_parse_with_every_default() {
+        let c = ServeConfig::load(None).unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8787");
+        assert_eq!(c.server.max_body_bytes, 1 << 20);
+        assert_eq!(c.server.max_header_bytes, 16 << 10);
+        assert_eq!(c.server.header_read_timeout_ms, 10_000);
+        assert_eq!(c.server.idle_timeout_ms, 60_000);
+        assert_eq!(c.server.max_connections, 1024);
+        assert_eq!(c.server.drain_timeout_ms, 30_000);
+        assert_eq!(c.node.id, "node-local");
+        assert_eq!(c.data_dir, Path::new("./.execution-plane"));
+        assert_eq!(c.evidence.dir, Path::new("./.execution-plane/evidence"));
+        assert_eq!(c.plugins.dir, Path::new("./plugins"));
+        assert!(c.plugins.watch);
+        assert_eq!(c.policy.file, None);
+        assert!(c.authority.dev_key);
+        assert_eq!(c.log.format, LogFormat::Human);
+        assert_eq!(c.limits.runtime_config(), RuntimeConfig::default());
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_file_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serve.toml");
+        std::fs::write(
+            &path,
+            DEFAULT_CONFIG.replace("file = \"\"", "file = \"policy.toml\""),
+        )
+        .unwrap();
+        let c = ServeConfig::load(Some(&path)).unwrap();
+        assert_eq!(c.policy.file, Some(dir.path().join("policy.toml")));
+        assert_eq!(c.data_dir, dir.path().join(".execution-plane"));
+        assert_eq!(
+            c.operator.token_file,
+            dir.path().join(".execution-plane/operator-token")
+        );
+        assert_eq!(c.source.as_deref(), Some(path.as_path()));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_naming_the_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, DEFAULT_CONFIG.replace("[node]", "[node]\nidd = 1")).unwrap();
+        let err = ServeConfig::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("unknown field `idd`"), "{err}");
+        assert!(err.starts_with(&path.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn missing_keys_are_refused() {
+        let text = DEFAULT_CONFIG.replace("drain_timeout_ms = 30000", "");
+        let err = ServeConfig::parse(&text, None, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("drain_timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn unusable_values_name_their_key() {
+        let text = DEFAULT_CONFIG.replace("max_body_bytes = 1048576", "max_body_bytes = 0");
+        let err = ServeConfig::parse(&text, None, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("server.max_body_bytes must be at least 1"),
+            "{err}"
+        );
+        let text = DEFAULT_CONFIG.replace("format = \"human\"", "format = \"xml\"");
+        let err = ServeConfig::parse(&text, None, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("xml"), "{err}");
+    }
+}

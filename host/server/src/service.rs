@@ -1,0 +1,642 @@
+//! The service `serve` runs, assembled from a [`ServeConfig`]: the node (local weak target
+//! verifier, the Ed25519 authority verifier over the trust store), the hash-chained evidence
+//! log, the wasm runtime, the lane plugin directory as hot-swappable [`LaneSlot`]s (watched when
+//! configured), the first-party lanes built into the binary (a plugin with the same lane id
+//! replaces one), the operator policy over all of them, the operator token and, in development,
+//! a signing key.
+//!
+//! A fresh `serve` with no files starts: missing directories are created, a missing plugin
+//! directory is skipped, a lane the policy refuses is logged and left out.
+//!
+//! Reloads ([`Service::reload`], SIGHUP, `POST /v1/admin/reload`) read the config file and its
+//! policy again. A config or policy that does not load is refused and the serving lanes stay. An
+//! unchanged policy rescans the plugin directory; a changed one reloads every lane under it, and
+//! is refused whole if a lane serving now would be refused by it. Other changed keys (listen
+//! address, limits, node id) need a restart.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ep_lanes_wasm::{
+    HostPolicy, LaneSlot, PluginWatch, RollBack, RollbackPolicy, SwapError, WasmRuntime,
+    WatchConfig, load_embedded, register_lane_slot, watch_plugin_dir,
+};
+use ep_node::authority::{SigningKeyFile, TrustStore};
+use ep_node::node::Node;
+use ep_node::sinks::file_chain::FileChainSink;
+use ep_node::verifiers::ed25519_authority::Ed25519AuthorityVerifier;
+use ep_node::verifiers::local_weak::LocalWeakVerifier;
+
+use crate::api::{ApiOptions, LaneAdmin, LaneStatus, ReloadReport, ServerLimits, serve_node};
+use crate::config::ServeConfig;
+use crate::error::ServeError;
+use crate::lifecycle::RunningServer;
+
+/// File name of the development signing key in `data_dir`.
+pub const DEV_KEY_FILE: &str = "dev-signing-key.json";
+/// Key id of the development signing key.
+pub const DEV_KEY_ID: &str = "dev";
+
+/// What `serve` prints when it starts: where things are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartupInfo {
+    /// The node id.
+    pub node_id: String,
+    /// The evidence log.
+    pub evidence_log: PathBuf,
+    /// The development signing key, when `dev_key` is on.
+    pub dev_key: Option<PathBuf>,
+    /// The trust store.
+    pub trust_store: PathBuf,
+    /// The operator token's file.
+    pub token_file: PathBuf,
+    /// The plugin directory, when it exists.
+    pub plugins_dir: Option<PathBuf>,
+    /// Lanes refused at start, with why.
+    pub refused: Vec<String>,
+}
+
+/// Where the plugin lanes come from.
+enum Plugins {
+    /// No plugin directory.
+    None,
+    /// A watched directory.
+    Watched(Arc<PluginWatch>),
+    /// A directory loaded once (reloads swap changed files); `.wasm` path → slot.
+    Fixed(BTreeMap<PathBuf, LaneSlot>),
+}
+
+impl Plugins {
+    fn slots(&self) -> Vec<LaneSlot> {
+        match self {
+            Self::None => Vec::new(),
+            Self::Watched(watch) => watch.slots(),
+            Self::Fixed(slots) => slots.values().cloned().collect(),
+        }
+    }
+}
+
+/// The lanes now serving.
+struct Lanes {
+    policy: HostPolicy,
+    builtins: Vec<LaneSlot>,
+    plugins: Plugins,
+}
+
+/// The assembled service; it is the API's [`LaneAdmin`].
+pub struct Service {
+    node: Node,
+    runtime: WasmRuntime,
+    info: StartupInfo,
+    config: Mutex<ServeConfig>,
+    lanes: Mutex<Lanes>,
+    /// Serializes reloads.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("node", &self.node)
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
+    move |source| ServeError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl Service {
+    /// Builds the node and its lanes from `config`, and the API options that serve them.
+    pub async fn build(config: &ServeConfig) -> Result<(Arc<Self>, ApiOptions), ServeError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
+        std::fs::create_dir_all(&config.evidence.dir).map_err(io(&config.evidence.dir))?;
+        let token = operator_token(&config.operator.token_file)?;
+        let dev_key = prepare_dev_key(config)?;
+        let node = build_node(config)?;
+        let evidence_log = config.evidence.log_path();
+        let sink = FileChainSink::open(&evidence_log).map_err(|e| ServeError::Evidence {
+            path: evidence_log.clone(),
+            message: e.to_string(),
+        })?;
+        node.register_evidence_sink(Arc::new(sink));
+        let runtime = WasmRuntime::new(config.limits.runtime_config())
+            .map_err(|e| ServeError::Wasm(e.to_string()))?;
+        let policy = load_policy(config)?;
+        let mut refused = Vec::new();
+        let plugins = load_plugins(&runtime, &node, config, &policy, &mut refused)
+            .await
+            .map_err(ServeError::Policy)?;
+        let builtins = load_builtins(&runtime, &policy, &mut refused).await;
+        let served: BTreeSet<String> = plugins
+            .slots()
+            .iter()
+            .map(|s| s.lane_id().to_owned())
+            .collect();
+        let builtins = register_builtins(&node, builtins, &served, &mut refused).await;
+        node.complete_registration();
+        let info = StartupInfo {
+            node_id: config.node.id.clone(),
+            evidence_log,
+            dev_key,
+            trust_store: config.authority.trust_store.clone(),
+            token_file: config.operator.token_file.clone(),
+            plugins_dir: config
+                .plugins
+                .dir
+                .is_dir()
+                .then(|| config.plugins.dir.clone()),
+            refused,
+        };
+        let service = Arc::new(Self {
+            node,
+            runtime: runtime.clone(),
+            info,
+            config: Mutex::new(config.clone()),
+            lanes: Mutex::new(Lanes {
+                policy,
+                builtins,
+                plugins,
+            }),
+            reloading: tokio::sync::Mutex::new(()),
+        });
+        let options = ApiOptions {
+            limits: ServerLimits::from(&config.server),
+            operator_token: Some(token),
+            lanes: Some(Arc::clone(&service) as Arc<dyn LaneAdmin>),
+            wasm: Some(runtime),
+            ..ApiOptions::default()
+        };
+        Ok((service, options))
+    }
+
+    /// The node it serves.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// The wasm runtime every lane runs on.
+    pub fn runtime(&self) -> &WasmRuntime {
+        &self.runtime
+    }
+
+    /// Where things are (what `serve` prints).
+    pub fn info(&self) -> &StartupInfo {
+        &self.info
+    }
+
+    fn lanes_state(&self) -> MutexGuard<'_, Lanes> {
+        self.lanes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every hot-swappable lane serving now: plugin slots, then the built-in ones no plugin
+    /// replaced.
+    fn slots(&self) -> Vec<LaneSlot> {
+        let state = self.lanes_state();
+        let mut slots = state.plugins.slots();
+        let plugin_ids: BTreeSet<String> = slots.iter().map(|s| s.lane_id().to_owned()).collect();
+        slots.extend(
+            state
+                .builtins
+                .iter()
+                .filter(|s| !plugin_ids.contains(s.lane_id()))
+                .cloned(),
+        );
+        slots.sort_by(|a, b| a.lane_id().cmp(b.lane_id()));
+        slots
+    }
+
+    /// Stops watching the plugin directory (the lanes keep serving until the node goes).
+    pub async fn stop(&self) {
+        let plugins = std::mem::replace(&mut self.lanes_state().plugins, Plugins::None);
+        if let Plugins::Watched(watch) = plugins {
+            match Arc::try_unwrap(watch) {
+                Ok(watch) => watch.stop().await,
+                Err(shared) => drop(shared),
+            }
+        }
+    }
+
+    /// Reloads the config's policy and the plugin directory (see the module docs).
+    pub async fn reload(&self) -> ReloadReport {
+        let _turn = self.reloading.lock().await;
+        let current = self
+            .config
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let config_name = current
+            .source
+            .as_ref()
+            .map_or_else(|| "embedded".to_owned(), |p| p.display().to_string());
+        let refuse = |error: String, policy: String| {
+            tracing::warn!(%error, "reload refused; the previous configuration keeps serving");
+            ReloadReport {
+                status: "refused".to_owned(),
+                config: config_name.clone(),
+                policy,
+                errors: vec![error],
+                lanes: self.slots().iter().map(LaneStatus::of).collect(),
+                ..ReloadReport::default()
+            }
+        };
+        let old_policy = self.lanes_state().policy.clone();
+        let config = match current.reread() {
+            Ok(config) => config,
+            Err(error) => return refuse(error.to_string(), old_policy.source().to_owned()),
+        };
+        let policy = match load_policy(&config) {
+            Ok(policy) => policy,
+            Err(error) => return refuse(error.to_string(), old_policy.source().to_owned()),
+        };
+        let mut errors = Vec::new();
+        let policy_changed = policy != old_policy || config.plugins != current.plugins;
+        if policy_changed {
+            if let Err(error) = self.reload_all(&config, &policy, &mut errors).await {
+                return refuse(error, old_policy.source().to_owned());
+            }
+        } else {
+            self.rescan(&config, &policy, &mut errors).await;
+        }
+        *self.config.lock().unwrap_or_else(PoisonError::into_inner) = config;
+        tracing::info!(
+            policy = policy.source(),
+            policy_changed,
+            "configuration reloaded"
+        );
+        ReloadReport {
+            status: "reloaded".to_owned(),
+            config: config_name,
+            policy: policy.source().to_owned(),
+            policy_changed,
+            errors,
+            lanes: self.slots().iter().map(LaneStatus::of).collect(),
+        }
+    }
+
+    /// Same policy: pick up plugin files that changed (or a directory that appeared).
+    async fn rescan(&self, config: &ServeConfig, policy: &HostPolicy, errors: &mut Vec<String>) {
+        let (watch, fixed) = {
+            let state = self.lanes_state();
+            match &state.plugins {
+                Plugins::Watched(watch) => (Some(Arc::clone(watch)), None),
+                Plugins::Fixed(slots) => (None, Some(slots.clone())),
+                Plugins::None => (None, None),
+            }
+        };
+        if let Some(watch) = watch {
+            watch.rescan().await;
+            return;
+        }
+        if let Some(mut slots) = fixed {
+            for path in wasm_files(&config.plugins.dir) {
+                match slots.get(&path) {
+                    Some(slot) => {
+                        if let Err(error) = slot.swap_plugin(&path, policy).await {
+                            errors.push(error.to_string());
+                        }
+                    }
+                    None => {
+                        if let Some(slot) =
+                            load_one(&self.runtime, &self.node, &path, policy, errors).await
+                        {
+                            slots.insert(path, slot);
+                        }
+                    }
+                }
+            }
+            self.lanes_state().plugins = Plugins::Fixed(slots);
+            return;
+        }
+        if config.plugins.dir.is_dir() {
+            match load_plugins(&self.runtime, &self.node, config, policy, errors).await {
+                Ok(plugins) => self.lanes_state().plugins = plugins,
+                Err(error) => errors.push(error),
+            }
+        }
+    }
+
+    /// A new policy: every lane reloaded under it, or nothing changes.
+    async fn reload_all(
+        &self,
+        config: &ServeConfig,
+        policy: &HostPolicy,
+        errors: &mut Vec<String>,
+    ) -> Result<(), String> {
+        let serving: BTreeSet<String> = self
+            .slots()
+            .iter()
+            .map(|s| s.lane_id().to_owned())
+            .collect();
+        let mut builtin_errors = Vec::new();
+        let builtins = load_builtins(&self.runtime, policy, &mut builtin_errors).await;
+        let loaded: BTreeSet<String> = builtins.iter().map(|s| s.lane_id().to_owned()).collect();
+        let lost: Vec<&str> = ep_builtin_lanes::all()
+            .iter()
+            .map(|b| b.name)
+            .filter(|name| serving.contains(*name) && !loaded.contains(*name))
+            .collect();
+        if !lost.is_empty() {
+            return Err(format!(
+                "the new policy refuses lanes that serve now ({}): {}",
+                lost.join(", "),
+                builtin_errors.join("; ")
+            ));
+        }
+        errors.extend(builtin_errors);
+        let plugins = load_plugins(&self.runtime, &self.node, config, policy, errors).await?;
+        let served: BTreeSet<String> = plugins
+            .slots()
+            .iter()
+            .map(|s| s.lane_id().to_owned())
+            .collect();
+        let builtins = register_builtins(&self.node, builtins, &served, errors).await;
+        let old = {
+            let mut state = self.lanes_state();
+            state.policy = policy.clone();
+            state.builtins = builtins;
+            std::mem::replace(&mut state.plugins, plugins)
+        };
+        drop(old);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LaneAdmin for Service {
+    fn lanes(&self) -> Vec<LaneStatus> {
+        self.slots().iter().map(LaneStatus::of).collect()
+    }
+
+    async fn rollback(&self, lane_id: &str) -> Result<RollBack, SwapError> {
+        match self.slots().into_iter().find(|s| s.lane_id() == lane_id) {
+            Some(slot) => slot.rollback().await,
+            None => Err(SwapError::UnknownLane {
+                lane_id: lane_id.to_owned(),
+            }),
+        }
+    }
+
+    async fn reload(&self) -> ReloadReport {
+        Service::reload(self).await
+    }
+}
+
+/// Builds the whole service from `config` and serves it on `[server] listen`.
+pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
+    let (service, options) = Service::build(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.server.listen,
+            source,
+        })?;
+    let server = serve_node(service.node().clone(), options, listener).await?;
+    Ok(server.with_service(service))
+}
+
+/// The node: the local weak target verifier, and the Ed25519 authority verifier when the trust
+/// store exists (without one governed requests are refused).
+fn build_node(config: &ServeConfig) -> Result<Node, ServeError> {
+    let node = Node::new(config.node.id.clone());
+    node.register_target_verifier(Arc::new(LocalWeakVerifier::new()));
+    let trust_store = &config.authority.trust_store;
+    if trust_store.exists() {
+        let store =
+            TrustStore::load(trust_store).map_err(|e| ServeError::Authority(e.to_string()))?;
+        let verifier = Ed25519AuthorityVerifier::new(config.node.id.clone(), store)
+            .with_clock_skew(Duration::from_secs(config.authority.clock_skew_secs));
+        node.register_authority_verifier(Arc::new(verifier));
+    } else {
+        tracing::warn!(
+            path = %trust_store.display(),
+            "no authority trust store: governed requests will be refused (authority_verifier_missing)"
+        );
+    }
+    Ok(node)
+}
+
+/// The operator policy of `[policy] file`, or the built-in default.
+fn load_policy(config: &ServeConfig) -> Result<HostPolicy, ServeError> {
+    match &config.policy.file {
+        None => Ok(HostPolicy::default()),
+        Some(path) => HostPolicy::load(path).map_err(|e| ServeError::Policy(e.to_string())),
+    }
+}
+
+/// The operator token in `path`, generated (32 random bytes as hex, mode 0600) when missing.
+fn operator_token(path: &Path) -> Result<String, ServeError> {
+    if !path.exists() {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| ServeError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let token = hex::encode(bytes);
+        write_private(path, format!("{token}\n").as_bytes())?;
+        tracing::info!(path = %path.display(), "generated the operator token");
+    }
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let token = text.trim().to_owned();
+    if token.is_empty() {
+        return Err(ServeError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other(
+                "the operator token file is empty; delete it to have a new token generated",
+            ),
+        });
+    }
+    Ok(token)
+}
+
+/// Creates `path` with `bytes`, readable by its owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ServeError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(io(path))?;
+    file.write_all(bytes).map_err(io(path))?;
+    file.sync_all().map_err(io(path))
+}
+
+/// With `dev_key`: the development key (generated on first start) and its trust-store entry.
+fn prepare_dev_key(config: &ServeConfig) -> Result<Option<PathBuf>, ServeError> {
+    if !config.authority.dev_key {
+        return Ok(None);
+    }
+    let path = config.data_dir.join(DEV_KEY_FILE);
+    let authority = |e: ep_node::authority::AuthorityKeyError| ServeError::Authority(e.to_string());
+    let key = if path.exists() {
+        SigningKeyFile::load(&path).map_err(authority)?
+    } else {
+        let key = SigningKeyFile::generate(DEV_KEY_ID).map_err(authority)?;
+        key.save(&path).map_err(authority)?;
+        tracing::info!(path = %path.display(), "generated a development signing key");
+        key
+    };
+    let store_path = &config.authority.trust_store;
+    let store = if store_path.exists() {
+        TrustStore::load(store_path).map_err(authority)?
+    } else {
+        TrustStore::new()
+    };
+    match store.get(key.key_id()) {
+        Some(trusted) if trusted.public_key == key.verifying_key() => {}
+        Some(_) => tracing::warn!(
+            key_id = key.key_id(),
+            trust_store = %store_path.display(),
+            "the trust store has another key under the development key's id; refs signed with the development key will be refused"
+        ),
+        None => {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(store_path)
+                .map_err(io(store_path))?;
+            let separator = if store.is_empty() { "" } else { "\n" };
+            write!(file, "{separator}{}", key.public_entry()).map_err(io(store_path))?;
+        }
+    }
+    Ok(Some(path))
+}
+
+/// The first-party lanes that load under `policy`, each in a slot of its own (not registered).
+async fn load_builtins(
+    runtime: &WasmRuntime,
+    policy: &HostPolicy,
+    refused: &mut Vec<String>,
+) -> Vec<LaneSlot> {
+    let mut slots = Vec::new();
+    for builtin in ep_builtin_lanes::all() {
+        let label = format!("<built-in>/{}.wasm", builtin.name);
+        let lane = match load_embedded(
+            runtime,
+            builtin.name,
+            builtin.wasm,
+            builtin.manifest,
+            policy,
+        )
+        .await
+        {
+            Ok(lane) => lane,
+            Err(error) => {
+                tracing::warn!(lane = builtin.name, %error, "built-in lane not served");
+                refused.push(format!("{label}: {error}"));
+                continue;
+            }
+        };
+        match LaneSlot::new(lane, label.clone(), RollbackPolicy::default()) {
+            Ok(slot) => slots.push(slot),
+            Err(error) => refused.push(format!("{label}: {error}")),
+        }
+    }
+    slots
+}
+
+/// Registers the built-in slots whose lane no plugin serves; returns the ones registered.
+async fn register_builtins(
+    node: &Node,
+    builtins: Vec<LaneSlot>,
+    served_by_plugins: &BTreeSet<String>,
+    refused: &mut Vec<String>,
+) -> Vec<LaneSlot> {
+    let mut registered = Vec::new();
+    for slot in builtins {
+        if served_by_plugins.contains(slot.lane_id()) {
+            tracing::info!(lane = slot.lane_id(), "a plugin replaces the built-in lane");
+            continue;
+        }
+        match register_lane_slot(node, &slot).await {
+            Ok(_) => registered.push(slot),
+            Err(rejection) => refused.push(format!(
+                "<built-in>/{}.wasm: {}",
+                slot.lane_id(),
+                rejection.message.unwrap_or_default()
+            )),
+        }
+    }
+    registered
+}
+
+/// The plugin directory's lanes: watched, loaded once, or none when the directory is absent.
+async fn load_plugins(
+    runtime: &WasmRuntime,
+    node: &Node,
+    config: &ServeConfig,
+    policy: &HostPolicy,
+    refused: &mut Vec<String>,
+) -> Result<Plugins, String> {
+    let dir = &config.plugins.dir;
+    if !dir.is_dir() {
+        tracing::info!(dir = %dir.display(), "no lane plugin directory; serving the built-in lanes");
+        return Ok(Plugins::None);
+    }
+    if config.plugins.watch {
+        let watch = watch_plugin_dir(runtime, node, dir, policy.clone(), WatchConfig::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        return Ok(Plugins::Watched(Arc::new(watch)));
+    }
+    let mut slots = BTreeMap::new();
+    for path in wasm_files(dir) {
+        if let Some(slot) = load_one(runtime, node, &path, policy, refused).await {
+            slots.insert(path, slot);
+        }
+    }
+    Ok(Plugins::Fixed(slots))
+}
+
+/// One plugin file as a registered slot, or its refusal in `refused`.
+async fn load_one(
+    runtime: &WasmRuntime,
+    node: &Node,
+    path: &Path,
+    policy: &HostPolicy,
+    refused: &mut Vec<String>,
+) -> Option<LaneSlot> {
+    let slot = match LaneSlot::load_plugin(runtime, path, policy, RollbackPolicy::default()).await {
+        Ok(slot) => slot,
+        Err(error) => {
+            tracing::warn!(plugin = %path.display(), %error, "lane plugin refused");
+            refused.push(error.to_string());
+            return None;
+        }
+    };
+    match register_lane_slot(node, &slot).await {
+        Ok(_) => Some(slot),
+        Err(rejection) => {
+            refused.push(format!(
+                "{}: {}",
+                path.display(),
+                rejection.message.unwrap_or_default()
+            ));
+            None
+        }
+    }
+}
+
+/// The `*.wasm` files of `dir`, sorted (none when unreadable).
+fn wasm_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "wasm") && p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
