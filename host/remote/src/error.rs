@@ -109,16 +109,44 @@ impl ApiError {
                     .or_else(|| detail(&self.details, "execution_ref"))
                     .unwrap_or_default(),
             ),
-            "target_error" => RuntimeError::Target(TargetError::Unavailable {
-                target_id: detail(&self.details, "target_id").unwrap_or_else(|| "remote".into()),
-                message: detail(&self.details, "target_message").unwrap_or(self.message),
-            }),
+            "target_error" => RuntimeError::Target(target_error(&self.message, &self.details)),
             _ => RuntimeError::Remote {
                 status: self.status,
                 code: self.code,
                 message: self.message,
             },
         }
+    }
+}
+
+/// The target's own error inside a `target_error` answer: from `details.target_id` and
+/// `details.target_message` when the server gives them, else read back from the message
+/// (`[the target failed to cancel: ]target <id>: <why>`), so a caller sees the same
+/// [`TargetError`] as through the in-process client.
+fn target_error(message: &str, details: &Map) -> TargetError {
+    if let (Some(target_id), Some(message)) = (
+        detail(details, "target_id"),
+        detail(details, "target_message"),
+    ) {
+        return TargetError::Unavailable { target_id, message };
+    }
+    let text = message
+        .strip_prefix("the target failed to cancel: ")
+        .unwrap_or(message);
+    match text
+        .strip_prefix("target ")
+        .and_then(|rest| rest.split_once(": "))
+    {
+        Some((target_id, why)) if !target_id.is_empty() && !target_id.contains(' ') => {
+            TargetError::Unavailable {
+                target_id: target_id.to_owned(),
+                message: why.to_owned(),
+            }
+        }
+        _ => TargetError::Unavailable {
+            target_id: detail(details, "target_id").unwrap_or_else(|| "remote".to_owned()),
+            message: text.to_owned(),
+        },
     }
 }
 
@@ -239,17 +267,27 @@ mod tests {
         assert_eq!(error.to_string(), "unknown_execution_ref: exec-0-0");
     }
 
-    #[test]
-    fn target_error_maps_to_a_target_error() {
-        let body = envelope(json!({"error": {"code": "target_error",
-            "message": "target target-1: connection refused",
-            "details": {"target_id": "target-1"}}}));
-        let error = ApiError::from_response(502, &body).into_runtime_error(None);
+    fn target(body: Value) -> (String, String) {
+        let error = ApiError::from_response(502, &envelope(body)).into_runtime_error(None);
         let RuntimeError::Target(TargetError::Unavailable { target_id, message }) = error else {
             panic!("expected a target error");
         };
-        assert_eq!(target_id, "target-1");
-        assert_eq!(message, "target target-1: connection refused");
+        (target_id, message)
+    }
+
+    #[test]
+    fn target_error_maps_to_the_targets_own_error() {
+        let from_message = target(json!({"error": {"code": "target_error",
+            "message": "the target failed to cancel: target target-1: connection refused"}}));
+        assert_eq!(
+            from_message,
+            ("target-1".into(), "connection refused".into())
+        );
+        let from_details = target(json!({"error": {"code": "target_error", "message": "x",
+            "details": {"target_id": "t-2", "target_message": "reset"}}}));
+        assert_eq!(from_details, ("t-2".into(), "reset".into()));
+        let opaque = target(json!({"error": {"code": "target_error", "message": "it broke"}}));
+        assert_eq!(opaque, ("remote".into(), "it broke".into()));
     }
 
     #[test]
