@@ -602,3 +602,29 @@ async fn a_client_that_disconnects_mid_stream_cancels_the_execution() {
         reference.as_str()
     );
 }
+
+#[tokio::test]
+async fn a_cancel_the_target_fails_answers_target_error() {
+    let mut ts = TestServer::start(Setup::FailingCancel).await;
+    let http = ts.client();
+    let running = {
+        let http = http.clone();
+        tokio::spawn(async move {
+            http.post("/v1/execute", &governed("process", json!({"hold": true})))
+                .await
+        })
+    };
+    let reference = guarded(ts.lane.started.recv()).await.unwrap();
+    let path = format!("/v1/executions/{}/cancel", reference.as_str());
+    let cancel = http.send(Method::POST, &path, &[], None).await;
+    assert_eq!(
+        (cancel.status, cancel.code()),
+        (502, "target_error".to_owned())
+    );
+    let details = &cancel.json()["error"]["details"];
+    assert_eq!(details["target_id"], "target-process");
+    assert_eq!(details["target_message"], "connection refused");
+    ts.lane.release.notify_waiters();
+    assert_eq!(guarded(running).await.unwrap().status, 200);
+    ts.finish().await;
+}

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use ep_contracts::Contract;
 use ep_contracts::boundary::{AdmissionRequest, ExecutionRef};
 use ep_lanes_wasm::SwapError;
-use ep_node::RuntimeError;
+use ep_node::{RuntimeError, TargetError};
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -238,6 +238,14 @@ async fn cancel(
                  completed long ago)"
             ),
         )),
+        Err(RuntimeError::Target(TargetError::Unavailable { target_id, message })) => {
+            Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "target_error",
+                format!("the target failed to cancel: target {target_id}: {message}"),
+            )
+            .with_details(json!({"target_id": target_id, "target_message": message})))
+        }
         Err(other) => Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
             "target_error",

@@ -18,7 +18,8 @@ use ep_node::local_client::InProcessTargetClient;
 use ep_node::node::Node;
 use ep_node::sinks::file_chain::FileChainSink;
 use ep_node::{
-    AuthorityVerifier, ConnectOptions, EventStream, ExecutionContext, LaneAdapter, TargetVerifier,
+    AuthorityVerifier, ConnectOptions, EventStream, ExecutionContext, LaneAdapter, TargetClient,
+    TargetError, TargetVerifier,
 };
 use ep_server::{ApiOptions, RunningServer, serve_node};
 use futures::StreamExt;
@@ -306,6 +307,38 @@ pub enum Setup {
     Incomplete,
     /// Like `Full` without an authority verifier.
     NoAuthority,
+    /// Like `Full`, with a target client whose cancel always fails.
+    FailingCancel,
+}
+
+/// A target client whose cancel always fails (the target is unreachable for it).
+pub struct FailingCancelClient(pub InProcessTargetClient);
+
+#[async_trait]
+impl TargetClient for FailingCancelClient {
+    async fn describe(&self) -> Result<Value, TargetError> {
+        self.0.describe().await
+    }
+    async fn execute(
+        &self,
+        request: ExecutionRequest,
+        lane: Arc<dyn LaneAdapter>,
+    ) -> ExecutionResult {
+        self.0.execute(request, lane).await
+    }
+    async fn stream(
+        &self,
+        request: ExecutionRequest,
+        lane: Arc<dyn LaneAdapter>,
+    ) -> Result<EventStream, AdmissionRejection> {
+        self.0.stream(request, lane).await
+    }
+    async fn cancel(&self, _execution_ref: &ExecutionRef) -> Result<(), TargetError> {
+        Err(TargetError::Unavailable {
+            target_id: "target-process".to_owned(),
+            message: "connection refused".to_owned(),
+        })
+    }
 }
 
 /// A test node with a file-chain evidence log, served on a free port.
@@ -337,13 +370,14 @@ impl TestServer {
                 evidence: obj(json!({"lane_id": lane_id})),
                 ..TargetAttestation::default()
             };
-            node.connect_target(
-                attestation,
-                Arc::new(InProcessTargetClient::new()),
-                ConnectOptions::default(),
-            )
-            .await
-            .unwrap();
+            let client: Arc<dyn TargetClient> = if setup == Setup::FailingCancel {
+                Arc::new(FailingCancelClient(InProcessTargetClient::new()))
+            } else {
+                Arc::new(InProcessTargetClient::new())
+            };
+            node.connect_target(attestation, client, ConnectOptions::default())
+                .await
+                .unwrap();
         }
         if setup != Setup::NoAuthority {
             node.register_authority_verifier(Arc::new(AllowAuthority));
