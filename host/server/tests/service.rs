@@ -1,0 +1,198 @@
+//! The service assembled by `start` from a config file: the development key signs refs the node
+//! verifies, the plugin directory serves a real wasm lane, and reloads pick up plugin changes
+//! and policy changes while a bad policy or config is refused and the old one keeps serving.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use ep_contracts::boundary::{AcceptableAttestation, AdmissionRequest};
+use ep_lanes_wasm::testing::build_guest;
+use ep_lanes_wasm::{WASM_ENGINE_CLASS, WIT_PACKAGE};
+use ep_node::authority::{SigningKeyFile, sign};
+use ep_server::config::DEFAULT_CONFIG;
+use ep_server::{ServeConfig, start};
+use serde_json::{Value, json};
+use support::*;
+
+fn guest(name: &str) -> std::path::PathBuf {
+    match build_guest(name) {
+        Ok(path) => path,
+        Err(error) => panic!("{error}"),
+    }
+}
+
+fn manifest(extra: &str) -> String {
+    format!(
+        "lane_id = \"echo\"\nversion = \"1.0.0\"\nwit_version = \"{WIT_PACKAGE}\"\n\
+         [grants]\nevents = true\n{extra}"
+    )
+}
+
+/// A config in `dir` on a free port, with `policy.toml` and `plugins/echo.{wasm,toml}`.
+fn setup(dir: &Path) -> ServeConfig {
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(guest("echo"), plugins.join("echo.wasm")).unwrap();
+    std::fs::write(plugins.join("echo.toml"), manifest("")).unwrap();
+    std::fs::write(dir.join("policy.toml"), "[default]\nevents = true\n").unwrap();
+    let text = DEFAULT_CONFIG
+        .replace("listen = \"127.0.0.1:8787\"", "listen = \"127.0.0.1:0\"")
+        .replace("file = \"\"", "file = \"policy.toml\"")
+        .replace("format = \"human\"", "format = \"json\"");
+    let path = dir.join("serve.toml");
+    std::fs::write(&path, text).unwrap();
+    ServeConfig::load(Some(&path)).unwrap()
+}
+
+/// A governed `echo` request signed with the development key.
+fn signed(key: &SigningKeyFile, payload: Value) -> AdmissionRequest {
+    let mut request = AdmissionRequest::new("echo");
+    request.payload = obj(payload);
+    request.acceptable_attestation = AcceptableAttestation::of([WASM_ENGINE_CLASS]);
+    request.authority_ref = Some(sign(
+        key,
+        &request.payload,
+        "node-local",
+        Duration::from_secs(120),
+        chrono::Utc::now(),
+    ));
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_service_serves_plugins_with_the_development_key_and_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path());
+    let server = guarded(start(config.clone())).await.unwrap();
+    let service = server.service().unwrap().clone();
+    let info = service.info().clone();
+    let key = SigningKeyFile::load(info.dev_key.as_ref().unwrap()).unwrap();
+    let token = std::fs::read_to_string(&info.token_file).unwrap();
+    assert_eq!(token.trim().len(), 64);
+    assert_eq!(
+        info.plugins_dir.as_deref(),
+        Some(dir.path().join("plugins").as_path())
+    );
+
+    let http = Http::new(&server.url());
+    let bearer = format!("Bearer {}", token.trim());
+    let auth = [("authorization", bearer.as_str())];
+
+    // A governed execution, verified against the trust store the dev key was added to.
+    let reply = http
+        .post("/v1/execute", &signed(&key, json!({"hello": "wasm"})))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let first_digest = reply.json()["evidence"][0]["component_digest"].clone();
+    // A ref signed for other bytes is refused.
+    let mut tampered = signed(&key, json!({"a": 1}));
+    tampered.payload = obj(json!({"a": 2}));
+    let reply = http.post("/v1/execute", &tampered).await;
+    assert_eq!(reply.status, 403, "{}", reply.body);
+
+    let lanes = http.send(http::Method::GET, "/v1/lanes", &auth, None).await;
+    assert_eq!(lanes.status, 200);
+    let listed = lanes.json()["lanes"].clone();
+    let echo = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["lane_id"] == "echo")
+        .unwrap()
+        .clone();
+    assert_eq!(echo["generation"], 1);
+    assert_eq!(echo["digest"], first_digest);
+
+    // A changed plugin file is picked up (by the watch, or at the latest by the reload).
+    let staged = dir.path().join("plugins/echo.staged");
+    std::fs::copy(guest("echo-v2"), &staged).unwrap();
+    std::fs::rename(&staged, dir.path().join("plugins/echo.wasm")).unwrap();
+    let reload = http
+        .send(http::Method::POST, "/v1/admin/reload", &auth, None)
+        .await;
+    assert_eq!(reload.status, 200, "{}", reload.body);
+    let report = reload.json();
+    assert_eq!(report["status"], "reloaded");
+    assert_eq!(report["policy_changed"], false);
+    let echo = report["lanes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["lane_id"] == "echo")
+        .unwrap()
+        .clone();
+    assert_eq!(echo["generation"], 2, "{report}");
+    assert_ne!(echo["digest"], first_digest);
+
+    // A policy that does not parse is refused; the lanes keep serving.
+    std::fs::write(dir.path().join("policy.toml"), "[default]\nnot_a_key = 1\n").unwrap();
+    let reload = http
+        .send(http::Method::POST, "/v1/admin/reload", &auth, None)
+        .await;
+    let report = reload.json();
+    assert_eq!(report["status"], "refused", "{report}");
+    assert!(
+        report["errors"][0].as_str().unwrap().contains("not_a_key"),
+        "{report}"
+    );
+    let reply = http
+        .post("/v1/execute", &signed(&key, json!({"still": "serving"})))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    // A config that does not parse is refused too.
+    let config_path = dir.path().join("serve.toml");
+    let good = std::fs::read_to_string(&config_path).unwrap();
+    std::fs::write(&config_path, good.replace("[node]", "[node]\nidd = 1")).unwrap();
+    let report = service.reload().await;
+    assert_eq!(report.status, "refused");
+    assert!(report.errors[0].contains("idd"), "{report:?}");
+    std::fs::write(&config_path, &good).unwrap();
+
+    // A new, valid policy reloads every lane under it.
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        "[default]\nevents = true\n[lanes.echo]\nmax_concurrency = 2\n",
+    )
+    .unwrap();
+    let report = service.reload().await;
+    assert_eq!(report.status, "reloaded", "{report:?}");
+    assert!(report.policy_changed);
+    assert!(
+        report.lanes.iter().any(|l| l.lane_id == "echo"),
+        "{report:?}"
+    );
+    let reply = http
+        .post("/v1/execute", &signed(&key, json!({"after": "policy"})))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    let report = guarded(server.shutdown(Duration::from_secs(30))).await;
+    assert_eq!(report.flush_error, None);
+    let records = read_chain(&info.evidence_log);
+    assert!(records.iter().any(|r| record_type(r) == "lane.activated"));
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| record_type(r) == "execution.completed")
+            .count(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_bad_config_names_the_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("serve.toml");
+    std::fs::write(
+        &path,
+        DEFAULT_CONFIG.replace("max_connections = 1024", "max_connections = 0"),
+    )
+    .unwrap();
+    let error = ServeConfig::load(Some(&path)).unwrap_err().to_string();
+    assert!(error.contains("serve.toml"), "{error}");
+    assert!(error.contains("server.max_connections"), "{error}");
+}
