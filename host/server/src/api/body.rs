@@ -3,12 +3,14 @@
 
 use std::convert::Infallible;
 
-use bytes::Bytes;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
 use ep_contracts::Contract;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde_json::Value;
 
@@ -78,6 +80,12 @@ pub fn check_optional_body(headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// How much of an over-limit body is read and thrown away so the client can finish sending
+/// and read the 413 (beyond it the connection is closed instead).
+const DRAIN_CAP: u64 = 64 << 20;
+/// How long an over-limit body may take to drain.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
 /// Reads the body (JSON content type, at most `limit` bytes) and parses it as `T`.
 pub async fn read_contract<T: Contract>(
     headers: &HeaderMap,
@@ -89,22 +97,54 @@ pub async fn read_contract<T: Contract>(
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return Err(ApiError::body_too_large(limit));
-    }
-    let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    let bytes = match limited.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) => {
-            if error.is::<http_body_util::LengthLimitError>() {
-                return Err(ApiError::body_too_large(limit));
-            }
-            return Err(ApiError::invalid_json(format!(
-                "the request body could not be read: {error}"
-            )));
-        }
-    };
+    let bytes = collect_limited(body, limit, declared.is_some_and(|length| length > limit)).await?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| ApiError::invalid_json("the request body is not UTF-8 JSON text"))?;
     ep_contracts::parse::<T>(text).map_err(|e| ApiError::invalid_json(e.to_string()))
+}
+
+/// The whole body when it is at most `limit` bytes; otherwise 413, after reading and
+/// discarding what the client sends (up to [`DRAIN_CAP`] / [`DRAIN_TIME`]) so it gets to read
+/// the answer instead of a broken pipe.
+async fn collect_limited(mut body: Incoming, limit: u64, over: bool) -> Result<Bytes, ApiError> {
+    let mut buffer = BytesMut::new();
+    if over {
+        // Already refused: draining is best effort.
+        let _ = tokio::time::timeout(DRAIN_TIME, read_frames(&mut body, limit, true, &mut buffer))
+            .await;
+        return Err(ApiError::body_too_large(limit));
+    }
+    if read_frames(&mut body, limit, false, &mut buffer).await? {
+        return Err(ApiError::body_too_large(limit));
+    }
+    Ok(buffer.freeze())
+}
+
+/// Reads every frame into `buffer` while the total stays within `limit`, then only counts and
+/// drops them (up to [`DRAIN_CAP`]); whether the body was over the limit.
+async fn read_frames(
+    body: &mut Incoming,
+    limit: u64,
+    mut over: bool,
+    buffer: &mut BytesMut,
+) -> Result<bool, ApiError> {
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::invalid_json(format!("the request body could not be read: {e}"))
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len() as u64);
+        over |= seen > limit;
+        if over {
+            if seen > DRAIN_CAP {
+                break;
+            }
+            continue;
+        }
+        buffer.extend_from_slice(&data);
+    }
+    Ok(over)
 }
