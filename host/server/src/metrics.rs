@@ -335,10 +335,35 @@ impl EvidenceSink for MetricsSink {
 
     async fn emit(&self, evidence: &Evidence) -> Result<(), SinkError> {
         self.metrics.observe(evidence);
+        if evidence.evidence_type.as_deref() == Some("execution.started") {
+            annotate_span(evidence);
+        }
         Ok(())
     }
 
     async fn flush(&self) -> Result<(), SinkError> {
         Ok(())
+    }
+}
+
+/// The node emits `execution.started` inside the API's `execution` span: fill in what only the
+/// node knows by then (execution ref, target, generation digest). Fields the current span does
+/// not declare are ignored, so other callers are unaffected.
+fn annotate_span(evidence: &Evidence) {
+    let span = tracing::Span::current();
+    if let Some(reference) = &evidence.execution_ref {
+        span.record("execution_ref", reference.as_str());
+    }
+    if let Some(target) = &evidence.target_id {
+        span.record("target", target.as_str());
+    }
+    if let Some(digest) = evidence
+        .payload
+        .get("target_descriptor")
+        .and_then(|d| d.get("metadata"))
+        .and_then(|m| m.get("component_digest"))
+        .and_then(Value::as_str)
+    {
+        span.record("generation_digest", digest);
     }
 }

@@ -169,6 +169,15 @@ async fn swapping_a_wasm_lane_under_api_load_fails_no_request() {
         metrics.contains("ep_wasm_instantiations_total"),
         "{metrics}"
     );
+    assert!(
+        metrics
+            .contains("ep_lane_transitions_total{lane=\"echo\",transition=\"lane.activated\"} 10"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ep_lane_queue_depth{lane=\"echo\"} 0"),
+        "{metrics}"
+    );
 
     let rollback = http.operator_post("/v1/lanes/echo/rollback").await;
     assert_eq!(rollback.status, 200, "{}", rollback.body);
