@@ -628,3 +628,83 @@ async fn a_cancel_the_target_fails_answers_target_error() {
     assert_eq!(guarded(running).await.unwrap().status, 200);
     ts.finish().await;
 }
+
+#[tokio::test]
+async fn slow_request_heads_and_idle_connections_are_closed() {
+    let options = ep_server::ApiOptions {
+        limits: ep_server::ServerLimits {
+            header_read_timeout: Duration::from_millis(100),
+            idle_timeout: Duration::from_millis(100),
+            ..ep_server::ServerLimits::default()
+        },
+        ..ep_server::ApiOptions::default()
+    };
+    let ts = TestServer::start_with(Setup::Full, options).await;
+    // A head that never ends: the server closes the connection.
+    let mut slow = tokio::net::TcpStream::connect(ts.server.local_addr())
+        .await
+        .unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: test\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    guarded(slow.read_to_end(&mut rest)).await.unwrap();
+
+    // A keep-alive connection left idle after its answer: closed too.
+    let mut idle = tokio::net::TcpStream::connect(ts.server.local_addr())
+        .await
+        .unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until(&mut idle, "{\"status\":\"ok\"}").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let mut rest = Vec::new();
+    guarded(idle.read_to_end(&mut rest)).await.unwrap();
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    ts.finish().await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+    let options = ep_server::ApiOptions {
+        limits: ep_server::ServerLimits {
+            max_connections: 1,
+            ..ep_server::ServerLimits::default()
+        },
+        ..ep_server::ApiOptions::default()
+    };
+    let ts = TestServer::start_with(Setup::Full, options).await;
+    let mut first = tokio::net::TcpStream::connect(ts.server.local_addr())
+        .await
+        .unwrap();
+    first
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n")
+        .await
+        .unwrap();
+    read_until(&mut first, "{\"status\":\"ok\"}").await;
+
+    // The second connection is accepted by the kernel but not served while the first is open.
+    let addr = ts.server.local_addr();
+    let (answered_tx, mut answered) = tokio::sync::oneshot::channel();
+    let second = tokio::spawn(async move {
+        let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+        second
+            .write_all(b"GET /healthz HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        second.read_to_string(&mut answer).await.unwrap();
+        let _ = answered_tx.send(());
+        answer
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        answered.try_recv().is_err(),
+        "served beyond max_connections"
+    );
+    drop(first);
+    let answer = guarded(second).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    ts.finish().await;
+}
