@@ -149,6 +149,15 @@ fn serve_on_the_embedded_defaults_starts_answers_and_stops_on_sigterm() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(r#""status":"reloaded""#), "{body}");
 
+    // SIGHUP reloads; the server keeps serving.
+    let hup = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let (status, _) = request(&addr, "GET", "/healthz", &[]);
+    assert_eq!(status, 200);
+
     let killed = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()

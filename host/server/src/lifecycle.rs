@@ -205,48 +205,89 @@ async fn wait_until(deadline: Instant, done: impl Fn() -> bool) -> bool {
 }
 
 /// Serves until SIGINT or SIGTERM, then shuts down with `drain`; SIGHUP reloads the service's
-/// configuration (policy and plugin directory) meanwhile.
+/// configuration (policy and plugin directory) meanwhile. Install [`StopSignals`] before the
+/// server announces itself instead, so no signal can arrive before it is handled.
 pub async fn run_until_signalled(
     server: RunningServer,
     drain: Duration,
 ) -> Result<ShutdownReport, ServeError> {
-    wait_for_stop(&server).await?;
-    tracing::info!("stop signal received; shutting down");
-    Ok(server.shutdown(drain).await)
+    StopSignals::install()?.run(server, drain).await
 }
 
-#[cfg(unix)]
-async fn wait_for_stop(server: &RunningServer) -> Result<(), ServeError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let install = |kind: SignalKind, name: &str| {
-        signal(kind).map_err(|source| ServeError::Io {
-            path: format!("<signal {name}>").into(),
-            source,
-        })
-    };
-    let mut terminate = install(SignalKind::terminate(), "SIGTERM")?;
-    let mut interrupt = install(SignalKind::interrupt(), "SIGINT")?;
-    let mut hangup = install(SignalKind::hangup(), "SIGHUP")?;
-    loop {
-        tokio::select! {
-            _ = terminate.recv() => return Ok(()),
-            _ = interrupt.recv() => return Ok(()),
-            _ = hangup.recv() => {
-                if let Some(service) = server.service() {
-                    let report = service.reload().await;
-                    tracing::info!(status = report.status, errors = ?report.errors, "SIGHUP reload");
+/// The stop and reload signals, installed (so their default actions no longer apply) until
+/// [`StopSignals::run`] handles them. Needs a tokio runtime.
+#[derive(Debug)]
+pub struct StopSignals {
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Installs the handlers for SIGTERM, SIGINT and SIGHUP (Ctrl-C elsewhere).
+    pub fn install() -> Result<Self, ServeError> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let install = |kind: SignalKind, name: &str| {
+                signal(kind).map_err(|source| ServeError::Io {
+                    path: format!("<signal {name}>").into(),
+                    source,
+                })
+            };
+            Ok(Self {
+                terminate: install(SignalKind::terminate(), "SIGTERM")?,
+                interrupt: install(SignalKind::interrupt(), "SIGINT")?,
+                hangup: install(SignalKind::hangup(), "SIGHUP")?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Self {})
+        }
+    }
+
+    /// Serves until a stop signal, reloading on SIGHUP, then shuts `server` down with `drain`.
+    pub async fn run(
+        mut self,
+        server: RunningServer,
+        drain: Duration,
+    ) -> Result<ShutdownReport, ServeError> {
+        self.wait_for_stop(&server).await?;
+        tracing::info!("stop signal received; shutting down");
+        Ok(server.shutdown(drain).await)
+    }
+
+    #[cfg(unix)]
+    async fn wait_for_stop(&mut self, server: &RunningServer) -> Result<(), ServeError> {
+        loop {
+            tokio::select! {
+                _ = self.terminate.recv() => return Ok(()),
+                _ = self.interrupt.recv() => return Ok(()),
+                _ = self.hangup.recv() => {
+                    if let Some(service) = server.service() {
+                        let report = service.reload().await;
+                        tracing::info!(
+                            status = report.status,
+                            errors = ?report.errors,
+                            "SIGHUP reload"
+                        );
+                    }
                 }
             }
         }
     }
-}
 
-#[cfg(not(unix))]
-async fn wait_for_stop(_server: &RunningServer) -> Result<(), ServeError> {
-    tokio::signal::ctrl_c()
-        .await
-        .map_err(|source| ServeError::Io {
-            path: "<ctrl-c>".into(),
-            source,
-        })
+    #[cfg(not(unix))]
+    async fn wait_for_stop(&mut self, _server: &RunningServer) -> Result<(), ServeError> {
+        tokio::signal::ctrl_c()
+            .await
+            .map_err(|source| ServeError::Io {
+                path: "<ctrl-c>".into(),
+                source,
+            })
+    }
 }

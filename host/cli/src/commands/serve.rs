@@ -5,7 +5,7 @@
 use std::io::Write as _;
 
 use ep_server::config::LogFormat;
-use ep_server::lifecycle::run_until_signalled;
+use ep_server::lifecycle::StopSignals;
 use ep_server::{ServeConfig, start};
 
 use crate::cli::ServeArgs;
@@ -28,6 +28,8 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
         .map_err(CliError::msg)?;
     runtime.block_on(async {
         let drain = config.server.drain_timeout();
+        // Handled from here on: a signal that arrives while the service starts is not lost.
+        let signals = StopSignals::install().map_err(CliError::msg)?;
         let server = start(config).await.map_err(CliError::msg)?;
         if let Some(service) = server.service() {
             let info = service.info();
@@ -45,9 +47,7 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
             }
             let _ = out.flush();
         }
-        let report = run_until_signalled(server, drain)
-            .await
-            .map_err(CliError::msg)?;
+        let report = signals.run(server, drain).await.map_err(CliError::msg)?;
         println!(
             "stopped: {} in flight, {} drained, {} cancelled, {} streams cut",
             report.in_flight, report.drained, report.cancelled, report.streams_cut
