@@ -9,6 +9,7 @@
 //! `cancellation` failure.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -56,9 +57,11 @@ impl Drop for StreamGuard {
             .metrics
             .count_stream(&self.lane_id, "cancelled", self.started.elapsed());
         let node = self.shared.node.clone();
+        let shared = Arc::clone(&self.shared);
         let execution_ref = self.execution_ref.clone();
         let lane_id = self.lane_id.clone();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            shared.pending_records.fetch_add(1, Ordering::SeqCst);
             runtime.spawn(async move {
                 node.record_execution_evidence(
                     EXECUTION_CANCELLED,
@@ -70,6 +73,7 @@ impl Drop for StreamGuard {
                     }),
                 )
                 .await;
+                shared.pending_records.fetch_sub(1, Ordering::SeqCst);
             });
         }
     }
