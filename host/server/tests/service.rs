@@ -196,3 +196,37 @@ async fn a_bad_config_names_the_file_and_key() {
     assert!(error.contains("serve.toml"), "{error}");
     assert!(error.contains("server.max_connections"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwatched_plugin_directory_is_reloaded_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let path = dir.path().join("serve.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("watch = true", "watch = false")).unwrap();
+    let config = ServeConfig::load(Some(&path)).unwrap();
+    assert!(!config.plugins.watch);
+    let server = guarded(start(config)).await.unwrap();
+    let service = server.service().unwrap().clone();
+    let lanes = ep_server::LaneAdmin::lanes(service.as_ref());
+    assert_eq!(lanes.len(), 1);
+    assert_eq!(
+        (lanes[0].lane_id.as_str(), lanes[0].generation),
+        ("echo", 1)
+    );
+
+    let staged = dir.path().join("plugins/echo.staged");
+    std::fs::copy(guest("echo-v2"), &staged).unwrap();
+    std::fs::rename(&staged, dir.path().join("plugins/echo.wasm")).unwrap();
+    // Nothing watches the directory: the change waits for a reload, which swaps it into the
+    // same lane as its next generation.
+    let report = service.reload().await;
+    assert_eq!(report.status, "reloaded", "{report:?}");
+    assert!(!report.policy_changed);
+    let echo = report.lanes.iter().find(|l| l.lane_id == "echo").unwrap();
+    assert_eq!(echo.generation, 2, "{report:?}");
+    assert_ne!(echo.digest, lanes[0].digest);
+
+    let report = guarded(server.shutdown(Duration::from_secs(30))).await;
+    assert_eq!(report.flush_error, None);
+}
