@@ -505,7 +505,12 @@ fn prepare_dev_key(config: &ServeConfig) -> Result<Option<PathBuf>, ServeError> 
                 .append(true)
                 .open(store_path)
                 .map_err(io(store_path))?;
-            let separator = if store.is_empty() { "" } else { "\n" };
+            let existing = std::fs::read_to_string(store_path).map_err(io(store_path))?;
+            let separator = if existing.is_empty() || existing.ends_with('\n') {
+                ""
+            } else {
+                "\n"
+            };
             write!(file, "{separator}{}", key.public_entry()).map_err(io(store_path))?;
         }
     }
@@ -639,4 +644,41 @@ fn wasm_files(dir: &Path) -> Vec<PathBuf> {
         .unwrap_or_default();
     files.sort();
     files
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_dev_key_joins_an_existing_trust_store_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serve.toml");
+        std::fs::write(&path, crate::config::DEFAULT_CONFIG).unwrap();
+        let config = ServeConfig::load(Some(&path)).unwrap();
+        std::fs::create_dir_all(&config.data_dir).unwrap();
+        std::fs::write(&config.authority.trust_store, "# operator keys").unwrap();
+        let key = prepare_dev_key(&config).unwrap().unwrap();
+        let store = TrustStore::load(&config.authority.trust_store).unwrap();
+        assert!(store.get(DEV_KEY_ID).is_some());
+        // A second start reuses the key and adds nothing.
+        let text = std::fs::read_to_string(&config.authority.trust_store).unwrap();
+        assert_eq!(prepare_dev_key(&config).unwrap(), Some(key));
+        assert_eq!(
+            std::fs::read_to_string(&config.authority.trust_store).unwrap(),
+            text
+        );
+    }
+
+    #[test]
+    fn the_operator_token_is_generated_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let token = operator_token(&path).unwrap();
+        assert_eq!(token.len(), 64);
+        assert_eq!(operator_token(&path).unwrap(), token);
+        std::fs::write(&path, "\n").unwrap();
+        assert!(operator_token(&path).is_err());
+    }
 }
