@@ -431,7 +431,8 @@ impl NodeFactory for FakeNodes {
     }
 }
 
-fn stub(target_id: &str, lane_id: &str) -> TargetAttestation {
+/// A `stub` attestation [`StubTargetVerifier`] accepts, for a target serving `lane_id`.
+pub fn stub(target_id: &str, lane_id: &str) -> TargetAttestation {
     TargetAttestation {
         attestation_type: Some("stub".to_owned()),
         evidence: obj(json!({"signature": "valid", "target_id": target_id, "lane_id": lane_id})),

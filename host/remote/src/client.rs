@@ -68,8 +68,9 @@ impl RemoteRuntimeClientBuilder {
         self
     }
 
-    /// Time allowed for a whole unary call, answer body included (default none: an execution
-    /// may run as long as its lane allows). Expiry makes `execute` a `timeout` failure.
+    /// Time allowed for a whole unary call, answer body included, and for a stream's answer
+    /// head (default none: an execution may run as long as its lane allows). Expiry makes
+    /// `execute` a `timeout` failure.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = Some(timeout);
         self
@@ -486,10 +487,19 @@ impl RemoteRuntimeClient {
         request: AdmissionRequest,
     ) -> Result<BoxStream<'static, StreamItem>, RuntimeError> {
         let body = Bytes::from(ep_contracts::dump(&request));
-        let (response, connection) = self
-            .open_stream(body)
-            .await
-            .map_err(|e| RuntimeError::Transport(e.to_string()))?;
+        let opening = self.open_stream(body);
+        let opened = match self.inner.request_timeout {
+            Some(limit) => tokio::time::timeout(limit, opening)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(CallError::Timeout {
+                        url: self.inner.base.path("/v1/stream"),
+                        millis: limit.as_millis(),
+                    })
+                }),
+            None => opening.await,
+        };
+        let (response, connection) = opened.map_err(|e| RuntimeError::Transport(e.to_string()))?;
         let status = response.status();
         let is_event_stream = response
             .headers()
@@ -721,7 +731,8 @@ struct Frames {
     body: Incoming,
     parser: SseParser,
     ready: VecDeque<StreamItem>,
-    _connection: ConnectionGuard,
+    /// The stream's own connection, closed as soon as the stream is done or dropped.
+    connection: Option<ConnectionGuard>,
     max_frame_bytes: usize,
     idle_timeout: Option<Duration>,
     url: String,
@@ -739,7 +750,7 @@ fn frames(
         body,
         parser: SseParser::new(),
         ready: VecDeque::new(),
-        _connection: connection,
+        connection: Some(connection),
         max_frame_bytes,
         idle_timeout,
         url,
@@ -757,8 +768,7 @@ impl Frames {
         loop {
             if let Some(item) = self.ready.pop_front() {
                 if matches!(item, StreamItem::Result(_) | StreamItem::Cut(_)) {
-                    self.done = true;
-                    self.ready.clear();
+                    self.finish();
                 }
                 return Some(item);
             }
@@ -822,8 +832,16 @@ impl Frames {
     }
 
     fn cut(&mut self, why: String) -> StreamItem {
-        self.done = true;
+        self.finish();
         StreamItem::Cut(why)
+    }
+
+    /// Nothing more comes out; the connection is closed now rather than when the caller
+    /// drops the stream.
+    fn finish(&mut self) {
+        self.done = true;
+        self.ready.clear();
+        self.connection = None;
     }
 }
 

@@ -431,3 +431,34 @@ async fn operator_calls_send_the_bearer_token_and_surface_api_errors() {
     let head = heads.recv().await.unwrap().to_ascii_lowercase();
     assert!(!head.contains("authorization"), "{head}");
 }
+
+#[tokio::test]
+async fn the_connection_closes_once_the_result_arrived_even_if_the_stream_is_kept() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (closed_tx, mut closed_rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        read_request(&mut socket).await;
+        let result = json!({"contract_version": 1, "execution_ref": {"contract_version": 1, "ref": "exec-1-1"},
+                            "status": "succeeded"});
+        let body = format!("{}event: result\ndata: {result}\n\n", event_frame(0));
+        // Chunked, so the answer itself never ends the connection.
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+        let chunk = format!("{:x}\r\n{body}\r\n", body.len());
+        socket.write_all(head.as_bytes()).await.unwrap();
+        socket.write_all(chunk.as_bytes()).await.unwrap();
+        let mut byte = [0u8; 1];
+        let _ = socket.read(&mut byte).await;
+        let _ = closed_tx.send(());
+    });
+    let client = RemoteRuntimeClient::new(&url).unwrap();
+    let mut items = client.stream_items(request()).await.unwrap();
+    assert!(matches!(items.next().await, Some(StreamItem::Event(_))));
+    assert!(matches!(items.next().await, Some(StreamItem::Result(_))));
+    tokio::time::timeout(HANG_GUARD, closed_rx.recv())
+        .await
+        .expect("the connection closed while the stream is still held")
+        .unwrap();
+    assert!(items.next().await.is_none());
+}
