@@ -32,7 +32,7 @@ pub enum Command {
     Lanes(LanesCommand),
     /// Run one execution in an in-process node and print its ExecutionResult as JSON (exit 0
     /// when it succeeded, 1 when it failed or was rejected).
-    Exec(ExecArgs),
+    Exec(Box<ExecArgs>),
     /// Serve the node over HTTP (docs/api.md) until SIGINT/SIGTERM; SIGHUP reloads the policy
     /// and the plugin directory.
     Serve(ServeArgs),
@@ -99,6 +99,18 @@ pub struct ExecArgs {
     /// The execution's deadline in milliseconds (the lane's limits cap it).
     #[arg(long)]
     pub timeout_ms: Option<u64>,
+    /// Run on a host started with `serve` (e.g. `http://127.0.0.1:8787`) instead of an
+    /// in-process node; the host's own lanes, policy and evidence apply.
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with_all = ["plugins", "policy", "evidence", "allow_http", "allow_http_private"]
+    )]
+    pub remote: Option<String>,
+    /// Stream the execution: print each event as a JSON line as it arrives, then the result
+    /// as the last line (needs `--remote`).
+    #[arg(long, requires = "remote")]
+    pub stream: bool,
 }
 
 /// `contracts ...`
@@ -163,6 +175,21 @@ pub struct DescribeArgs {
     /// Host configuration file (TOML); the embedded defaults apply when absent.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Describe the node of a host started with `serve` instead.
+    #[arg(long, value_name = "URL", conflicts_with = "config")]
+    pub remote: Option<String>,
+}
+
+/// How an operator command reaches a running host.
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    /// The host's URL (e.g. `http://127.0.0.1:8787`).
+    #[arg(long, value_name = "URL")]
+    pub remote: String,
+    /// File holding the host's operator token; default: `$EXECUTION_PLANE_OPERATOR_TOKEN`,
+    /// else `.execution-plane/operator-token` (where `serve` writes it on its defaults).
+    #[arg(long, value_name = "FILE")]
+    pub operator_token_file: Option<PathBuf>,
 }
 
 /// `lanes ...`
@@ -178,12 +205,30 @@ pub enum LanesCommand {
         policy: Option<PathBuf>,
     },
     /// Load every `*.wasm` plugin of a directory; one line per plugin, exit 1 if any is refused.
+    /// With `--remote`, list the lanes a running host serves (JSON; operator token).
     List {
         /// The plugin directory.
-        #[arg(long)]
-        plugins: PathBuf,
+        #[arg(long, required_unless_present = "remote", conflicts_with = "remote")]
+        plugins: Option<PathBuf>,
         /// Operator policy (TOML); the built-in default policy applies when absent.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "remote")]
         policy: Option<PathBuf>,
+        /// The running host to ask instead (e.g. `http://127.0.0.1:8787`).
+        #[arg(long, value_name = "URL")]
+        remote: Option<String>,
+        /// File holding the host's operator token (see `lanes reload`).
+        #[arg(long, value_name = "FILE", requires = "remote")]
+        operator_token_file: Option<PathBuf>,
+    },
+    /// Make a running host reload its policy and plugin directory (like SIGHUP); prints its
+    /// report as JSON.
+    Reload(OperatorArgs),
+    /// Make a running host roll a lane back to its previous generation; prints the digests.
+    Rollback {
+        /// The lane id.
+        lane: String,
+        /// The host and its token.
+        #[command(flatten)]
+        operator: OperatorArgs,
     },
 }

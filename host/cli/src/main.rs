@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         Command::Authority(cmd) => commands::authority::run(cmd),
         Command::Describe(cmd) => commands::describe::run(cmd),
         Command::Lanes(cmd) => commands::lanes::run(cmd),
-        Command::Exec(args) => match commands::exec::run(args) {
+        Command::Exec(args) => match commands::exec::run(*args) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,
             Err(err) => Err(err),

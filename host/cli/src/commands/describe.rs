@@ -1,4 +1,6 @@
-//! `describe`: the node descriptor of the configured node.
+//! `describe`: the node descriptor of the configured node, or of a running host (`--remote`).
+
+use ep_node::RuntimeClient;
 
 use crate::cli::DescribeArgs;
 use crate::config::HostConfig;
@@ -6,6 +8,13 @@ use crate::error::CliError;
 
 /// Prints the node descriptor as JSON.
 pub fn run(args: DescribeArgs) -> Result<(), CliError> {
+    if let Some(url) = &args.remote {
+        let client = super::remote::client(url)?;
+        let descriptor = super::remote::runtime()?
+            .block_on(client.describe())
+            .map_err(|e| CliError::msg(format!("{url}: {e}")))?;
+        return super::remote::print_json(&descriptor);
+    }
     let config = HostConfig::load(args.config.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,6 +1,6 @@
-//! `exec`: one execution in an in-process node with the built-in lanes (and any plugins),
-//! printing the `ExecutionResult` as JSON. Exit 0 when it succeeded, 1 when it failed or was
-//! rejected.
+//! `exec`: one execution in an in-process node with the built-in lanes (and any plugins), or
+//! on a running host (`--remote`, optionally `--stream`), printing the `ExecutionResult` as
+//! JSON. Exit 0 when it succeeded, 1 when it failed or was rejected.
 //!
 //! Governed mode (`--authority-key`) signs an authority ref over the payload for the node's id;
 //! the node verifies it against the configured trust store like any caller's. Direct mode
@@ -13,17 +13,19 @@ use std::time::Duration;
 
 use ep_contracts::Contract;
 use ep_contracts::boundary::{
-    AcceptableAttestation, AdmissionRequest, Map, Provenance, ResultStatus,
+    AcceptableAttestation, AdmissionRequest, ExecutionRef, Map, Provenance, ResultStatus,
 };
 use ep_lanes_wasm::egress::HttpGrants;
 use ep_lanes_wasm::{
     HostPolicy, RuntimeConfig, WASM_ENGINE_CLASS, WasmLane, WasmRuntime, load_embedded,
     load_plugin_dir, register_wasm_lane,
 };
-use ep_node::LaneAdapter;
 use ep_node::authority::{SigningKeyFile, sign};
-use ep_node::node::Node;
+use ep_node::dispatch::rejected_result;
 use ep_node::sinks::file_chain::FileChainSink;
+use ep_node::{LaneAdapter, RuntimeClient, RuntimeError};
+use ep_remote::StreamItem;
+use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::cli::ExecArgs;
@@ -44,8 +46,11 @@ pub fn run(args: ExecArgs) -> Result<bool, CliError> {
     if !args.direct && args.authority_key.is_none() {
         return Err(CliError::msg(MODE_HINT));
     }
-    let config = HostConfig::load(args.config.as_deref())?;
     let payload = read_payload(&args.payload)?;
+    if let Some(url) = &args.remote {
+        return run_remote(&args, url, payload);
+    }
+    let config = HostConfig::load(args.config.as_deref())?;
     let mut policy = match &args.policy {
         None => HostPolicy::default(),
         Some(path) => {
@@ -82,13 +87,70 @@ pub fn run(args: ExecArgs) -> Result<bool, CliError> {
         register_wasm_lane(&node, Arc::new(lane))
             .await
             .map_err(|e| CliError::msg(format!("registering lane {}: {e}", args.lane)))?;
-        let request = admission_request(&args, &node, payload)?;
+        let request = admission_request(&args, node.node_id(), payload)?;
         let result = node.execute(request).await;
         let _ = node.shutdown().await;
         let text = serde_json::to_string_pretty(&result.to_value()).map_err(CliError::msg)?;
         println!("{text}");
         Ok(result.status == ResultStatus::Succeeded)
     })
+}
+
+/// `exec --remote`: the same request, run by a host started with `serve`. Governed mode signs
+/// the ref for the host's node id (from its descriptor).
+fn run_remote(args: &ExecArgs, url: &str, payload: Map) -> Result<bool, CliError> {
+    let client = super::remote::client(url)?;
+    super::remote::runtime()?.block_on(async {
+        let node_id = if args.direct {
+            String::new()
+        } else {
+            let descriptor = client
+                .describe()
+                .await
+                .map_err(|e| CliError::msg(format!("{url}: {e}")))?;
+            descriptor.node_id.unwrap_or_default()
+        };
+        let request = admission_request(args, &node_id, payload)?;
+        if args.stream {
+            return stream_remote(&client, request).await;
+        }
+        let result = client.execute(request).await;
+        super::remote::print_json(&result.to_value())?;
+        Ok(result.status == ResultStatus::Succeeded)
+    })
+}
+
+/// `exec --remote --stream`: each event as a JSON line as it arrives, then the result (or the
+/// rejection, as a `rejected` result) as the last line.
+async fn stream_remote(
+    client: &ep_remote::RemoteRuntimeClient,
+    request: AdmissionRequest,
+) -> Result<bool, CliError> {
+    let provenance = request.provenance.clone();
+    let mut items = match client.stream_items(request).await {
+        Ok(items) => items,
+        Err(RuntimeError::Rejected(rejection)) => {
+            let result = rejected_result(ExecutionRef::mint(), provenance, &rejection);
+            println!("{}", result.to_value());
+            return Ok(false);
+        }
+        Err(e) => return Err(CliError::msg(e)),
+    };
+    while let Some(item) = items.next().await {
+        match item {
+            StreamItem::Event(event) => println!("{}", event.to_value()),
+            StreamItem::Result(result) => {
+                println!("{}", result.to_value());
+                return Ok(result.status == ResultStatus::Succeeded);
+            }
+            StreamItem::Cut(why) => {
+                return Err(CliError::msg(format!(
+                    "the stream ended without its result: {why}"
+                )));
+            }
+        }
+    }
+    Err(CliError::msg("the stream ended without its result"))
 }
 
 /// The lane `lane_id`: from the plugin directory when it has it (a plugin replaces the built-in
@@ -134,7 +196,7 @@ async fn lane_for(
 /// The admission request: governed (signed ref, acceptable classes) or direct.
 fn admission_request(
     args: &ExecArgs,
-    node: &Node,
+    node_id: &str,
     payload: Map,
 ) -> Result<AdmissionRequest, CliError> {
     let mut request = AdmissionRequest::new(args.lane.as_str());
@@ -155,7 +217,7 @@ fn admission_request(
     request.authority_ref = Some(sign(
         &key,
         &request.payload,
-        node.node_id(),
+        node_id,
         REF_TTL,
         chrono::Utc::now(),
     ));

@@ -1,5 +1,6 @@
 //! `lanes check` and `lanes list`: load WebAssembly lane plugins (component + manifest) under
-//! the operator's policy, without registering them anywhere.
+//! the operator's policy, without registering them anywhere. With `--remote`, `lanes list`,
+//! `lanes reload` and `lanes rollback` administer a running host (operator token).
 
 use std::path::Path;
 
@@ -33,7 +34,39 @@ pub fn run(cmd: LanesCommand) -> Result<(), CliError> {
                 Ok(())
             })
         }
-        LanesCommand::List { plugins, policy } => {
+        LanesCommand::List {
+            remote: Some(url),
+            operator_token_file,
+            ..
+        } => {
+            let client = super::remote::operator_client_for(&url, operator_token_file.as_deref())?;
+            let lanes = runtime
+                .block_on(client.lanes())
+                .map_err(|e| CliError::msg(format!("{url}: {e}")))?;
+            super::remote::print_json(&lanes)
+        }
+        LanesCommand::Reload(operator) => {
+            let client = super::remote::operator_client(&operator)?;
+            let report = runtime
+                .block_on(client.reload())
+                .map_err(|e| CliError::msg(format!("{}: {e}", operator.remote)))?;
+            super::remote::print_json(&report)
+        }
+        LanesCommand::Rollback { lane, operator } => {
+            let client = super::remote::operator_client(&operator)?;
+            let rolled = runtime
+                .block_on(client.rollback(&lane))
+                .map_err(|e| CliError::msg(format!("{}: {e}", operator.remote)))?;
+            super::remote::print_json(&rolled)
+        }
+        LanesCommand::List {
+            plugins, policy, ..
+        } => {
+            let Some(plugins) = plugins else {
+                return Err(CliError::msg(
+                    "lanes list needs --plugins <dir> or --remote <url>",
+                ));
+            };
             let policy = load_policy(policy.as_deref())?;
             runtime.block_on(async {
                 let wasm = WasmRuntime::new(RuntimeConfig::default()).map_err(CliError::msg)?;

@@ -6,4 +6,5 @@ pub mod describe;
 pub mod evidence;
 pub mod exec;
 pub mod lanes;
+pub mod remote;
 pub mod serve;

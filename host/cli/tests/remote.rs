@@ -1,0 +1,228 @@
+//! The README quickstart as a new user runs it: `serve` (embedded defaults plus a policy that
+//! lets the built-in HTTP lane reach one loopback server), then `describe`, `exec` (governed,
+//! with the development key `serve` generated), `exec --stream`, and `lanes` against it with
+//! `--remote`, then the evidence it wrote, verified after a clean stop.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use ep_lanes_wasm::test_server::TestServer;
+use serde_json::Value;
+
+/// Hang guard only: generous, never a performance assertion.
+const HANG_GUARD: Duration = Duration::from_secs(120);
+
+/// The embedded `serve` defaults, the starting point of every config file.
+const SERVE_DEFAULTS: &str = include_str!("../../server/src/serve-default.toml");
+
+/// Stops the server if the test fails before it does.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn cli(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_execution-plane"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Starts `serve --config <config>` in `cwd` on a free port; returns it and its URL.
+fn serve(config: &Path, cwd: &Path) -> (Server, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_execution-plane"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(cwd.join("serve.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let server = Server(child);
+    let (tx, lines) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        // Read to the end even when nobody listens any more, so the server never writes
+        // into a closed pipe.
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line = lines
+            .recv_timeout(HANG_GUARD)
+            .expect("serve printed no address");
+        if let Some(addr) = line.strip_prefix("listening on ") {
+            return (server, addr.to_owned());
+        }
+    }
+}
+
+fn stop(mut server: Server, cwd: &Path) {
+    let pid = server.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            let log = std::fs::read_to_string(cwd.join("serve.log")).unwrap_or_default();
+            assert!(status.success(), "serve exited with {status:?}:\n{log}");
+            return;
+        }
+        assert!(
+            started.elapsed() < HANG_GUARD,
+            "serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quickstart_runs_against_a_served_host_and_its_evidence_verifies() {
+    let upstream = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path().to_owned();
+    let grant = format!("http://127.0.0.1:{}", upstream.addr().port());
+    std::fs::write(
+        cwd.join("policy.toml"),
+        format!("[lanes.http]\nhttp = [\"{grant}\"]\n"),
+    )
+    .unwrap();
+    let config = SERVE_DEFAULTS.replace("file = \"\"", "file = \"policy.toml\"");
+    assert_ne!(
+        config, SERVE_DEFAULTS,
+        "the defaults have a [policy] file key"
+    );
+    std::fs::write(cwd.join("serve.toml"), config).unwrap();
+    let created = upstream.url("/created");
+
+    let (server, url, outputs) = tokio::task::spawn_blocking(move || {
+        let (server, url) = serve(&cwd.join("serve.toml"), &cwd);
+        let payload = format!(r#"{{"url":"{created}","body":{{"ping":"pong"}}}}"#);
+        let outputs = vec![
+            cli(&["describe", "--remote", &url], &cwd),
+            cli(
+                &[
+                    "exec",
+                    "--remote",
+                    &url,
+                    "--authority-key",
+                    ".execution-plane/dev-signing-key.json",
+                    "--lane",
+                    "http",
+                    "--payload",
+                    &payload,
+                ],
+                &cwd,
+            ),
+            cli(
+                &[
+                    "exec", "--remote", &url, "--direct", "--stream", "--lane", "http",
+                ]
+                .into_iter()
+                .chain(["--payload", &payload])
+                .collect::<Vec<_>>(),
+                &cwd,
+            ),
+            cli(&["lanes", "list", "--remote", &url], &cwd),
+            cli(&["lanes", "rollback", "http", "--remote", &url], &cwd),
+            cli(
+                &[
+                    "exec",
+                    "--remote",
+                    &url,
+                    "--lane",
+                    "http",
+                    "--payload",
+                    "{}",
+                ],
+                &cwd,
+            ),
+        ];
+        (server, url, outputs)
+    })
+    .await
+    .unwrap();
+    let [describe, governed, streamed, lanes, rollback, no_mode] = &outputs[..] else {
+        panic!("six commands");
+    };
+
+    assert!(describe.status.success(), "{}", stderr(describe));
+    let node: Value = serde_json::from_str(&stdout(describe)).unwrap();
+    assert_eq!(node["node_id"], "node-local");
+
+    // Governed: the ref is signed for the host's node id with the key `serve` generated.
+    assert!(governed.status.success(), "{}", stderr(governed));
+    let result: Value = serde_json::from_str(&stdout(governed)).unwrap();
+    assert_eq!(result["status"], "succeeded", "{result}");
+    assert_eq!(result["output"]["status_code"], 201);
+    let digest = result["evidence"][0]["component_digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(upstream.seen().len(), 1);
+
+    // The HTTP lane is unary: the stream is refused, printed as a rejected result, exit 1.
+    assert_eq!(streamed.status.code(), Some(1), "{}", stderr(streamed));
+    let last = stdout(streamed)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    let refused: Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(refused["status"], "rejected", "{refused}");
+    assert_eq!(refused["error"]["reason"], "not_supported");
+    assert_eq!(upstream.seen().len(), 1, "a refused stream reaches nothing");
+
+    // Operator commands find the token where `serve` wrote it.
+    assert!(lanes.status.success(), "{}", stderr(lanes));
+    let listed: Value = serde_json::from_str(&stdout(lanes)).unwrap();
+    assert!(stdout(lanes).contains(&digest), "{listed}");
+    assert_eq!(rollback.status.code(), Some(1));
+    assert!(
+        stderr(rollback).contains("no_previous_generation"),
+        "{}",
+        stderr(rollback)
+    );
+
+    // Choosing no mode is a one-line usage error, not a request.
+    assert_eq!(no_mode.status.code(), Some(1));
+    assert!(stderr(no_mode).contains("--direct"), "{}", stderr(no_mode));
+    assert_eq!(upstream.seen().len(), 1);
+
+    stop(server, dir.path());
+    let log = dir.path().join(".execution-plane/evidence/evidence.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("admission.accepted"), "{text}");
+    assert!(text.contains("execution.completed") && text.contains(&digest));
+    let verified = cli(&["evidence", "verify", log.to_str().unwrap()], dir.path());
+    assert!(verified.status.success(), "{}", stderr(&verified));
+    assert!(
+        stdout(&verified).contains("chain intact"),
+        "{}",
+        stdout(&verified)
+    );
+    drop(url);
+}
