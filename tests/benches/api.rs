@@ -104,11 +104,17 @@ fn http_lane_request(url: &str) -> AdmissionRequest {
     request
 }
 
+/// The served node's operator token: the bench's requests are direct, which the API accepts
+/// only from the operator.
+const BENCH_TOKEN: &str = "bench-operator-token";
+
 async fn serve(node: Node) -> RunningServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    serve_node(node, ApiOptions::default(), listener)
-        .await
-        .unwrap()
+    let options = ApiOptions {
+        operator_token: Some(BENCH_TOKEN.to_owned()),
+        ..ApiOptions::default()
+    };
+    serve_node(node, options, listener).await.unwrap()
 }
 
 struct Setup {
@@ -161,6 +167,7 @@ fn setup() -> Setup {
                 } else {
                     let server = serve(node).await;
                     let client = RemoteRuntimeClient::builder(server.url())
+                        .operator_token(BENCH_TOKEN)
                         .http2_prior_knowledge(name == "remote_h2c")
                         .pool_max_idle_per_host(CONCURRENCY * 2)
                         .build()

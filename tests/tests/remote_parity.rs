@@ -30,6 +30,9 @@ impl Connector for Local {
     }
 }
 
+/// The operator token of the served node (direct requests need it).
+const OPERATOR_TOKEN: &str = "parity-operator-token";
+
 /// Serves the node on a loopback port and wraps it in the remote client.
 struct Remote {
     http2: bool,
@@ -43,9 +46,15 @@ async fn serve(node: Node, options: ApiOptions) -> RunningServer {
 impl Connector for Remote {
     fn connect(&self, node: Node) -> BoxFuture<'_, Connection> {
         Box::pin(async move {
-            let server = serve(node, ApiOptions::default()).await;
+            // The suite sends direct requests too: over the network those are the operator's.
+            let options = ApiOptions {
+                operator_token: Some(OPERATOR_TOKEN.to_owned()),
+                ..ApiOptions::default()
+            };
+            let server = serve(node, options).await;
             let client = RemoteRuntimeClient::builder(server.url())
                 .http2_prior_knowledge(self.http2)
+                .operator_token(OPERATOR_TOKEN)
                 .build()
                 .unwrap();
             Connection::new(client).keeping(server)

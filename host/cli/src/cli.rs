@@ -111,6 +111,11 @@ pub struct ExecArgs {
     /// as the last line (needs `--remote`).
     #[arg(long, requires = "remote")]
     pub stream: bool,
+    /// With `--remote --direct`: file holding the host's operator token (a host accepts direct
+    /// requests only from its operator); default: `$EXECUTION_PLANE_OPERATOR_TOKEN`, else
+    /// `.execution-plane/operator-token`.
+    #[arg(long, value_name = "FILE", requires = "remote")]
+    pub operator_token_file: Option<PathBuf>,
 }
 
 /// `contracts ...`

@@ -336,6 +336,8 @@ impl RemoteRuntimeClient {
         for (name, value) in &self.inner.headers {
             builder = builder.header(name, value);
         }
+        // The operator token goes on operator routes and on direct lower-lane-owner requests
+        // (which the host accepts only from the operator), never on governed ones.
         if operator && let Some(authorization) = &self.inner.authorization {
             builder = builder.header(AUTHORIZATION, authorization);
         }
@@ -419,8 +421,9 @@ impl RemoteRuntimeClient {
         method: Method,
         path: &str,
         body: Option<Bytes>,
+        operator: bool,
     ) -> Result<T, RemoteError> {
-        let answer = self.call(method, path, body, false).await?;
+        let answer = self.call(method, path, body, operator).await?;
         if !answer.status.is_success() {
             return Err(RemoteError::Api(ApiError::from_response(
                 answer.status.as_u16(),
@@ -459,7 +462,12 @@ impl RemoteRuntimeClient {
     async fn execute_call(&self, request: &AdmissionRequest) -> Result<ExecutionResult, Synth> {
         let body = Bytes::from(ep_contracts::dump(request));
         let answer = self
-            .call(Method::POST, "/v1/execute", Some(body), false)
+            .call(
+                Method::POST,
+                "/v1/execute",
+                Some(body),
+                request.provenance.is_direct(),
+            )
             .await
             .map_err(Synth::Call)?;
         if looks_like_result(&answer.body) {
@@ -487,7 +495,7 @@ impl RemoteRuntimeClient {
         request: AdmissionRequest,
     ) -> Result<BoxStream<'static, StreamItem>, RuntimeError> {
         let body = Bytes::from(ep_contracts::dump(&request));
-        let opening = self.open_stream(body);
+        let opening = self.open_stream(body, request.provenance.is_direct());
         let opened = match self.inner.request_timeout {
             Some(limit) => tokio::time::timeout(limit, opening)
                 .await
@@ -526,10 +534,12 @@ impl RemoteRuntimeClient {
         ))
     }
 
-    /// A dedicated HTTP/1.1 (or h2c) connection for one stream and the answer's head.
+    /// A dedicated HTTP/1.1 (or h2c) connection for one stream and the answer's head; `direct`
+    /// requests carry the operator token.
     async fn open_stream(
         &self,
         body: Bytes,
+        direct: bool,
     ) -> Result<(Response<Incoming>, ConnectionGuard), CallError> {
         let base = &self.inner.base;
         let address = base.host_port();
@@ -556,7 +566,7 @@ impl RemoteRuntimeClient {
             url: base.url.clone(),
             reason: error_chain(&e),
         };
-        let mut request = self.request(Method::POST, "/v1/stream", Some(body), false)?;
+        let mut request = self.request(Method::POST, "/v1/stream", Some(body), direct)?;
         request
             .headers_mut()
             .insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
@@ -877,14 +887,19 @@ fn encode_segment(segment: &str) -> String {
 impl RuntimeClient for RemoteRuntimeClient {
     async fn describe(&self) -> Result<NodeDescriptor, RuntimeError> {
         Ok(self
-            .call_contract::<NodeDescriptor>(Method::GET, "/v1/node", None)
+            .call_contract::<NodeDescriptor>(Method::GET, "/v1/node", None, false)
             .await?)
     }
 
     async fn admit(&self, request: AdmissionRequest) -> Result<AdmissionDecision, RuntimeError> {
         let body = Bytes::from(ep_contracts::dump(&request));
         Ok(self
-            .call_contract::<AdmissionDecision>(Method::POST, "/v1/admit", Some(body))
+            .call_contract::<AdmissionDecision>(
+                Method::POST,
+                "/v1/admit",
+                Some(body),
+                request.provenance.is_direct(),
+            )
             .await?)
     }
 

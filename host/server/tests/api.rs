@@ -102,11 +102,43 @@ async fn admit_answers_the_decision_and_execute_the_result() {
         ep_contracts::parse(&execute.body).unwrap();
     assert_eq!(parsed.output["echo"], json!({"x": 1}));
 
-    // Direct lower-lane-owner requests need no authority.
+    // Direct lower-lane-owner requests skip governed admission: over the network only the
+    // operator may send them, on every route that admits.
     let mut direct = AdmissionRequest::new("process");
     direct.provenance = Provenance::direct_lower_lane_owner("test", Map::new());
-    let reply = http.post("/v1/execute", &direct).await;
+    let body = ep_contracts::dump(&direct);
+    let json = ("content-type", "application/json");
+    for path in ["/v1/admit", "/v1/execute", "/v1/stream"] {
+        let anonymous = http.send(Method::POST, path, &[json], Some(&body)).await;
+        assert_eq!(anonymous.status, 401, "{path}: {}", anonymous.body);
+        assert_eq!(anonymous.json()["error"]["code"], "unauthorized");
+        assert!(
+            anonymous.body.contains("direct lower-lane-owner"),
+            "{}",
+            anonymous.body
+        );
+        assert_eq!(anonymous.header("www-authenticate"), Some("Bearer"));
+        let wrong = http
+            .send(
+                Method::POST,
+                path,
+                &[json, ("authorization", "Bearer nope")],
+                Some(&body),
+            )
+            .await;
+        assert_eq!(wrong.status, 403, "{path}: {}", wrong.body);
+    }
+    let auth = format!("Bearer {TOKEN}");
+    let reply = http
+        .send(
+            Method::POST,
+            "/v1/execute",
+            &[json, ("authorization", &auth)],
+            Some(&body),
+        )
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["status"], "succeeded");
     ts.finish().await;
 }
 

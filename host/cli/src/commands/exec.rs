@@ -97,9 +97,14 @@ pub fn run(args: ExecArgs) -> Result<bool, CliError> {
 }
 
 /// `exec --remote`: the same request, run by a host started with `serve`. Governed mode signs
-/// the ref for the host's node id (from its descriptor).
+/// the ref for the host's node id (from its descriptor); direct mode needs the host's operator
+/// token.
 fn run_remote(args: &ExecArgs, url: &str, payload: Map) -> Result<bool, CliError> {
-    let client = super::remote::client(url)?;
+    let client = if args.direct {
+        super::remote::operator_client_for(url, args.operator_token_file.as_deref())?
+    } else {
+        super::remote::client(url)?
+    };
     super::remote::runtime()?.block_on(async {
         let node_id = if args.direct {
             String::new()

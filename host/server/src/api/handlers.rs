@@ -117,6 +117,27 @@ fn check_operator(headers: &HeaderMap, token: Option<&str>) -> Result<(), ApiErr
     }
 }
 
+/// A direct lower-lane-owner request skips governed admission (no authority ref, no target
+/// attestation), so over the network only the operator may send one.
+fn check_direct(
+    shared: &Shared,
+    headers: &HeaderMap,
+    request: &AdmissionRequest,
+) -> Result<(), ApiError> {
+    if !request.provenance.is_direct() {
+        return Ok(());
+    }
+    check_operator(headers, shared.options.operator_token.as_deref()).map_err(|error| {
+        ApiError::new(
+            error.status,
+            &error.code,
+            "a direct lower-lane-owner request skips governed admission, so it needs \
+             `authorization: Bearer <token>` with the operator token; send a governed request \
+             (authority_ref) instead",
+        )
+    })
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
@@ -131,6 +152,7 @@ async fn admit(
 ) -> Result<Response<ApiBody>, ApiError> {
     let request: AdmissionRequest =
         read_contract(headers, body, shared.options.limits.max_body_bytes).await?;
+    check_direct(shared, headers, &request)?;
     match shared.node.admit(request).await {
         Ok(decision) => Ok(json_response(StatusCode::OK, &decision.to_value())),
         Err(rejection) => Err(ApiError::rejected(&rejection)),
@@ -157,6 +179,7 @@ async fn execute(
     }
     let request: AdmissionRequest =
         read_contract(headers, body, shared.options.limits.max_body_bytes).await?;
+    check_direct(shared, headers, &request)?;
     shared.executing.fetch_add(1, Ordering::SeqCst);
     let _executing = Executing(shared);
     // Checked again once counted, so the drain never misses an execution it must wait for.
@@ -196,6 +219,7 @@ async fn stream(
     }
     let request: AdmissionRequest =
         read_contract(headers, body, shared.options.limits.max_body_bytes).await?;
+    check_direct(shared, headers, &request)?;
     let lane_id = request.lane_id.clone();
     let provenance = request.provenance.clone();
     match shared.node.stream_with_ref(request).await {

@@ -558,15 +558,16 @@ impl Http {
             .await
     }
 
+    /// Posts `request`; a direct one carries the operator token, as only the operator may
+    /// send those.
     pub async fn post(&self, path: &str, request: &AdmissionRequest) -> Reply {
         let body = ep_contracts::dump(request);
-        self.send(
-            Method::POST,
-            path,
-            &[("content-type", "application/json")],
-            Some(&body),
-        )
-        .await
+        let auth = format!("Bearer {TOKEN}");
+        let mut headers = vec![("content-type", "application/json")];
+        if request.provenance.is_direct() {
+            headers.push(("authorization", &auth));
+        }
+        self.send(Method::POST, path, &headers, Some(&body)).await
     }
 }
 
