@@ -23,6 +23,10 @@
 //! codes are [`RuntimeError::Remote`](ep_node::RuntimeError::Remote), and `execute` never
 //! fails: without a result from the server it returns a `failed` one (`transport_failed`,
 //! `remote_disconnect` or `timeout`) naming why.
+//!
+//! Beyond the trait: [`RemoteRuntimeClient::stream_items`] yields the stream's `result` frame
+//! too, and the operator routes (`lanes`, `reload`, `rollback`, with the builder's
+//! `operator_token`) plus `health` and `metrics` are plain async methods.
 
 pub mod client;
 pub mod error;
