@@ -1,6 +1,6 @@
-//! The service configuration: the embedded `serve-default.toml`, or a complete file of the same
-//! shape. Every key is required in a file (the embedded defaults show them all) and unknown keys
-//! are refused, so a typo never silently loosens anything. Relative paths resolve against the
+//! The service configuration: the embedded `serve-default.toml`, with a file's keys laid over
+//! it. Every key has its default there, so a file names only what it changes; unknown keys are
+//! refused, so a typo never silently loosens anything. Relative paths resolve against the
 //! file's directory (the working directory for the embedded defaults); `[evidence]`,
 //! `[authority]` and `[operator]` paths resolve against `data_dir`.
 //!
@@ -255,6 +255,18 @@ struct RawPolicySection {
     file: PathBuf,
 }
 
+/// Lays `given` over `base`: tables merge key by key, any other value replaces the default.
+fn overlay(base: &mut toml::Table, given: toml::Table) {
+    for (key, value) in given {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(inner)), toml::Value::Table(value)) => overlay(inner, value),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
 impl ServeConfig {
     /// Loads `path`, or the embedded defaults when `None`, and checks every value.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
@@ -274,10 +286,16 @@ impl ServeConfig {
     /// Parses config text; `source` names it, `base` is where relative paths start.
     pub fn parse(text: &str, source: Option<&Path>, base: &Path) -> Result<Self, ConfigError> {
         let file = source.map_or_else(|| EMBEDDED.to_owned(), |p| p.display().to_string());
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            file: file.clone(),
+        let syntax = |file: &str, e: toml::de::Error| ConfigError::Syntax {
+            file: file.to_owned(),
             message: e.message().trim().to_owned(),
-        })?;
+        };
+        let mut merged: toml::Table =
+            toml::from_str(DEFAULT_CONFIG).map_err(|e| syntax(EMBEDDED, e))?;
+        let given: toml::Table = toml::from_str(text).map_err(|e| syntax(&file, e))?;
+        overlay(&mut merged, given);
+        let raw =
+            RawConfig::deserialize(toml::Value::Table(merged)).map_err(|e| syntax(&file, e))?;
         check(&raw, &file)?;
         let data_dir = base.join(&raw.data_dir);
         let policy_file =
@@ -443,12 +461,28 @@ mod tests {
     }
 
     #[test]
-    fn missing_keys_are_refused() {
-        let text = DEFAULT_CONFIG.replace("drain_timeout_ms = 30000", "");
-        let err = ServeConfig::parse(&text, None, Path::new("."))
+    fn missing_keys_take_their_defaults() {
+        let text = "[server]\nmax_body_bytes = 4096\n\n[node]\nid = \"edge-1\"\n";
+        let config = ServeConfig::parse(text, None, Path::new(".")).unwrap();
+        assert_eq!(config.server.max_body_bytes, 4096);
+        assert_eq!(config.node.id, "edge-1");
+        // Untouched keys, in a touched section and in others, keep the embedded defaults.
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:8787");
+        assert_eq!(config.server.drain_timeout_ms, 30_000);
+        assert!(config.plugins.watch);
+        let empty = ServeConfig::parse("", None, Path::new(".")).unwrap();
+        assert_eq!(empty.server.max_body_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn a_mistyped_key_is_refused_even_in_a_partial_file() {
+        let err = ServeConfig::parse("[server]\nmax_body_bytes = \"big\"\n", None, Path::new("."))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("drain_timeout_ms"), "{err}");
+        assert!(
+            err.contains("max_body_bytes") || err.contains("invalid type"),
+            "{err}"
+        );
     }
 
     #[test]

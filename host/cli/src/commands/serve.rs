@@ -48,9 +48,14 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
             let _ = out.flush();
         }
         let report = signals.run(server, drain).await.map_err(CliError::msg)?;
-        println!(
+        // Stdout may be gone by now (a supervisor that stopped reading): never panic on it.
+        let _ = writeln!(
+            std::io::stdout().lock(),
             "stopped: {} in flight, {} drained, {} cancelled, {} streams cut",
-            report.in_flight, report.drained, report.cancelled, report.streams_cut
+            report.in_flight,
+            report.drained,
+            report.cancelled,
+            report.streams_cut
         );
         match report.flush_error {
             Some(error) => Err(CliError::msg(format!("evidence flush failed: {error}"))),

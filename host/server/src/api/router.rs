@@ -57,6 +57,15 @@ impl Route {
     }
 }
 
+/// A percent-encoded path parameter, decoded (a client encodes reserved characters); one that
+/// is not UTF-8 once decoded names nothing.
+fn decode(segment: &str, path: &str) -> Result<String, ApiError> {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .map(|text| text.into_owned())
+        .map_err(|_| ApiError::not_found(path))
+}
+
 /// The route for `method` on `path`.
 pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
@@ -66,12 +75,12 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
         ["v1", "execute"] => (Route::Execute, Method::POST),
         ["v1", "stream"] => (Route::Stream, Method::POST),
         ["v1", "executions", reference, "cancel"] if !reference.is_empty() => {
-            (Route::Cancel((*reference).to_owned()), Method::POST)
+            (Route::Cancel(decode(reference, path)?), Method::POST)
         }
         ["v1", "lanes"] => (Route::Lanes, Method::GET),
         ["v1", "admin", "reload"] => (Route::Reload, Method::POST),
         ["v1", "lanes", lane_id, "rollback"] if !lane_id.is_empty() => {
-            (Route::Rollback((*lane_id).to_owned()), Method::POST)
+            (Route::Rollback(decode(lane_id, path)?), Method::POST)
         }
         ["healthz"] => (Route::Healthz, Method::GET),
         ["metrics"] => (Route::Metrics, Method::GET),
@@ -104,6 +113,25 @@ mod tests {
             Route::Rollback("echo".to_owned())
         );
         assert_eq!(route(&Method::GET, "/v1/lanes").unwrap(), Route::Lanes);
+    }
+
+    #[test]
+    fn path_parameters_are_percent_decoded() {
+        assert_eq!(
+            route(&Method::POST, "/v1/executions/exec%2F1%20a/cancel").unwrap(),
+            Route::Cancel("exec/1 a".to_owned())
+        );
+        assert_eq!(
+            route(&Method::POST, "/v1/lanes/my%2Elane/rollback").unwrap(),
+            Route::Rollback("my.lane".to_owned())
+        );
+        // Not UTF-8 once decoded: names nothing.
+        assert_eq!(
+            route(&Method::POST, "/v1/executions/%FF/cancel")
+                .unwrap_err()
+                .status,
+            404
+        );
     }
 
     #[test]
