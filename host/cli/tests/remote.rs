@@ -1,7 +1,8 @@
 //! The README quickstart as a new user runs it: `serve` (embedded defaults plus a policy that
-//! lets the built-in HTTP lane reach one loopback server), then `describe`, `exec` (governed,
-//! with the development key `serve` generated), `exec --stream`, and `lanes` against it with
-//! `--remote`, then the evidence it wrote, verified after a clean stop.
+//! lets the built-in HTTP lane reach one loopback server, and a streaming plugin lane), then
+//! `describe`, `exec` (governed, with the development key `serve` generated), `exec --stream`,
+//! and `lanes` against it with `--remote`, then the evidence it wrote, verified after a clean
+//! stop.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
@@ -10,7 +11,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use ep_lanes_wasm::WIT_PACKAGE;
 use ep_lanes_wasm::test_server::TestServer;
+use ep_lanes_wasm::testing::build_guest;
 use serde_json::Value;
 
 /// Hang guard only: generous, never a performance assertion.
@@ -104,7 +107,22 @@ async fn the_quickstart_runs_against_a_served_host_and_its_evidence_verifies() {
     let grant = format!("http://127.0.0.1:{}", upstream.addr().port());
     std::fs::write(
         cwd.join("policy.toml"),
-        format!("[lanes.http]\nhttp = [\"{grant}\"]\n"),
+        format!("[default]\nevents = true\n\n[lanes.http]\nhttp = [\"{grant}\"]\n"),
+    )
+    .unwrap();
+    // A streaming lane from the plugin directory `serve` watches: the echo test guest.
+    let echo = tokio::task::spawn_blocking(|| build_guest("echo"))
+        .await
+        .unwrap();
+    let echo = echo.unwrap_or_else(|error| panic!("{error}"));
+    std::fs::create_dir_all(cwd.join("plugins")).unwrap();
+    std::fs::copy(echo, cwd.join("plugins/echo.wasm")).unwrap();
+    std::fs::write(
+        cwd.join("plugins/echo.toml"),
+        format!(
+            "lane_id = \"echo\"\nversion = \"1.0.0\"\nwit_version = \"{WIT_PACKAGE}\"\n\
+             [grants]\nevents = true\n"
+        ),
     )
     .unwrap();
     // A config names only what it changes; everything else keeps the embedded defaults.
@@ -139,6 +157,15 @@ async fn the_quickstart_runs_against_a_served_host_and_its_evidence_verifies() {
                 .collect::<Vec<_>>(),
                 &cwd,
             ),
+            cli(
+                &[
+                    "exec", "--remote", &url, "--direct", "--stream", "--lane", "echo",
+                ]
+                .into_iter()
+                .chain(["--payload", r#"{"n":1}"#])
+                .collect::<Vec<_>>(),
+                &cwd,
+            ),
             cli(&["lanes", "list", "--remote", &url], &cwd),
             cli(&["lanes", "rollback", "http", "--remote", &url], &cwd),
             cli(
@@ -158,8 +185,17 @@ async fn the_quickstart_runs_against_a_served_host_and_its_evidence_verifies() {
     })
     .await
     .unwrap();
-    let [describe, governed, streamed, lanes, rollback, no_mode] = &outputs[..] else {
-        panic!("six commands");
+    let [
+        describe,
+        governed,
+        streamed,
+        echoed,
+        lanes,
+        rollback,
+        no_mode,
+    ] = &outputs[..]
+    else {
+        panic!("seven commands");
     };
 
     assert!(describe.status.success(), "{}", stderr(describe));
@@ -188,6 +224,22 @@ async fn the_quickstart_runs_against_a_served_host_and_its_evidence_verifies() {
     assert_eq!(refused["status"], "rejected", "{refused}");
     assert_eq!(refused["error"]["reason"], "not_supported");
     assert_eq!(upstream.seen().len(), 1, "a refused stream reaches nothing");
+
+    // A streaming lane: one JSON line per event as it arrives, then the result.
+    assert!(echoed.status.success(), "{}", stderr(echoed));
+    let lines: Vec<Value> = stdout(echoed)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let (result, events) = lines.split_last().unwrap();
+    let indices: Vec<&Value> = events.iter().map(|e| &e["payload"]["index"]).collect();
+    assert_eq!(indices, [0, 1, 2], "{lines:?}");
+    assert!(
+        events.iter().all(|e| e["event_type"] == "echo.chunk"),
+        "{lines:?}"
+    );
+    assert_eq!(result["status"], "succeeded", "{result}");
+    assert_eq!(result["execution_ref"], events[0]["execution_ref"]);
 
     // Operator commands find the token where `serve` wrote it.
     assert!(lanes.status.success(), "{}", stderr(lanes));
