@@ -406,14 +406,28 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
 /// The node: the local weak target verifier, and the Ed25519 authority verifier when the trust
 /// store exists (without one governed requests are refused).
 fn build_node(config: &ServeConfig) -> Result<Node, ServeError> {
-    let node = Node::new(config.node.id.clone());
+    node_with_verifiers(
+        &config.node.id,
+        &config.authority.trust_store,
+        Duration::from_secs(config.authority.clock_skew_secs),
+    )
+}
+
+/// A node named `node_id` with the verifiers every host registers: the local weak target
+/// verifier, and the Ed25519 authority verifier over `trust_store` when that file exists
+/// (without one governed requests are refused with `authority_verifier_missing`).
+pub fn node_with_verifiers(
+    node_id: &str,
+    trust_store: &Path,
+    clock_skew: Duration,
+) -> Result<Node, ServeError> {
+    let node = Node::new(node_id.to_owned());
     node.register_target_verifier(Arc::new(LocalWeakVerifier::new()));
-    let trust_store = &config.authority.trust_store;
     if trust_store.exists() {
         let store =
             TrustStore::load(trust_store).map_err(|e| ServeError::Authority(e.to_string()))?;
-        let verifier = Ed25519AuthorityVerifier::new(config.node.id.clone(), store)
-            .with_clock_skew(Duration::from_secs(config.authority.clock_skew_secs));
+        let verifier =
+            Ed25519AuthorityVerifier::new(node_id.to_owned(), store).with_clock_skew(clock_skew);
         node.register_authority_verifier(Arc::new(verifier));
     } else {
         tracing::warn!(
