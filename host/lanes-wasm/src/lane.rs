@@ -1,8 +1,9 @@
 //! [`WasmLane`]: one loaded lane generation. Loading compiles the component (through the
 //! runtime's cache), refuses imports its grants lack, pre-instantiates it, and probes
-//! `capabilities` once. It then implements the node's `LaneAdapter`: every `validate`,
-//! `execute` and `stream` runs in a fresh `Store` instantiated from the `InstancePre`, so a
-//! fault ends only that call, and the lane and every other execution carry on.
+//! `capabilities` once. It then implements the node's `LaneAdapter`: every execution runs in a
+//! fresh `Store` instantiated from the `InstancePre` (`validate_and_execute` runs the guest's
+//! `validate` and `execute` in that one store; a bare `validate` or a `stream` gets its own), so
+//! a fault ends only that call, and the lane and every other execution carry on.
 //!
 //! Deadlines are enforced twice: the epoch callback interrupts a guest running wasm past its
 //! deadline, and a tokio timeout around the call ends a guest blocked in a host call (which
@@ -429,8 +430,8 @@ impl LaneCore {
         })
     }
 
-    /// Runs the guest's `validate` in an instance of its own (the node's synchronous
-    /// `validate` path; `execute_validated` validates in the execution's own instance).
+    /// Runs the guest's `validate` in an instance of its own (the synchronous
+    /// `LaneAdapter::validate`; `validate_and_execute` validates in the execution's instance).
     async fn validate(
         self: Arc<Self>,
         request: ExecutionRequest,
