@@ -117,6 +117,19 @@ fn check_operator(headers: &HeaderMap, token: Option<&str>) -> Result<(), ApiErr
     }
 }
 
+/// The `AdmissionRequest` body of `/v1/admit`, `/v1/execute` and `/v1/stream`, refused unless
+/// its sender may send it (see [`check_direct`]).
+async fn read_admission(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<AdmissionRequest, ApiError> {
+    let request: AdmissionRequest =
+        read_contract(headers, body, shared.options.limits.max_body_bytes).await?;
+    check_direct(shared, headers, &request)?;
+    Ok(request)
+}
+
 /// A direct lower-lane-owner request skips governed admission (no authority ref, no target
 /// attestation), so over the network only the operator may send one.
 fn check_direct(
@@ -150,9 +163,7 @@ async fn admit(
     headers: &HeaderMap,
     body: Incoming,
 ) -> Result<Response<ApiBody>, ApiError> {
-    let request: AdmissionRequest =
-        read_contract(headers, body, shared.options.limits.max_body_bytes).await?;
-    check_direct(shared, headers, &request)?;
+    let request = read_admission(shared, headers, body).await?;
     match shared.node.admit(request).await {
         Ok(decision) => Ok(json_response(StatusCode::OK, &decision.to_value())),
         Err(rejection) => Err(ApiError::rejected(&rejection)),
@@ -177,9 +188,7 @@ async fn execute(
     if shared.is_draining() {
         return Err(ApiError::shutting_down());
     }
-    let request: AdmissionRequest =
-        read_contract(headers, body, shared.options.limits.max_body_bytes).await?;
-    check_direct(shared, headers, &request)?;
+    let request = read_admission(shared, headers, body).await?;
     shared.executing.fetch_add(1, Ordering::SeqCst);
     let _executing = Executing(shared);
     // Checked again once counted, so the drain never misses an execution it must wait for.
@@ -217,9 +226,7 @@ async fn stream(
     if shared.is_draining() {
         return Err(ApiError::shutting_down());
     }
-    let request: AdmissionRequest =
-        read_contract(headers, body, shared.options.limits.max_body_bytes).await?;
-    check_direct(shared, headers, &request)?;
+    let request = read_admission(shared, headers, body).await?;
     let lane_id = request.lane_id.clone();
     let provenance = request.provenance.clone();
     match shared.node.stream_with_ref(request).await {
