@@ -85,6 +85,8 @@ pub struct ServeConfig {
     pub operator: OperatorSection,
     /// `[log]`
     pub log: LogSection,
+    /// `[telemetry]`
+    pub telemetry: TelemetrySection,
 }
 
 /// `[server]`: the listener and its limits.
@@ -233,6 +235,24 @@ pub struct LogSection {
     pub level: String,
 }
 
+/// `[telemetry]`: OpenTelemetry trace export (builds with the `otel` feature).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySection {
+    /// OTLP/HTTP base URL of a collector (`http://host:4318`); empty: no export.
+    pub otlp_endpoint: String,
+    /// `service.name` of the exported resource.
+    pub service_name: String,
+}
+
+impl TelemetrySection {
+    /// Where spans are posted (`<otlp_endpoint>/v1/traces`), or `None` when export is off.
+    pub fn traces_url(&self) -> Option<String> {
+        let base = self.otlp_endpoint.trim();
+        (!base.is_empty()).then(|| format!("{}/v1/traces", base.trim_end_matches('/')))
+    }
+}
+
 /// The file as written (paths not yet resolved).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -247,6 +267,7 @@ struct RawConfig {
     authority: AuthoritySection,
     operator: OperatorSection,
     log: LogSection,
+    telemetry: TelemetrySection,
 }
 
 #[derive(Debug, Deserialize)]
@@ -321,6 +342,7 @@ impl ServeConfig {
                 token_file: data_dir.join(&raw.operator.token_file),
             },
             log: raw.log,
+            telemetry: raw.telemetry,
             data_dir,
         })
     }
@@ -401,6 +423,53 @@ fn check(raw: &RawConfig, file: &str) -> Result<(), ConfigError> {
     }
     if raw.log.level.trim().is_empty() {
         return invalid("log.level", "must name a level such as `info`");
+    }
+    check_telemetry(&raw.telemetry, file)
+}
+
+/// An export endpoint must be a plain `http://` collector address: the exporter is built without
+/// TLS, so an `https://` endpoint would only fail at the first export, long after start.
+fn check_telemetry(t: &TelemetrySection, file: &str) -> Result<(), ConfigError> {
+    let invalid = |key: &'static str, message: String| {
+        Err(ConfigError::Invalid {
+            file: file.to_owned(),
+            key,
+            message,
+        })
+    };
+    if t.service_name.trim().is_empty() {
+        return invalid(
+            "telemetry.service_name",
+            "must be a non-empty string".into(),
+        );
+    }
+    let Some(url) = t.traces_url() else {
+        return Ok(());
+    };
+    let uri = match url.parse::<http::Uri>() {
+        Ok(uri) => uri,
+        Err(e) => {
+            return invalid(
+                "telemetry.otlp_endpoint",
+                format!(
+                    "is not a URL ({e}); write the collector's base URL, e.g. `http://127.0.0.1:4318`"
+                ),
+            );
+        }
+    };
+    if uri.scheme_str() != Some("http") || uri.host().is_none_or(str::is_empty) {
+        return invalid(
+            "telemetry.otlp_endpoint",
+            "must be an `http://host:port` collector address (OTLP/HTTP without TLS: run a \
+             collector or agent next to the host and let it forward over TLS)"
+                .into(),
+        );
+    }
+    if uri.query().is_some() {
+        return invalid(
+            "telemetry.otlp_endpoint",
+            "must not carry a query; `/v1/traces` is appended to it".into(),
+        );
     }
     Ok(())
 }
@@ -500,5 +569,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("xml"), "{err}");
+    }
+
+    #[test]
+    fn telemetry_is_off_by_default_and_an_endpoint_must_be_plain_http() {
+        let c = ServeConfig::load(None).unwrap();
+        assert_eq!(c.telemetry.traces_url(), None);
+        assert_eq!(c.telemetry.service_name, "execution-plane");
+        let with = |endpoint: &str| {
+            ServeConfig::parse(
+                &format!("[telemetry]\notlp_endpoint = \"{endpoint}\"\n"),
+                None,
+                Path::new("."),
+            )
+        };
+        let c = with("http://127.0.0.1:4318/").unwrap();
+        assert_eq!(
+            c.telemetry.traces_url().as_deref(),
+            Some("http://127.0.0.1:4318/v1/traces")
+        );
+        let c = with("http://collector:4318/otlp").unwrap();
+        assert_eq!(
+            c.telemetry.traces_url().as_deref(),
+            Some("http://collector:4318/otlp/v1/traces")
+        );
+        for (endpoint, says) in [
+            ("https://collector:4318", "without TLS"),
+            ("collector:4318", "not a URL"),
+            ("ftp://collector:4318", "http://host:port"),
+            ("http://", "not a URL"),
+            ("http://c:4318/?key=1", "must not carry a query"),
+            ("http://exa mple:4318", "not a URL"),
+        ] {
+            let err = with(endpoint).unwrap_err().to_string();
+            assert!(err.contains("telemetry.otlp_endpoint"), "{endpoint}: {err}");
+            assert!(err.contains(says), "{endpoint}: {err}");
+        }
+        let err = ServeConfig::parse("[telemetry]\nservice_name = \" \"\n", None, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("telemetry.service_name"), "{err}");
     }
 }

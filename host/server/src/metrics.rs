@@ -346,10 +346,18 @@ impl EvidenceSink for MetricsSink {
     }
 }
 
+tokio::task_local! {
+    /// Set around a unary execution by the API: whether `execution.started` filled in its span,
+    /// so the handler records the execution ref and digest only when it did not (a field
+    /// recorded twice appears twice, in logs and in exported traces).
+    pub(crate) static SPAN_ANNOTATED: std::cell::Cell<bool>;
+}
+
 /// The node emits `execution.started` inside the API's `execution` span: fill in what only the
 /// node knows by then (execution ref, target, generation digest). Fields the current span does
 /// not declare are ignored, so other callers are unaffected.
 fn annotate_span(evidence: &Evidence) {
+    let _ = SPAN_ANNOTATED.try_with(|annotated| annotated.set(true));
     let span = tracing::Span::current();
     if let Some(reference) = &evidence.execution_ref {
         span.record("execution_ref", reference.as_str());

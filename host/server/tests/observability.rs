@@ -66,6 +66,18 @@ async fn json_logs_carry_the_request_and_execution_spans() {
         .iter()
         .find(|l| l["fields"]["message"] == "execution ended")
         .unwrap_or_else(|| panic!("no execution log line in:\n{text}"));
+    // Each field once: the execution span appears as `span` and in `spans`, nothing more.
+    let raw = text
+        .lines()
+        .find(|l| l.contains("execution ended"))
+        .unwrap();
+    for field in [
+        "\"execution_ref\":",
+        "\"target\":\"target-process\"",
+        "\"status\":",
+    ] {
+        assert_eq!(raw.matches(field).count(), 2, "{field} in {raw}");
+    }
     let spans = ended["spans"].as_array().unwrap();
     let request = spans.iter().find(|s| s["name"] == "request").unwrap();
     assert_eq!(request["request_id"], "req-from-the-caller");

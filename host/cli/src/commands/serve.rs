@@ -21,7 +21,19 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
         Some(text) => text.parse::<LogFormat>().map_err(CliError::msg)?,
         None => config.log.format,
     };
-    ep_server::observability::init_tracing(format, &config.log.level);
+    // Before the runtime: the trace exporter's blocking client must not start inside one.
+    let telemetry = ep_server::observability::init(format, &config.log, &config.telemetry)
+        .map_err(CliError::msg)?;
+    let served = serve(config);
+    // After the runtime is gone, so the exporter's flush blocks nothing.
+    if let Err(error) = telemetry.shutdown() {
+        tracing::warn!(%error, "spans queued at shutdown were not exported");
+    }
+    served
+}
+
+/// Builds the runtime and serves on it until a stop signal.
+fn serve(config: ep_server::ServeConfig) -> Result<(), CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

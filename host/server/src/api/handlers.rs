@@ -23,6 +23,7 @@ use super::body::{
 use super::errors::{ApiError, result_status};
 use super::router::{Route, route};
 use super::sse;
+use crate::metrics::SPAN_ANNOTATED;
 
 /// Longest caller-supplied `x-request-id` kept (longer ones are replaced).
 const MAX_REQUEST_ID: usize = 128;
@@ -204,16 +205,25 @@ async fn execute(
         generation_digest = Empty,
         status = Empty,
     );
-    let result = shared.node.execute(request).instrument(span.clone()).await;
-    span.record("execution_ref", result.execution_ref.as_str());
-    span.record("status", result.status.as_str());
-    if let Some(digest) = result
-        .evidence
-        .iter()
-        .find_map(|e| e.get("component_digest").and_then(Value::as_str))
-    {
-        span.record("generation_digest", digest);
+    let (result, annotated) = SPAN_ANNOTATED
+        .scope(std::cell::Cell::new(false), async {
+            let result = shared.node.execute(request).await;
+            (result, SPAN_ANNOTATED.with(std::cell::Cell::get))
+        })
+        .instrument(span.clone())
+        .await;
+    // Refused before it started: nothing filled the span in yet.
+    if !annotated {
+        span.record("execution_ref", result.execution_ref.as_str());
+        if let Some(digest) = result
+            .evidence
+            .iter()
+            .find_map(|e| e.get("component_digest").and_then(Value::as_str))
+        {
+            span.record("generation_digest", digest);
+        }
     }
+    span.record("status", result.status.as_str());
     span.in_scope(|| tracing::info!("execution ended"));
     Ok(json_response(result_status(&result), &result.to_value()))
 }
