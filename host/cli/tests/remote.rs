@@ -180,7 +180,12 @@ async fn the_quickstart_runs_against_a_served_host_and_its_evidence_verifies() {
                 ],
                 &cwd,
             ),
+            cli(&["lanes", "reload", "--remote", &url], &cwd),
         ];
+        // A policy that does not parse: the reload is refused and the command fails.
+        std::fs::write(cwd.join("policy.toml"), "[default\n").unwrap();
+        let refused = cli(&["lanes", "reload", "--remote", &url], &cwd);
+        let outputs = outputs.into_iter().chain([refused]).collect::<Vec<_>>();
         (server, url, outputs)
     })
     .await
@@ -193,9 +198,11 @@ async fn the_quickstart_runs_against_a_served_host_and_its_evidence_verifies() {
         lanes,
         rollback,
         no_mode,
+        reloaded,
+        reload_refused,
     ] = &outputs[..]
     else {
-        panic!("seven commands");
+        panic!("nine commands");
     };
 
     assert!(describe.status.success(), "{}", stderr(describe));
@@ -256,6 +263,25 @@ async fn the_quickstart_runs_against_a_served_host_and_its_evidence_verifies() {
     assert_eq!(no_mode.status.code(), Some(1));
     assert!(stderr(no_mode).contains("--direct"), "{}", stderr(no_mode));
     assert_eq!(upstream.seen().len(), 1);
+
+    // Reload: the report, exit 0; a refused one prints its report too, then fails.
+    assert!(reloaded.status.success(), "{}", stderr(reloaded));
+    let report: Value = serde_json::from_str(&stdout(reloaded)).unwrap();
+    assert_eq!(report["status"], "reloaded", "{report}");
+    assert_eq!(
+        reload_refused.status.code(),
+        Some(1),
+        "{}",
+        stdout(reload_refused)
+    );
+    let report: Value = serde_json::from_str(&stdout(reload_refused)).unwrap();
+    assert_eq!(report["status"], "refused", "{report}");
+    assert!(
+        stderr(reload_refused).contains("reload refused")
+            && stderr(reload_refused).contains("policy.toml"),
+        "{}",
+        stderr(reload_refused)
+    );
 
     stop(server, dir.path());
     let log = dir.path().join(".execution-plane/evidence/evidence.jsonl");

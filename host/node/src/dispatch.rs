@@ -132,6 +132,24 @@ impl Node {
     /// and records `execution.cancelled`. An unknown ref is
     /// [`RuntimeError::UnknownExecutionRef`]; the client's error is [`RuntimeError::Target`].
     pub async fn cancel(&self, execution_ref: &ExecutionRef) -> Result<(), RuntimeError> {
+        self.cancel_inner(execution_ref, None).await
+    }
+
+    /// [`Node::cancel`] on the host's own initiative (`"shutdown"`, say): the
+    /// `execution.cancelled` record names `cause`, so evidence tells it from a caller's cancel.
+    pub async fn cancel_with_cause(
+        &self,
+        execution_ref: &ExecutionRef,
+        cause: &str,
+    ) -> Result<(), RuntimeError> {
+        self.cancel_inner(execution_ref, Some(cause)).await
+    }
+
+    async fn cancel_inner(
+        &self,
+        execution_ref: &ExecutionRef,
+        cause: Option<&str>,
+    ) -> Result<(), RuntimeError> {
         let record = self
             .executions()
             .lookup(execution_ref.as_str())
@@ -140,7 +158,7 @@ impl Node {
         self.emit_in(
             &record.context,
             EXECUTION_CANCELLED,
-            cancelled_payload(execution_ref, &outcome),
+            cancelled_payload(execution_ref, &outcome, cause),
         )
         .await;
         outcome.map_err(RuntimeError::from)

@@ -315,13 +315,23 @@ fn bounded_error(error: &Value) -> Value {
     Value::Object(out)
 }
 
-/// The `execution.cancelled` payload: the ref and `ok` or the target's error.
-pub fn cancelled_payload(execution_ref: &ExecutionRef, outcome: &Result<(), TargetError>) -> Value {
+/// The `execution.cancelled` payload: the ref, `ok` or the target's error, and the `cause` when the
+/// host (not a caller) cancelled.
+pub fn cancelled_payload(
+    execution_ref: &ExecutionRef,
+    outcome: &Result<(), TargetError>,
+    cause: Option<&str>,
+) -> Value {
     let cancel_result = match outcome {
         Ok(()) => "ok".to_owned(),
         Err(error) => error.to_string(),
     };
-    json!({"execution_ref": execution_ref.as_str(), "cancel_result": cancel_result})
+    let mut payload =
+        json!({"execution_ref": execution_ref.as_str(), "cancel_result": cancel_result});
+    if let (Some(cause), Some(map)) = (cause, payload.as_object_mut()) {
+        map.insert("cause".to_owned(), Value::from(cause));
+    }
+    payload
 }
 
 /// Makes `value` safe to persist as evidence: long strings and marked keys become

@@ -187,7 +187,7 @@ async fn cancel_running(shared: &Shared) -> usize {
     for reference in &running {
         if let Err(error) = shared
             .node
-            .cancel(&ExecutionRef::from_string(reference.as_str()))
+            .cancel_with_cause(&ExecutionRef::from_string(reference.as_str()), "shutdown")
             .await
         {
             tracing::warn!(execution_ref = reference.as_str(), %error, "cancel at shutdown failed");

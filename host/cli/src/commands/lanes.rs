@@ -50,7 +50,22 @@ pub fn run(cmd: LanesCommand) -> Result<(), CliError> {
             let report = runtime
                 .block_on(client.reload())
                 .map_err(|e| CliError::msg(format!("{}: {e}", operator.remote)))?;
-            super::remote::print_json(&report)
+            super::remote::print_json(&report)?;
+            // A refused reload left the old configuration serving: say so in the exit status
+            // too, so a deploy script stops there.
+            if report.get("status").and_then(|s| s.as_str()) == Some("refused") {
+                let errors: Vec<&str> = report
+                    .get("errors")
+                    .and_then(|e| e.as_array())
+                    .map(|e| e.iter().filter_map(|e| e.as_str()).collect())
+                    .unwrap_or_default();
+                return Err(CliError::msg(format!(
+                    "{}: reload refused, the running configuration keeps serving: {}",
+                    operator.remote,
+                    errors.join("; ")
+                )));
+            }
+            Ok(())
         }
         LanesCommand::Rollback { lane, operator } => {
             let client = super::remote::operator_client(&operator)?;
