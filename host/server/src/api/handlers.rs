@@ -239,9 +239,15 @@ async fn stream(
     let request = read_admission(shared, headers, body).await?;
     let lane_id = request.lane_id.clone();
     let provenance = request.provenance.clone();
+    // Counted as an open stream from here, before the lane starts: a drain that begins while
+    // the stream is being set up waits for it (and can cut it) instead of missing it.
+    let slot = sse::StreamSlot::open(shared);
+    if shared.is_draining() {
+        return Err(ApiError::shutting_down());
+    }
     match shared.node.stream_with_ref(request).await {
         Ok((execution_ref, events)) => Ok(sse::response(
-            Arc::clone(shared),
+            slot,
             execution_ref,
             lane_id,
             provenance,

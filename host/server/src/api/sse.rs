@@ -90,16 +90,51 @@ struct State {
     guard: StreamGuard,
 }
 
-/// The `200 text/event-stream` answer for an admitted stream.
-pub(crate) fn response(
+/// A stream counted as open (and cuttable by the drain) from before the lane starts until its
+/// response takes it over; dropped unused, it closes again.
+pub(crate) struct StreamSlot {
     shared: Arc<Shared>,
+    id: u64,
+    cut: CancelSignal,
+    taken: bool,
+}
+
+impl StreamSlot {
+    /// Registers a new open stream.
+    pub(crate) fn open(shared: &Arc<Shared>) -> Self {
+        let id = shared.next_id();
+        let cut = shared.open_stream(id);
+        Self {
+            shared: Arc::clone(shared),
+            id,
+            cut,
+            taken: false,
+        }
+    }
+
+    fn take(mut self) -> (Arc<Shared>, u64, CancelSignal) {
+        self.taken = true;
+        (Arc::clone(&self.shared), self.id, self.cut.clone())
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        if !self.taken {
+            self.shared.close_stream(self.id);
+        }
+    }
+}
+
+/// The `200 text/event-stream` answer for an admitted stream in `slot`.
+pub(crate) fn response(
+    slot: StreamSlot,
     execution_ref: ExecutionRef,
     lane_id: String,
     provenance: Provenance,
     events: EventStream,
 ) -> Response<ApiBody> {
-    let id = shared.next_id();
-    let cut = shared.open_stream(id);
+    let (shared, id, cut) = slot.take();
     let keep_alive = shared.options.sse_keep_alive;
     let span = tracing::info_span!(
         "execution",
