@@ -241,11 +241,14 @@ async fn run() {
     let before = collector.paths.lock().unwrap().len();
     let refused = client.execute(signed(&key, 2)).await;
     assert_eq!(refused.status, ResultStatus::Succeeded, "{refused:?}");
-    let error = flush(telemetry.clone()).await.unwrap_err();
-    assert!(
-        error.to_string().contains("OpenTelemetry export"),
-        "{error}"
-    );
+    // Our flush reports the refusal, unless the exporter's 5 s timer sent (and lost) the batch
+    // just before it; either way the collector refused an export (checked next).
+    if let Err(error) = flush(telemetry.clone()).await {
+        assert!(
+            error.to_string().contains("OpenTelemetry export"),
+            "{error}"
+        );
+    }
     assert!(
         collector.paths.lock().unwrap().len() > before,
         "no export was tried"
