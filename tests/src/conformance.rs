@@ -260,6 +260,27 @@ impl Case {
         json!(self.fixture.sink.evidence_types())
     }
 
+    /// The payload of the first `kind` record, once one arrives (records made off the
+    /// caller's path land a little later), or `None` after [`HANG_GUARD`].
+    async fn evidence_of(&self, kind: &str) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + HANG_GUARD;
+        loop {
+            let found = self
+                .fixture
+                .sink
+                .records()
+                .into_iter()
+                .find(|r| r.evidence_type.as_deref() == Some(kind));
+            if let Some(record) = found {
+                return Some(record.payload);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     /// The next signal of the `slow` lane, or `None` after [`HANG_GUARD`].
     async fn signal(&self) -> Option<Signal> {
         let mut signals = self.fixture.signals.lock().await;
@@ -916,7 +937,37 @@ async fn dropping_a_stream_cancels_it(
                 _ => false,
             };
             expect.that(same, format!("lane saw {started:?} then {cancelled:?}"));
-            json!({"first_event": first.map(|e| e.to_value()), "lane_cancelled": same})
+            // The drop is on the record, for the in-process caller as for a served client.
+            let record = case.evidence_of("execution.cancelled").await;
+            let cause = record
+                .as_ref()
+                .and_then(|r| r.get("cause"))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            expect.eq(
+                cause.as_deref(),
+                Some("client_disconnected"),
+                "cancel cause",
+            );
+            let reference = record
+                .as_ref()
+                .and_then(|r| r.get("execution_ref"))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let recorded_same = match &started {
+                Some(Signal::Started(a)) => reference.as_deref() == Some(a.as_str()),
+                _ => false,
+            };
+            expect.that(
+                recorded_same,
+                format!("recorded {reference:?}, lane ran {started:?}"),
+            );
+            json!({
+                "first_event": first.map(|e| e.to_value()),
+                "lane_cancelled": same,
+                "cancel_cause": cause,
+                "evidence": case.evidence(),
+            })
         }
         Err(error) => {
             expect.that(false, format!("stream refused: {error}"));

@@ -98,8 +98,8 @@ impl Node {
     }
 
     /// Admission then the target client's stream. A rejection (by admission or by the lane)
-    /// is [`RuntimeError::Rejected`]. Nothing is recorded for `cancel`; drop the stream to end
-    /// it.
+    /// is [`RuntimeError::Rejected`]. Drop the stream to end it; nothing records how it ended
+    /// (the caller's part: `LocalRuntimeClient` records an early drop, the API its own causes).
     pub async fn stream(&self, request: AdmissionRequest) -> Result<EventStream, RuntimeError> {
         self.stream_with_ref(request)
             .await

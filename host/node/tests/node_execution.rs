@@ -438,6 +438,16 @@ async fn local_runtime_client_delegates_to_the_node() {
         .collect()
         .await;
     assert_eq!(events.len(), 1);
+    // Read to its end: nothing records it as cancelled (an early drop would, off this task).
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    let cancels = rt
+        .evidence_types()
+        .into_iter()
+        .filter(|t| t == "execution.cancelled")
+        .count();
+    assert_eq!(cancels, 1, "only the unary cancel above is recorded");
     let mut request = governed_request();
     request.authority_ref = None;
     let Err(RuntimeError::Rejected(rejection)) = client.admit(request).await else {
