@@ -168,11 +168,19 @@ pub fn normalize(value: Value) -> Value {
 }
 
 fn placeholder(text: &str) -> Option<String> {
-    for prefix in ["exec", "adm", "event", "ev"] {
+    // Execution refs: `exec-` and 32 hex digits of randomness.
+    if let Some(rest) = text.strip_prefix("exec-")
+        && rest.len() == 32
+        && is_hex(rest)
+    {
+        return Some("<exec>".to_owned());
+    }
+    // Other minted ids: `<prefix>-<unix_ms>-<16 hex>`.
+    for prefix in ["exec", "adm", "event", "ev", "req"] {
         if let Some(rest) = text.strip_prefix(prefix).and_then(|r| r.strip_prefix('-')) {
             let mut parts = rest.split('-');
             let minted = parts.next().is_some_and(is_digits)
-                && parts.next().is_some_and(is_digits)
+                && parts.next().is_some_and(|r| r.len() == 16 && is_hex(r))
                 && parts.next().is_none();
             if minted {
                 return Some(format!("<{prefix}>"));
@@ -183,6 +191,10 @@ fn placeholder(text: &str) -> Option<String> {
         return Some("<time>".to_owned());
     }
     None
+}
+
+fn is_hex(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn is_digits(text: &str) -> bool {
@@ -196,6 +208,7 @@ pub fn error_value(error: &RuntimeError) -> Value {
         RuntimeError::UnknownExecutionRef(reference) => {
             json!({"unknown_execution_ref": reference})
         }
+        RuntimeError::ExecutionEnded(reference) => json!({"execution_ended": reference}),
         RuntimeError::Target(target) => json!({"target": target.to_string()}),
         RuntimeError::Transport(message) => json!({"transport": message}),
         RuntimeError::Remote {

@@ -11,7 +11,7 @@ use ep_contracts::boundary::{
     AcceptableAttestation, AdmissionRejection, AdmissionRequest, ExecutionRequest, ExecutionResult,
     LaneCapabilities, Map, ResultStatus, SandboxProfile,
 };
-use ep_node::authority::{SigningKeyFile, TrustStore, TrustedKey, sign};
+use ep_node::authority::{SigningKeyFile, TrustStore, TrustedKey, sign_request};
 use ep_node::node::Node;
 use ep_node::sinks::file_chain::{FileChainSink, verify_chain};
 use ep_node::sinks::memory::MemorySink;
@@ -111,6 +111,8 @@ fn payload() -> Map {
     }
 }
 
+/// The governed request carrying `payload()`, with a ref signed for the same request but
+/// carrying `signed_payload` (the two differ only when a test replays a ref on another payload).
 fn request(
     host: &Host,
     signed_payload: &Map,
@@ -118,15 +120,30 @@ fn request(
     ttl: Duration,
     now: chrono::DateTime<chrono::Utc>,
 ) -> AdmissionRequest {
+    request_with(host, signed_payload, audience, ttl, now, |_| {})
+}
+
+/// [`request`] with `shape` applied before signing.
+fn request_with(
+    host: &Host,
+    signed_payload: &Map,
+    audience: &str,
+    ttl: Duration,
+    now: chrono::DateTime<chrono::Utc>,
+    shape: impl Fn(&mut AdmissionRequest),
+) -> AdmissionRequest {
     let mut request = AdmissionRequest::new("echo");
-    request.payload = payload();
-    request.authority_ref = Some(sign(&host.key, signed_payload, audience, ttl, now));
     request.acceptable_attestation = AcceptableAttestation::of(["local-process-weak"]);
     request.sandbox_profile = Some(SandboxProfile {
         profile_ref: Some("sandbox://default".into()),
         bundle_hash: Some("sha256:bundle".into()),
         ..SandboxProfile::default()
     });
+    shape(&mut request);
+    request.payload = signed_payload.clone();
+    let authority = sign_request(&host.key, &request, audience, ttl, now);
+    request.payload = payload();
+    request.authority_ref = Some(authority);
     request
 }
 
@@ -243,17 +260,60 @@ async fn refs_for_another_node_or_past_their_expiry_are_rejected() {
 #[tokio::test]
 async fn a_class_the_target_does_not_attest_is_never_downgraded() {
     let host = host().await;
-    let mut req = request(
+    let req = request_with(
+        &host,
+        &payload(),
+        NODE_ID,
+        Duration::from_secs(60),
+        chrono::Utc::now(),
+        |r| r.acceptable_attestation = AcceptableAttestation::of(["wasm-engine:wasmtime@48"]),
+    );
+    let result = host.node.execute(req).await;
+    assert_eq!(
+        result.error.unwrap()["reason"],
+        "no_satisfying_attested_target"
+    );
+}
+
+#[tokio::test]
+async fn a_ref_runs_one_execution_only() {
+    let host = host().await;
+    let request = request(
         &host,
         &payload(),
         NODE_ID,
         Duration::from_secs(60),
         chrono::Utc::now(),
     );
-    req.acceptable_attestation = AcceptableAttestation::of(["wasm-engine:wasmtime@48"]);
-    let result = host.node.execute(req).await;
-    assert_eq!(
-        result.error.unwrap()["reason"],
-        "no_satisfying_attested_target"
+    // Admission alone does not use the ref up.
+    host.node.admit(request.clone()).await.unwrap();
+    let first = host.node.execute(request.clone()).await;
+    assert_eq!(first.status, ResultStatus::Succeeded, "{first:?}");
+    let replayed = host.node.execute(request.clone()).await;
+    assert_eq!(replayed.status, ResultStatus::Rejected);
+    assert_eq!(replayed.error.unwrap()["details"]["check"], "replayed");
+    let Err(ep_node::RuntimeError::Rejected(rejection)) = host.node.stream(request).await else {
+        panic!("a used ref must not open a stream either");
+    };
+    assert_eq!(rejection.details["check"], "replayed");
+}
+
+#[tokio::test]
+async fn a_ref_for_a_narrowed_request_does_not_admit_the_widened_one() {
+    let host = host().await;
+    let mut narrowed = request_with(
+        &host,
+        &payload(),
+        NODE_ID,
+        Duration::from_secs(60),
+        chrono::Utc::now(),
+        |r| {
+            r.metadata.insert("egress".into(), json!("none"));
+        },
     );
+    narrowed.metadata.remove("egress");
+    let result = host.node.execute(narrowed).await;
+    assert_eq!(result.status, ResultStatus::Rejected);
+    assert_eq!(result.error.unwrap()["details"]["check"], "request_hash");
+    assert_eq!(host.memory.evidence_types(), ["admission.rejected"]);
 }

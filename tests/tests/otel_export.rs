@@ -18,7 +18,7 @@ use ep_contracts::boundary::{AcceptableAttestation, AdmissionRequest, ResultStat
 use ep_lanes_wasm::testing::build_guest;
 use ep_lanes_wasm::{WASM_ENGINE_CLASS, WIT_PACKAGE};
 use ep_node::RuntimeClient;
-use ep_node::authority::{SigningKeyFile, sign};
+use ep_node::authority::{SigningKeyFile, sign_request};
 use ep_remote::RemoteRuntimeClient;
 use ep_server::config::DEFAULT_CONFIG;
 use ep_server::{ServeConfig, observability, start};
@@ -166,9 +166,9 @@ fn signed(key: &SigningKeyFile, n: u64) -> AdmissionRequest {
     };
     request.payload = payload;
     request.acceptable_attestation = AcceptableAttestation::of([WASM_ENGINE_CLASS]);
-    request.authority_ref = Some(sign(
+    request.authority_ref = Some(sign_request(
         key,
-        &request.payload,
+        &request,
         "node-local",
         Duration::from_secs(120),
         chrono::Utc::now(),

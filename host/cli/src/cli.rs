@@ -154,7 +154,8 @@ pub enum AuthorityCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Sign an authority ref for a request payload; prints the ref as JSON.
+    /// Sign a single-use authority ref for one admission request; prints the request with its
+    /// `authority_ref` set, ready to send (`--ref-only` prints the ref alone).
     Sign {
         /// Secret key file from `authority keygen`.
         #[arg(long)]
@@ -162,9 +163,25 @@ pub enum AuthorityCommand {
         /// Node id the ref is for.
         #[arg(long)]
         audience: String,
-        /// The request payload (a JSON object); `-` reads stdin.
+        /// The whole admission request (an `AdmissionRequest` JSON document); `-` reads stdin.
+        /// Everything in it but `authority_ref` is signed: lane, operation, payload, metadata
+        /// (egress narrowing included), acceptable classes, request id.
+        #[arg(long, conflicts_with_all = ["payload", "lane"], required_unless_present = "payload")]
+        request: Option<PathBuf>,
+        /// Instead of --request: a request payload (a JSON object, `-` reads stdin) for a new
+        /// governed request to `--lane`, accepting `--class`.
+        #[arg(long, requires = "lane")]
+        payload: Option<PathBuf>,
+        /// The lane of the request built from --payload.
         #[arg(long)]
-        payload: PathBuf,
+        lane: Option<String>,
+        /// Acceptable attestation classes of the request built from --payload (repeatable;
+        /// default the wasm engine class).
+        #[arg(long)]
+        class: Vec<String>,
+        /// Print only the ref, not the signed request.
+        #[arg(long)]
+        ref_only: bool,
         /// Seconds the ref stays valid.
         #[arg(long, default_value_t = 300)]
         ttl: u64,

@@ -265,6 +265,10 @@ fn authority_keygen_sign_and_describe_work_together() {
             "node-local",
             "--payload",
             "payload.json",
+            "--lane",
+            "process",
+            "--class",
+            "local-process-weak",
             "--ttl",
             "60",
             "--ref",
@@ -274,21 +278,80 @@ fn authority_keygen_sign_and_describe_work_together() {
         dir.path(),
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let authority: ep_contracts::boundary::AuthorityRef = ep_contracts::parse(&stdout(&o)).unwrap();
+    // It prints the whole request, signed, ready to send.
+    let request: ep_contracts::boundary::AdmissionRequest =
+        ep_contracts::parse(&stdout(&o)).unwrap();
+    assert_eq!(request.lane_id, "process");
+    let authority = request.authority_ref.clone().unwrap();
     assert_eq!(authority.reference.as_deref(), Some("auth-test-1"));
     assert_eq!(authority.audience.as_deref(), Some("node-local"));
     let payload: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(r#"{"command": "echo", "argv": ["ok"]}"#).unwrap();
+    assert_eq!(request.payload, payload);
     assert_eq!(
         authority.payload_hash,
         Some(ep_node::authority::payload_hash(&payload))
     );
-    // The minted ref verifies with the trust store the keygen printed.
+    assert_eq!(
+        authority.metadata["request_hash"],
+        ep_node::authority::request_hash(&request).as_str()
+    );
+    // The minted ref verifies with the trust store the keygen printed (a verifier that
+    // accepts refs issued before it started, as this one is made after the signing).
     let store =
         ep_node::authority::TrustStore::load(dir.path().join("authority-keys.toml")).unwrap();
     let verifier =
-        ep_node::verifiers::ed25519_authority::Ed25519AuthorityVerifier::new("node-local", store);
-    assert!(verifier.verify_ref(&authority, &payload).is_ok());
+        ep_node::verifiers::ed25519_authority::Ed25519AuthorityVerifier::new("node-local", store)
+            .with_not_before(chrono::Utc::now() - chrono::TimeDelta::hours(1));
+    assert!(verifier.verify_ref(&authority, &request).is_ok());
+
+    // --request signs a whole request document, metadata included; changing the metadata
+    // afterwards breaks the ref.
+    let mut document = request.clone();
+    document.authority_ref = None;
+    document
+        .metadata
+        .insert("egress".into(), serde_json::json!("none"));
+    std::fs::write(
+        dir.path().join("request.json"),
+        ep_contracts::dump(&document),
+    )
+    .unwrap();
+    let o = run(
+        &[
+            "authority",
+            "sign",
+            "--key",
+            "dev.key",
+            "--audience",
+            "node-local",
+            "--request",
+            "request.json",
+            "--ref-only",
+        ],
+        None,
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let authority: ep_contracts::boundary::AuthorityRef = ep_contracts::parse(&stdout(&o)).unwrap();
+    assert!(verifier.verify_ref(&authority, &document).is_ok());
+    let mut widened = document.clone();
+    widened.metadata.remove("egress");
+    let err = verifier.verify_ref(&authority, &widened).unwrap_err();
+    assert_eq!(err.details["check"], "request_hash");
+    let o = run(
+        &[
+            "authority",
+            "sign",
+            "--key",
+            "dev.key",
+            "--audience",
+            "node-local",
+        ],
+        None,
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "needs --request or --payload");
 
     // describe on the embedded defaults finds the trust store in the working directory.
     let o = run(&["describe"], None, dir.path());

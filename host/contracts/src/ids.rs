@@ -1,8 +1,11 @@
-//! Generated identifiers: `<prefix>-<unix_ms>-<n>` with `n` monotonic per process.
+//! Generated identifiers: `<prefix>-<unix_ms>-<random>` and unguessable execution refs.
 //!
-//! `n` starts at a random 32-bit offset so two nodes minting in the same millisecond do not
-//! collide in practice; the format matches upstream (`exec-`, `adm-`, `event-`, `ev-`,
-//! `att-local-`).
+//! Ids that leave the host (request ids, evidence ids, execution refs in a rejected result)
+//! carry OS randomness instead of a process-wide counter, so no id a caller sees reveals how
+//! many others were minted or lets it guess a neighbour's. Execution refs, which name a
+//! running execution on the wire, are `exec-` and 128 random bits ([`execution_ref`]). The
+//! prefixes match upstream (`exec-`, `adm-`, `event-`, `ev-`, `att-local-`).
+//! [`unique_positive`] stays for ids that never leave the process.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,9 +33,16 @@ pub fn unix_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// A new id `<prefix>-<unix_ms>-<n>`.
+/// A new id `<prefix>-<unix_ms>-<16 hex of randomness>`: time-ordered for people reading
+/// logs, but no counter in it.
 pub fn stable_id(prefix: &str) -> String {
-    format!("{prefix}-{}-{}", unix_ms(), unique_positive())
+    format!("{prefix}-{}-{}", unix_ms(), random_hex(8))
+}
+
+/// A new execution ref `exec-<32 hex>`: 128 bits of OS randomness and nothing else, so a ref
+/// seen on the wire says nothing about any other execution.
+pub fn execution_ref() -> String {
+    format!("exec-{}", random_hex(16))
 }
 
 /// `2 * bytes` lowercase hex characters of OS randomness (trace ids); falls back to a
@@ -62,15 +72,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stable_ids_have_prefix_time_and_increasing_counter() {
-        let a = stable_id("exec");
-        let b = stable_id("exec");
+    fn stable_ids_have_prefix_time_and_randomness_but_no_counter() {
+        let a = stable_id("adm");
+        let b = stable_id("adm");
         let parts: Vec<&str> = a.split('-').collect();
         assert_eq!(parts.len(), 3);
-        assert_eq!(parts[0], "exec");
+        assert_eq!(parts[0], "adm");
         assert!(parts[1].parse::<i64>().unwrap() > 0);
-        let n_a: u64 = parts[2].parse().unwrap();
-        let n_b: u64 = b.rsplit('-').next().unwrap().parse().unwrap();
-        assert!(n_b > n_a);
+        assert_eq!(parts[2].len(), 16);
+        assert!(parts[2].chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a.rsplit('-').next(), b.rsplit('-').next());
+    }
+
+    #[test]
+    fn execution_refs_are_128_random_bits() {
+        let refs: std::collections::HashSet<String> = (0..1000).map(|_| execution_ref()).collect();
+        assert_eq!(refs.len(), 1000);
+        for r in &refs {
+            let hex = r.strip_prefix("exec-").unwrap();
+            assert_eq!(hex.len(), 32, "{r}");
+            assert!(hex.chars().all(|c| c.is_ascii_hexdigit()), "{r}");
+        }
     }
 }

@@ -403,3 +403,24 @@ fn text_fast_path_answers_exactly_like_the_value_path() {
         }
     }
 }
+
+#[test]
+fn admission_requests_refuse_unknown_top_level_keys() {
+    use ep_contracts::boundary::AdmissionRequest;
+    let error = ep_contracts::parse::<AdmissionRequest>(
+        r#"{"lane_id": "http", "metdata": {"egress": "none"}}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("unknown field `metdata`"), "{error}");
+    assert!(
+        error.contains("metadata"),
+        "names the known fields: {error}"
+    );
+    // Unknown keys inside the free-form maps stay the lane's business.
+    let request = ep_contracts::parse::<AdmissionRequest>(
+        r#"{"lane_id": "http", "metadata": {"anything": 1}, "payload": {"x": 1}}"#,
+    )
+    .unwrap();
+    assert_eq!(request.metadata["anything"], 1);
+}

@@ -12,7 +12,7 @@ use ep_contracts::boundary::{
     AcceptableAttestation, AdmissionRejection, AdmissionRequest, ExecutionRequest, ExecutionResult,
     LaneCapabilities, Map, SandboxProfile,
 };
-use ep_node::authority::{SigningKeyFile, TrustStore, TrustedKey, sign, signing_message};
+use ep_node::authority::{SigningKeyFile, TrustStore, TrustedKey, sign_request, signing_message};
 use ep_node::node::Node;
 use ep_node::sinks::memory::MemorySink;
 use ep_node::verifiers::ed25519_authority::Ed25519AuthorityVerifier;
@@ -83,19 +83,20 @@ fn setup(rt: &tokio::runtime::Runtime, key: &SigningKeyFile, targets: usize) -> 
         _ => Map::new(),
     };
     let mut request = AdmissionRequest::new("process");
-    request.authority_ref = Some(sign(
-        key,
-        &payload,
-        "node-bench",
-        Duration::from_secs(3600),
-        chrono::Utc::now(),
-    ));
     request.payload = payload;
     request.acceptable_attestation = AcceptableAttestation::of(["local-process-weak"]);
     request.sandbox_profile = Some(SandboxProfile {
         bundle_hash: Some("sha256:bench".to_owned()),
         ..SandboxProfile::default()
     });
+    // `admit` only verifies (it does not use the ref up), so one ref serves every iteration.
+    request.authority_ref = Some(sign_request(
+        key,
+        &request,
+        "node-bench",
+        Duration::from_secs(3600),
+        chrono::Utc::now(),
+    ));
     Setup { node, request }
 }
 
@@ -110,9 +111,19 @@ fn bench_admission(c: &mut Criterion) {
     // Baseline: the Ed25519 check alone, over the same signed message.
     let probe = setup(&rt, &key, 1);
     let authority = probe.request.authority_ref.clone().unwrap_or_default();
+    let meta = |key: &str| {
+        authority
+            .metadata
+            .get(key)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
     let fields = ep_node::authority::AuthorityFields {
         reference: authority.reference.clone().unwrap_or_default(),
         payload_hash: authority.payload_hash.clone().unwrap_or_default(),
+        request_hash: meta("request_hash"),
+        nonce: meta("nonce"),
         audience: authority.audience.clone().unwrap_or_default(),
         issued_at: authority.issued_at.clone().unwrap_or_default(),
         expires_at: authority.expires_at.clone().unwrap_or_default(),

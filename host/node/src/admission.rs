@@ -10,7 +10,9 @@
 //! 7. first live verified target for the lane whose attested classes meet the acceptable set
 //!    (ascending target id; class = first of the intersection) →
 //!    `no_satisfying_attested_target`
-//! 8. accept: decision + `admission.accepted` and `target.selected` evidence.
+//! 8. accept: on a dispatch (`execute`, `stream`) the verifier uses the authority ref up (a
+//!    single-use ref refused here is the verifier's rejection), then the decision +
+//!    `admission.accepted` and `target.selected` evidence. `admit` alone uses nothing up.
 //!
 //! Exactly one target per call: the node never falls back to another target or a weaker class.
 //! Every rejection emits `admission.rejected`; the direct path emits no admission evidence when
@@ -49,6 +51,16 @@ pub const MSG_NO_TARGET: &str =
     "no verified target satisfies acceptable attestation for requested lane";
 /// Reason of the direct-path decision.
 pub const DIRECT_DECISION_REASON: &str = "direct lower-lane-owner execution";
+
+/// Whether admission only decides (`admit`) or is followed by a dispatch (`execute`,
+/// `stream`): only a dispatch uses a single-use authority ref up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AuthorityUse {
+    /// Decide only; the ref stays usable.
+    Check,
+    /// The request runs: the verifier consumes the ref.
+    Dispatch,
+}
 
 /// An accepted admission with everything dispatch needs.
 pub(crate) struct Admitted {
@@ -95,20 +107,26 @@ impl Node {
         &self,
         request: AdmissionRequest,
     ) -> Result<AdmissionDecision, AdmissionRejection> {
-        self.admit_request(&request).await.map(|a| a.decision)
+        self.admit_request(&request, AuthorityUse::Check)
+            .await
+            .map(|a| a.decision)
     }
 
     /// Runs the checks in order and emits the admission evidence.
     pub(crate) async fn admit_request(
         &self,
         request: &AdmissionRequest,
+        authority_use: AuthorityUse,
     ) -> Result<Admitted, AdmissionRejection> {
         let view = View::take(&self.read_registry(), &request.lane_id);
         let context = EvidenceContext::for_request(
             request,
             view.authority.as_ref().map(|(id, _)| id.clone()),
         );
-        match self.run_checks(request, &view, context.clone()).await {
+        match self
+            .run_checks(request, &view, context.clone(), authority_use)
+            .await
+        {
             Ok(admitted) => {
                 if let Some(descriptor) = &admitted.descriptor {
                     let accepted = &admitted.context;
@@ -140,6 +158,7 @@ impl Node {
         request: &AdmissionRequest,
         view: &View,
         context: EvidenceContext,
+        authority_use: AuthorityUse,
     ) -> Result<Admitted, AdmissionRejection> {
         check_contract_version(request)?;
         if request.provenance.is_direct() {
@@ -148,8 +167,11 @@ impl Node {
         check_registration_complete(view)?;
         let authority = require_authority_verifier(view)?;
         let lane = require_lane(view, MSG_LANE)?;
-        verify_authority(request, authority).await?;
+        let claims = verify_authority(request, authority).await?;
         let selected = self.select_target(request)?;
+        if authority_use == AuthorityUse::Dispatch {
+            authority.consume(&claims, request).await?;
+        }
         Ok(accept(request, selected, lane, context))
     }
 
@@ -248,18 +270,18 @@ fn require_lane(view: &View, message: &str) -> Result<Arc<dyn LaneAdapter>, Admi
 }
 
 /// Step 6: an authority ref must be present and accepted by the verifier; the verifier's
-/// rejection passes through unchanged.
+/// rejection passes through unchanged. Returns the verified claims.
 async fn verify_authority(
     request: &AdmissionRequest,
     verifier: &Arc<dyn AuthorityVerifier>,
-) -> Result<(), AdmissionRejection> {
+) -> Result<ep_contracts::boundary::Map, AdmissionRejection> {
     let Some(authority) = &request.authority_ref else {
         return Err(reject(
             RejectionReason::AuthorityRefMissing,
             MSG_AUTHORITY_REF,
         ));
     };
-    verifier.verify(authority, request).await.map(|_claims| ())
+    verifier.verify(authority, request).await
 }
 
 /// Step 8: the decision for the selected target.

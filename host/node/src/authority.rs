@@ -12,25 +12,31 @@
 //!   public_key = "<base64 32 bytes>"
 //!   not_after = "2027-01-01T00:00:00Z"   # optional
 //!   ```
-//! * The signed message: the canonical JSON ([`canonical_json`]) of
-//!   `{"alg": "ed25519", "audience", "expires_at", "issued_at", "key_id", "payload_hash", "ref"}`.
-//!   The key id and the base64 signature travel in `AuthorityRef.metadata` as
-//!   `{"key_id": ..., "signature": ...}`.
-//! * [`payload_hash`] — `sha256:` of the canonical JSON of the request payload, so a ref
-//!   authorizes exactly one payload.
+//! * The signed message: the canonical JSON ([`canonical_json`]) of `{"alg": "ed25519",
+//!   "audience", "expires_at", "issued_at", "key_id", "nonce", "payload_hash", "ref",
+//!   "request_hash"}`. The key id, the nonce, the request hash and the base64 signature travel
+//!   in `AuthorityRef.metadata` as `{"key_id", "nonce", "request_hash", "signature"}`.
+//! * [`request_hash`] — `sha256:` of the canonical JSON of the whole admission request (without
+//!   its `authority_ref`), so a ref authorizes exactly one request: not the same payload with
+//!   other metadata, another lane or other acceptable classes. [`payload_hash`] is kept for the
+//!   upstream field of the same name.
+//! * The nonce makes a ref single-use: the verifier accepts it for one dispatch.
 //!
 //! ```
 //! use std::time::Duration;
-//! use ep_node::authority::{SigningKeyFile, TrustStore, sign};
+//! use ep_contracts::boundary::AdmissionRequest;
+//! use ep_node::authority::{SigningKeyFile, TrustStore, authorize, request_hash};
 //!
 //! let key = SigningKeyFile::from_seed("dev", [7u8; 32]);
 //! let store = TrustStore::from_toml_str(&key.public_entry()).unwrap();
 //! assert!(store.get("dev").is_some());
 //!
-//! let mut payload = serde_json::Map::new();
-//! payload.insert("command".into(), "echo".into());
-//! let authority = sign(&key, &payload, "node-a", Duration::from_secs(300), chrono::Utc::now());
+//! let mut request = AdmissionRequest::new("http");
+//! request.payload.insert("url".into(), "https://example.com/".into());
+//! let request = authorize(&key, request, "node-a", Duration::from_secs(300), chrono::Utc::now());
+//! let authority = request.authority_ref.as_ref().unwrap();
 //! assert_eq!(authority.audience.as_deref(), Some("node-a"));
+//! assert_eq!(authority.metadata["request_hash"], request_hash(&request).as_str());
 //! ```
 
 use std::collections::BTreeMap;
@@ -45,7 +51,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, SecondsFormat, TimeDelta, TimeZone, Utc};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
-use ep_contracts::boundary::{AuthorityRef, Map, RootVersion};
+use ep_contracts::Contract;
+use ep_contracts::boundary::{AdmissionRequest, AuthorityRef, Map, RootVersion};
 use ep_contracts::canonical::{canonical_json, hash_value};
 use serde_json::Value;
 use thiserror::Error;
@@ -660,6 +667,18 @@ pub fn payload_hash(payload: &Map) -> String {
     hash_value(&Value::Object(payload.clone()))
 }
 
+/// The `sha256:` hash a ref carries for the whole admission request it authorizes: the
+/// canonical JSON of the dumped request without its `authority_ref` (lane, operation, payload,
+/// metadata with any egress narrowing, acceptable classes, sandbox profile, placement,
+/// constraints, provenance, request id). Changing any of them after signing breaks the ref.
+pub fn request_hash(request: &AdmissionRequest) -> String {
+    let mut value = request.to_value();
+    if let Value::Object(map) = &mut value {
+        map.remove("authority_ref");
+    }
+    hash_value(&value)
+}
+
 /// The signed fields of an authority ref, before signing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorityFields {
@@ -667,6 +686,10 @@ pub struct AuthorityFields {
     pub reference: String,
     /// `sha256:` of the authorized payload.
     pub payload_hash: String,
+    /// `sha256:` of the whole authorized admission request ([`request_hash`]).
+    pub request_hash: String,
+    /// Single-use value: the node accepts a ref with this nonce once within its lifetime.
+    pub nonce: String,
     /// The node id the ref is for.
     pub audience: String,
     /// RFC 3339 issue time.
@@ -675,33 +698,32 @@ pub struct AuthorityFields {
     pub expires_at: String,
 }
 
-/// The exact bytes signed for `fields` under `key_id`: canonical JSON of the seven claims.
+/// The exact bytes signed for `fields` under `key_id`: canonical JSON of the nine claims.
 pub fn signing_message(key_id: &str, fields: &AuthorityFields) -> String {
     let mut map = Map::new();
-    map.insert("alg".to_owned(), Value::from(ALGORITHM));
-    map.insert("audience".to_owned(), Value::from(fields.audience.as_str()));
-    map.insert(
-        "expires_at".to_owned(),
-        Value::from(fields.expires_at.as_str()),
-    );
-    map.insert(
-        "issued_at".to_owned(),
-        Value::from(fields.issued_at.as_str()),
-    );
-    map.insert("key_id".to_owned(), Value::from(key_id));
-    map.insert(
-        "payload_hash".to_owned(),
-        Value::from(fields.payload_hash.as_str()),
-    );
-    map.insert("ref".to_owned(), Value::from(fields.reference.as_str()));
+    let mut put = |key: &str, value: &str| {
+        map.insert(key.to_owned(), Value::from(value));
+    };
+    put("alg", ALGORITHM);
+    put("audience", &fields.audience);
+    put("expires_at", &fields.expires_at);
+    put("issued_at", &fields.issued_at);
+    put("key_id", key_id);
+    put("nonce", &fields.nonce);
+    put("payload_hash", &fields.payload_hash);
+    put("ref", &fields.reference);
+    put("request_hash", &fields.request_hash);
     canonical_json(&Value::Object(map))
 }
 
 /// Signs arbitrary fields (tools and tests that need unusual timestamps use this directly).
+/// The key id, nonce, request hash and signature travel in the ref's `metadata`.
 pub fn sign_fields(key: &SigningKeyFile, fields: AuthorityFields) -> AuthorityRef {
     let signature = key.sign_bytes(signing_message(key.key_id(), &fields).as_bytes());
     let mut metadata = Map::new();
     metadata.insert("key_id".to_owned(), Value::from(key.key_id()));
+    metadata.insert("nonce".to_owned(), Value::from(fields.nonce));
+    metadata.insert("request_hash".to_owned(), Value::from(fields.request_hash));
     metadata.insert(
         "signature".to_owned(),
         Value::from(BASE64.encode(signature.to_bytes())),
@@ -717,30 +739,31 @@ pub fn sign_fields(key: &SigningKeyFile, fields: AuthorityFields) -> AuthorityRe
     }
 }
 
-/// Issues a ref for `payload` to node `audience`, valid from `now` for `ttl`, with a fresh
-/// `auth-<ms>-<n>` reference.
-pub fn sign(
+/// Issues a single-use ref for exactly `request` (see [`request_hash`]) to node `audience`,
+/// valid from `now` for `ttl`, with a fresh `auth-…` reference and a random nonce. Set it as
+/// the request's `authority_ref` (or use [`authorize`]).
+pub fn sign_request(
     key: &SigningKeyFile,
-    payload: &Map,
+    request: &AdmissionRequest,
     audience: &str,
     ttl: Duration,
     now: DateTime<Utc>,
 ) -> AuthorityRef {
-    sign_with_ref(
+    sign_request_with_ref(
         key,
         &ep_contracts::ids::stable_id("auth"),
-        payload,
+        request,
         audience,
         ttl,
         now,
     )
 }
 
-/// [`sign`] with a caller-chosen reference string.
-pub fn sign_with_ref(
+/// [`sign_request`] with a caller-chosen reference string.
+pub fn sign_request_with_ref(
     key: &SigningKeyFile,
     reference: &str,
-    payload: &Map,
+    request: &AdmissionRequest,
     audience: &str,
     ttl: Duration,
     now: DateTime<Utc>,
@@ -754,12 +777,27 @@ pub fn sign_with_ref(
         key,
         AuthorityFields {
             reference: reference.to_owned(),
-            payload_hash: payload_hash(payload),
+            payload_hash: payload_hash(&request.payload),
+            request_hash: request_hash(request),
+            nonce: ep_contracts::ids::random_hex(16),
             audience: audience.to_owned(),
             issued_at: format_rfc3339(now),
             expires_at: format_rfc3339(expires),
         },
     )
+}
+
+/// Signs `request` (as [`sign_request`]) and sets the ref as its `authority_ref`.
+pub fn authorize(
+    key: &SigningKeyFile,
+    mut request: AdmissionRequest,
+    audience: &str,
+    ttl: Duration,
+    now: DateTime<Utc>,
+) -> AdmissionRequest {
+    request.authority_ref = None;
+    request.authority_ref = Some(sign_request(key, &request, audience, ttl, now));
+    request
 }
 
 /// The latest instant RFC 3339 can spell with a four-digit year.
@@ -792,20 +830,28 @@ mod tests {
         let fields = AuthorityFields {
             reference: "r".into(),
             payload_hash: "sha256:x".into(),
+            request_hash: "sha256:y".into(),
+            nonce: "z".into(),
             audience: "n".into(),
             issued_at: "i".into(),
             expires_at: "e".into(),
         };
         assert_eq!(
             signing_message("k", &fields),
-            r#"{"alg":"ed25519","audience":"n","expires_at":"e","issued_at":"i","key_id":"k","payload_hash":"sha256:x","ref":"r"}"#
+            r#"{"alg":"ed25519","audience":"n","expires_at":"e","issued_at":"i","key_id":"k","nonce":"z","payload_hash":"sha256:x","ref":"r","request_hash":"sha256:y"}"#
         );
     }
 
     #[test]
     fn huge_ttl_is_clamped_to_a_printable_instant() {
         let key = SigningKeyFile::from_seed("k", [1; 32]);
-        let r = sign(&key, &Map::new(), "n", Duration::MAX, Utc::now());
+        let r = sign_request(
+            &key,
+            &AdmissionRequest::new("l"),
+            "n",
+            Duration::MAX,
+            Utc::now(),
+        );
         let expires = r.expires_at.unwrap_or_default();
         assert!(parse_rfc3339(&expires).is_ok(), "{expires}");
     }

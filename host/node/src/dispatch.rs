@@ -6,12 +6,12 @@
 //! direct lower-lane-owner requests. No lock is held while a lane runs, so executions proceed
 //! in parallel.
 //!
-//! `execute` records the execution under its ref before the client is called, so `cancel`
-//! reaches it while it runs; when it ends the record moves into a bounded set of recently
-//! completed executions (see [`crate::node::NodeBuilder::recent_executions`]), so a cancel right
-//! after completion still answers `Ok` without the table growing forever. `stream` records
-//! nothing and emits no started/completed evidence (as upstream): the caller ends a stream by
-//! dropping it.
+//! Both `execute` and `stream` record the execution under its ref before the client is called,
+//! so `cancel` reaches it while it runs, and both write `execution.started` before and exactly
+//! one `execution.completed` after (a stream when it ends or is dropped; see
+//! [`crate::execution`]). When it ends the record moves into a bounded set of recently ended
+//! executions (see [`crate::node::NodeBuilder::recent_executions`]), so a cancel that comes
+//! after the end is told so (`execution_ended`) instead of being mistaken for an unknown ref.
 
 use std::sync::Arc;
 
@@ -21,33 +21,78 @@ use ep_contracts::boundary::{
     Provenance, ResultStatus, RootVersion,
 };
 
-use crate::admission::Admitted;
+use crate::admission::{Admitted, AuthorityUse};
 use crate::error::RuntimeError;
 use crate::evidence::{
-    CAPABILITY_DENIED, EXECUTION_CANCELLED, EXECUTION_COMPLETED, EXECUTION_STARTED,
-    EvidenceContext, bound, cancelled_payload, completed_payload, started_payload,
+    CAPABILITY_DENIED, EXECUTION_CANCELLED, EXECUTION_STARTED, cancelled_payload, started_payload,
 };
+use crate::execution::{ExecutionRecord, ExecutionToken, RecordedStream};
 use crate::node::Node;
-use crate::traits::{EventStream, TargetClient};
+use crate::traits::EventStream;
 
-/// What the node remembers of an execution for `cancel`: the client that runs it and the
-/// evidence context its cancellation is recorded in.
-#[derive(Clone)]
-pub(crate) struct ExecutionRecord {
-    pub(crate) client: Arc<dyn TargetClient>,
-    pub(crate) context: EvidenceContext,
+/// Who asked for a cancel, recorded in `execution.cancelled` as `cancelled_by`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Canceller {
+    /// The caller that started the execution (it presented the execution's token).
+    Owner,
+    /// The host's operator, or an in-process caller holding the node.
+    Operator,
+    /// The host itself (a shutdown).
+    Host,
 }
 
-/// Moves the execution from running to recent when `execute` ends, however it ends (even if
-/// the caller drops the future).
+impl Canceller {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Operator => "operator",
+            Self::Host => "host",
+        }
+    }
+}
+
+/// An admitted stream: its execution ref, the capability token for later calls that name it
+/// (cancel), and its events.
+pub struct OpenStream {
+    /// The execution the stream runs as.
+    pub execution_ref: ExecutionRef,
+    /// Hand this to the caller that opened the stream, and to nobody else.
+    pub token: ExecutionToken,
+    /// The events; drop to end the stream early.
+    pub events: EventStream,
+}
+
+impl std::fmt::Debug for OpenStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenStream")
+            .field("execution_ref", &self.execution_ref)
+            .finish_non_exhaustive()
+    }
+}
+
+/// While `execute` runs: if the caller drops the future before the completion is written,
+/// records the early end (the caller went away) instead of losing it.
 struct Running {
     node: Node,
-    reference: String,
+    record: ExecutionRecord,
+    execution_ref: ExecutionRef,
+    provenance: Provenance,
+    done: bool,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.node.executions().finish(&self.reference);
+        if self.done {
+            return;
+        }
+        let node = self.node.clone();
+        let record = self.record.clone();
+        let execution_ref = self.execution_ref.clone();
+        let provenance = self.provenance.clone();
+        self.node.spawn_record(async move {
+            node.record_early_end(&record, &execution_ref, &provenance, "execute", None)
+                .await;
+        });
     }
 }
 
@@ -56,83 +101,156 @@ impl Node {
     /// dumped rejection as `error`, the request's provenance); otherwise the target client's
     /// result, verbatim, with `execution.started` / `execution.completed` evidence around it.
     pub async fn execute(&self, request: AdmissionRequest) -> ExecutionResult {
-        let admitted = match self.admit_request(&request).await {
+        let admitted = match self.admit_request(&request, AuthorityUse::Dispatch).await {
             Ok(admitted) => admitted,
             Err(rejection) => {
                 return rejected_result(ExecutionRef::mint(), request.provenance, &rejection);
             }
         };
-        let Admitted {
-            client,
-            lane,
-            context,
-            ..
-        } = &admitted;
-        let execution_request = execution_request(request, &admitted);
-        let reference = execution_request.execution_ref.as_str().to_owned();
-        self.executions().start(
-            reference.clone(),
-            ExecutionRecord {
-                client: Arc::clone(client),
-                context: context.clone(),
-            },
-        );
-        let _running = Running {
+        let provenance = request.provenance.clone();
+        let (execution_request, record) = self.start_execution(request, &admitted);
+        let mut running = Running {
             node: self.clone(),
-            reference,
+            record: record.clone(),
+            execution_ref: execution_request.execution_ref.clone(),
+            provenance,
+            done: false,
         };
         self.emit_in(
-            context,
+            &record.context,
             EXECUTION_STARTED,
-            started_payload(&execution_request),
+            with_kind(started_payload(&execution_request), "execute"),
         )
         .await;
-        let result = client.execute(execution_request, Arc::clone(lane)).await;
-        for denial in capability_denials(&result) {
-            self.emit_in(context, CAPABILITY_DENIED, bound(denial.clone()))
-                .await;
-        }
-        self.emit_in(context, EXECUTION_COMPLETED, completed_payload(&result))
+        let result = admitted
+            .client
+            .execute(execution_request, Arc::clone(&admitted.lane))
             .await;
+        let denials = capability_denials(&result).cloned().collect();
+        self.record_completion(
+            &record,
+            running.execution_ref.as_str(),
+            &result,
+            "execute",
+            None,
+            denials,
+        )
+        .await;
+        running.done = true;
         result
     }
 
     /// Admission then the target client's stream. A rejection (by admission or by the lane)
-    /// is [`RuntimeError::Rejected`]. Drop the stream to end it; nothing records how it ended
-    /// (the caller's part: `LocalRuntimeClient` records an early drop, the API its own causes).
+    /// is [`RuntimeError::Rejected`]. The node records the stream's start and its end (when
+    /// it ends, or when the stream is dropped before its end); drop the stream to end it.
     pub async fn stream(&self, request: AdmissionRequest) -> Result<EventStream, RuntimeError> {
-        self.stream_with_ref(request)
-            .await
-            .map(|(_, events)| events)
+        self.open_stream(request).await.map(|open| open.events)
     }
 
-    /// [`Node::stream`], also answering the execution ref the stream runs under, so a host
-    /// that serves the stream can name the execution even before its first event (to record
-    /// how the stream ended).
-    pub async fn stream_with_ref(
-        &self,
-        request: AdmissionRequest,
-    ) -> Result<(ExecutionRef, EventStream), RuntimeError> {
+    /// [`Node::stream`], also answering the execution ref the stream runs under and the
+    /// capability token a served caller needs to name it later (to cancel it).
+    pub async fn open_stream(&self, request: AdmissionRequest) -> Result<OpenStream, RuntimeError> {
         let admitted = self
-            .admit_request(&request)
+            .admit_request(&request, AuthorityUse::Dispatch)
             .await
             .map_err(RuntimeError::Rejected)?;
-        let client = Arc::clone(&admitted.client);
-        let lane = Arc::clone(&admitted.lane);
-        let execution_request = execution_request(request, &admitted);
+        let provenance = request.provenance.clone();
+        let token = ExecutionToken::mint();
+        let (execution_request, record) = self.start_execution_with(request, &admitted, &token);
         let execution_ref = execution_request.execution_ref.clone();
-        client
-            .stream(execution_request, lane)
+        self.emit_in(
+            &record.context,
+            EXECUTION_STARTED,
+            with_kind(started_payload(&execution_request), "stream"),
+        )
+        .await;
+        match admitted
+            .client
+            .stream(execution_request, Arc::clone(&admitted.lane))
             .await
-            .map(|events| (execution_ref, events))
-            .map_err(RuntimeError::Rejected)
+        {
+            Ok(events) => Ok(OpenStream {
+                events: Box::pin(RecordedStream::new(
+                    events,
+                    self.clone(),
+                    record,
+                    execution_ref.clone(),
+                    provenance,
+                )),
+                execution_ref,
+                token,
+            }),
+            Err(rejection) => {
+                let result = rejected_result(execution_ref.clone(), provenance, &rejection);
+                self.record_completion(
+                    &record,
+                    execution_ref.as_str(),
+                    &result,
+                    "stream",
+                    Some(0),
+                    Vec::new(),
+                )
+                .await;
+                Err(RuntimeError::Rejected(rejection))
+            }
+        }
     }
 
-    /// Cancels a running (or recently completed) execution through the client that runs it
-    /// and records `execution.cancelled`. An unknown ref is
-    /// [`RuntimeError::UnknownExecutionRef`]; the client's error is [`RuntimeError::Target`].
+    fn start_execution(
+        &self,
+        request: AdmissionRequest,
+        admitted: &Admitted,
+    ) -> (ExecutionRequest, ExecutionRecord) {
+        self.start_execution_with(request, admitted, &ExecutionToken::mint())
+    }
+
+    /// Records the execution as running (with the digest of `token`) and builds its request.
+    fn start_execution_with(
+        &self,
+        request: AdmissionRequest,
+        admitted: &Admitted,
+        token: &ExecutionToken,
+    ) -> (ExecutionRequest, ExecutionRecord) {
+        let execution_request = execution_request(request, admitted);
+        let record = ExecutionRecord::new(
+            Arc::clone(&admitted.client),
+            admitted.context.clone(),
+            token,
+        );
+        self.executions().start(
+            execution_request.execution_ref.as_str().to_owned(),
+            record.clone(),
+        );
+        (execution_request, record)
+    }
+
+    /// Whether `token` is the capability token of execution `execution_ref` (running or
+    /// recently ended). `false` for an unknown ref too, so a caller learns nothing about
+    /// executions it does not hold the token of.
+    pub fn authorize_execution(&self, execution_ref: &ExecutionRef, token: &str) -> bool {
+        self.executions()
+            .lookup(execution_ref.as_str())
+            .is_some_and(|record| record.token_matches(token))
+    }
+
+    /// Cancels a running execution through the client that runs it and records
+    /// `execution.cancelled`. An unknown ref is [`RuntimeError::UnknownExecutionRef`]; an
+    /// execution that already ended is [`RuntimeError::ExecutionEnded`] (and nothing is
+    /// recorded); the client's error is [`RuntimeError::Target`]. The caller is trusted: an
+    /// in-process caller or the host's operator (a served owner goes through
+    /// [`Node::cancel_by`] after [`Node::authorize_execution`]).
     pub async fn cancel(&self, execution_ref: &ExecutionRef) -> Result<(), RuntimeError> {
-        self.cancel_inner(execution_ref, None).await
+        self.cancel_inner(execution_ref, Canceller::Operator, None)
+            .await
+    }
+
+    /// [`Node::cancel`] naming who asked, recorded as `cancelled_by`.
+    pub async fn cancel_by(
+        &self,
+        execution_ref: &ExecutionRef,
+        by: Canceller,
+    ) -> Result<(), RuntimeError> {
+        self.cancel_inner(execution_ref, by, None).await
     }
 
     /// [`Node::cancel`] on the host's own initiative (`"shutdown"`, say): the
@@ -142,27 +260,48 @@ impl Node {
         execution_ref: &ExecutionRef,
         cause: &str,
     ) -> Result<(), RuntimeError> {
-        self.cancel_inner(execution_ref, Some(cause)).await
+        self.cancel_inner(execution_ref, Canceller::Host, Some(cause))
+            .await
     }
 
     async fn cancel_inner(
         &self,
         execution_ref: &ExecutionRef,
+        by: Canceller,
         cause: Option<&str>,
     ) -> Result<(), RuntimeError> {
         let record = self
             .executions()
             .lookup(execution_ref.as_str())
             .ok_or_else(|| RuntimeError::UnknownExecutionRef(execution_ref.as_str().to_owned()))?;
+        let mut life = record.lifecycle.lock().await;
+        if life.ended {
+            return Err(RuntimeError::ExecutionEnded(
+                execution_ref.as_str().to_owned(),
+            ));
+        }
         let outcome = record.client.cancel(execution_ref).await;
-        self.emit_in(
-            &record.context,
-            EXECUTION_CANCELLED,
-            cancelled_payload(execution_ref, &outcome, cause),
-        )
-        .await;
+        let mut payload = cancelled_payload(execution_ref, &outcome, cause);
+        if let serde_json::Value::Object(map) = &mut payload {
+            map.insert("cancelled_by".to_owned(), by.as_str().into());
+        }
+        self.emit_in(&record.context, EXECUTION_CANCELLED, payload)
+            .await;
+        if outcome.is_ok() && life.cancel_cause.is_none() {
+            life.cancel_cause = Some(cause.unwrap_or("request").to_owned());
+        }
+        drop(life);
         outcome.map_err(RuntimeError::from)
     }
+}
+
+/// Adds `"kind": "execute" | "stream"` to a started record, so readers of the evidence tell
+/// the two apart.
+fn with_kind(mut payload: serde_json::Value, kind: &str) -> serde_json::Value {
+    if let serde_json::Value::Object(map) = &mut payload {
+        map.insert("kind".to_owned(), kind.into());
+    }
+    payload
 }
 
 /// The request a target client receives for an accepted admission.

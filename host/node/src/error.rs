@@ -44,9 +44,13 @@ pub enum RuntimeError {
     /// Admission refused the request.
     #[error("rejected: {0}")]
     Rejected(AdmissionRejection),
-    /// `cancel` named an execution the node does not know.
+    /// `cancel` named an execution the node does not know (or, over the API, one the caller
+    /// may not name: the two are not told apart).
     #[error("unknown_execution_ref: {0}")]
     UnknownExecutionRef(String),
+    /// `cancel` named an execution that has already ended; nothing was recorded.
+    #[error("execution_ended: execution {0} has already ended; there is nothing to cancel")]
+    ExecutionEnded(String),
     /// The target failed to cancel.
     #[error(transparent)]
     Target(#[from] TargetError),

@@ -6,6 +6,7 @@ pub mod cancel;
 pub mod dispatch;
 pub mod error;
 pub mod evidence;
+pub mod execution;
 pub mod local_client;
 pub mod node;
 pub mod sinks;
@@ -13,7 +14,9 @@ pub mod traits;
 pub mod verifiers;
 
 pub use cancel::CancelSignal;
+pub use dispatch::{Canceller, OpenStream};
 pub use error::{RuntimeError, SinkError, TargetError};
+pub use execution::{ExecutionToken, event_failure, stream_end_result};
 pub use traits::{
     AuthorityVerifier, ConnectOptions, EventStream, EvidenceSink, ExecutionContext, LaneAdapter,
     RuntimeClient, TargetClient, TargetVerifier,

@@ -172,84 +172,13 @@ impl RuntimeClient for LocalRuntimeClient {
         self.node.execute(request).await
     }
 
+    /// The node records how the stream ends, including a drop before its end (cause
+    /// `client_disconnected`), exactly as for a served stream.
     async fn stream(&self, request: AdmissionRequest) -> Result<EventStream, RuntimeError> {
-        let lane_id = request.lane_id.clone();
-        let (execution_ref, events) = self.node.stream_with_ref(request).await?;
-        Ok(Box::pin(RecordedStream {
-            events,
-            early_drop: Some(EarlyDrop {
-                node: self.node.clone(),
-                execution_ref,
-                lane_id,
-            }),
-        }))
+        self.node.stream(request).await
     }
 
     async fn cancel(&self, execution_ref: &ExecutionRef) -> Result<(), RuntimeError> {
         self.node.cancel(execution_ref).await
-    }
-}
-
-/// A caller's stream: dropped before its end, it records `execution.cancelled` with
-/// `"cause": "client_disconnected"`, as a served stream does when its client goes away.
-struct RecordedStream {
-    events: EventStream,
-    early_drop: Option<EarlyDrop>,
-}
-
-/// What the record of an early drop names.
-struct EarlyDrop {
-    node: Node,
-    execution_ref: ExecutionRef,
-    lane_id: String,
-}
-
-impl futures::Stream for RecordedStream {
-    type Item = ep_contracts::boundary::ExecutionEvent;
-
-    fn poll_next(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        let next = this.events.poll_next_unpin(cx);
-        if let std::task::Poll::Ready(None) = next {
-            this.early_drop = None;
-        }
-        next
-    }
-}
-
-impl Drop for RecordedStream {
-    fn drop(&mut self) {
-        let Some(EarlyDrop {
-            node,
-            execution_ref,
-            lane_id,
-        }) = self.early_drop.take()
-        else {
-            return;
-        };
-        // Recording is async; without a runtime to run it on, say so rather than lose it silently.
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    node.record_execution_evidence(
-                        crate::evidence::EXECUTION_CANCELLED,
-                        &execution_ref,
-                        Some(&lane_id),
-                        serde_json::json!({
-                            "execution_ref": execution_ref.as_str(),
-                            "cause": "client_disconnected",
-                        }),
-                    )
-                    .await;
-                });
-            }
-            Err(_) => tracing::warn!(
-                execution_ref = execution_ref.as_str(),
-                "stream dropped outside a tokio runtime; execution.cancelled not recorded"
-            ),
-        }
     }
 }

@@ -30,7 +30,7 @@ use ep_contracts::boundary::{
 };
 use ep_contracts::inspect::inspect;
 
-use crate::dispatch::ExecutionRecord;
+use crate::execution::{ExecutionRecord, PendingRecords};
 use crate::local_client::InProcessTargetClient;
 use crate::traits::{
     AuthorityVerifier, ConnectOptions, EvidenceSink, LaneAdapter, TargetClient, TargetVerifier,
@@ -39,6 +39,9 @@ use crate::traits::{
 /// How many completed executions the node remembers for `cancel` unless the builder says
 /// otherwise.
 pub const DEFAULT_RECENT_EXECUTIONS: usize = 4096;
+
+/// How long `shutdown` waits for records still being written before it flushes.
+const SHUTDOWN_RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A node host: registration tables plus admission, dispatch and evidence. Cheap to clone (all
 /// clones share the same tables).
@@ -84,6 +87,9 @@ pub(crate) struct Inner {
     pub(crate) executions: Mutex<ExecutionTable>,
     /// The built-in client direct lower-lane-owner executions run through.
     pub(crate) direct_client: Arc<InProcessTargetClient>,
+    /// Evidence records being written off the request path (an execution whose reader went
+    /// away), which `shutdown` waits for before it flushes.
+    pub(crate) pending: Arc<PendingRecords>,
 }
 
 /// The registration tables.
@@ -195,9 +201,10 @@ impl NodeBuilder {
         self
     }
 
-    /// How many completed executions stay known to `cancel` (default 4096). Running executions
-    /// are always known; beyond this many completed ones the oldest are forgotten and a cancel
-    /// of them answers `unknown_execution_ref`, so the table never grows without bound.
+    /// How many ended executions stay known to `cancel` (default 4096), which then answers
+    /// `execution_ended` instead of `unknown_execution_ref`. Running executions are always
+    /// known; beyond this many ended ones the oldest are forgotten, so the table never grows
+    /// without bound.
     pub fn recent_executions(mut self, count: usize) -> Self {
         self.recent_executions = count;
         self
@@ -214,6 +221,7 @@ impl NodeBuilder {
                 registry: RwLock::new(Registry::default()),
                 executions: Mutex::new(ExecutionTable::new(self.recent_executions)),
                 direct_client: Arc::new(InProcessTargetClient::new()),
+                pending: Arc::default(),
             }),
         }
     }
@@ -436,9 +444,16 @@ impl Node {
         }
     }
 
-    /// Flushes every evidence sink (all of them, even after a failure) and returns the first
+    /// Waits (up to 10 s) for the records of executions that ended off the request path, then
+    /// flushes every evidence sink (all of them, even after a failure) and returns the first
     /// error. Call it before the process exits so durable sinks lose nothing.
     pub async fn shutdown(&self) -> Result<(), crate::error::SinkError> {
+        if !self.inner.pending.settle(SHUTDOWN_RECORD_WAIT).await {
+            tracing::warn!(
+                pending = self.inner.pending.count(),
+                "evidence records still being written at shutdown; flushing without them"
+            );
+        }
         let sinks = self.sinks();
         let mut first_error = None;
         for sink in sinks {

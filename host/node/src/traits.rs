@@ -130,12 +130,26 @@ pub trait AuthorityVerifier: Send + Sync {
     /// Verifier id (recorded in evidence).
     fn verifier_id(&self) -> &str;
 
-    /// Verifies `authority` for `request`; returns the verified claims.
+    /// Verifies `authority` for `request`; returns the verified claims. Admission only
+    /// (`/v1/admit`) stops here: it must not use a single-use ref up.
     async fn verify(
         &self,
         authority: &AuthorityRef,
         request: &AdmissionRequest,
     ) -> Result<Map, AdmissionRejection>;
+
+    /// Uses up a ref that `verify` accepted (its `claims`) because `request` is about to be
+    /// dispatched; a refusal (the ref was already used) is the admission's rejection. The
+    /// default keeps nothing: a verifier that does not override it accepts a ref again and
+    /// again until it expires.
+    async fn consume(
+        &self,
+        claims: &Map,
+        request: &AdmissionRequest,
+    ) -> Result<(), AdmissionRejection> {
+        let _ = (claims, request);
+        Ok(())
+    }
 }
 
 /// Receives every evidence record the node emits.

@@ -8,7 +8,7 @@ use ep_contracts::boundary::{AdmissionRequest, AuthorityRef, Map};
 use ep_node::AuthorityVerifier;
 use ep_node::authority::{
     AuthorityFields, AuthorityKeyError, ManualClock, SigningKeyFile, TrustStore, TrustedKey,
-    payload_hash, sign, sign_fields, sign_with_ref,
+    payload_hash, request_hash, sign_fields, sign_request, sign_request_with_ref,
 };
 use ep_node::verifiers::ed25519_authority::{Ed25519AuthorityVerifier, VERIFIER_ID};
 use serde_json::{Value, json};
@@ -38,10 +38,22 @@ fn payload() -> Map {
         .unwrap()
 }
 
-fn request(payload: Map) -> AdmissionRequest {
+/// The request the refs of these tests authorize (a fixed request id: it is signed too).
+fn request() -> AdmissionRequest {
     let mut r = AdmissionRequest::new("process");
-    r.payload = payload;
+    r.request_id = "req-authority-test".into();
+    r.payload = payload();
     r
+}
+
+fn sign(
+    key: &SigningKeyFile,
+    request: &AdmissionRequest,
+    audience: &str,
+    ttl: Duration,
+    now: DateTime<Utc>,
+) -> AuthorityRef {
+    sign_request(key, request, audience, ttl, now)
 }
 
 fn verifier(clock: &ManualClock) -> Ed25519AuthorityVerifier {
@@ -49,15 +61,15 @@ fn verifier(clock: &ManualClock) -> Ed25519AuthorityVerifier {
 }
 
 fn valid_ref() -> AuthorityRef {
-    sign(&dev_key(), &payload(), NODE, Duration::from_secs(300), t0())
+    sign(&dev_key(), &request(), NODE, Duration::from_secs(300), t0())
 }
 
 async fn verify(
     v: &Ed25519AuthorityVerifier,
     authority: &AuthorityRef,
-    payload: Map,
+    request: AdmissionRequest,
 ) -> Result<Map, ep_contracts::boundary::AdmissionRejection> {
-    v.verify(authority, &request(payload)).await
+    v.verify(authority, &request).await
 }
 
 #[tokio::test]
@@ -66,7 +78,7 @@ async fn valid_ref_is_accepted_with_its_claims() {
     let v = verifier(&clock);
     assert_eq!(v.verifier_id(), VERIFIER_ID);
     let authority = valid_ref();
-    let claims = verify(&v, &authority, payload()).await.unwrap();
+    let claims = verify(&v, &authority, request()).await.unwrap();
     assert_eq!(claims["key_id"], "dev");
     assert_eq!(claims["audience"], NODE);
     assert_eq!(
@@ -81,7 +93,11 @@ async fn valid_ref_is_accepted_with_its_claims() {
         claims["expires_at"],
         Value::from(authority.expires_at.clone().unwrap())
     );
-    assert_eq!(claims.len(), 5);
+    assert_eq!(
+        claims["nonce"],
+        Value::from(authority.metadata["nonce"].as_str().unwrap())
+    );
+    assert_eq!(claims.len(), 6);
     assert!(authority.reference.unwrap().starts_with("auth-"));
 }
 
@@ -90,7 +106,7 @@ async fn ref_survives_a_json_round_trip() {
     use ep_contracts::Contract as _;
     let clock = ManualClock::new(t0());
     let authority = AuthorityRef::from_value(&valid_ref().to_value()).unwrap();
-    verify(&verifier(&clock), &authority, payload())
+    verify(&verifier(&clock), &authority, request())
         .await
         .unwrap();
 }
@@ -101,16 +117,16 @@ async fn clock_skew_allows_slightly_future_issue_times() {
     let v = verifier(&clock);
     let early = sign(
         &dev_key(),
-        &payload(),
+        &request(),
         NODE,
         Duration::from_secs(300),
         t0() + chrono::TimeDelta::seconds(30),
     );
-    verify(&v, &early, payload()).await.unwrap();
+    verify(&v, &early, request()).await.unwrap();
     let strict = Ed25519AuthorityVerifier::new(NODE, trust())
         .with_clock(clock.clone())
         .with_clock_skew(Duration::from_secs(10));
-    let err = verify(&strict, &early, payload()).await.unwrap_err();
+    let err = verify(&strict, &early, request()).await.unwrap_err();
     assert_eq!(err.details["check"], "issued_at");
 }
 
@@ -119,21 +135,23 @@ async fn moving_the_clock_past_expiry_rejects_the_same_ref() {
     let clock = ManualClock::new(t0());
     let v = verifier(&clock);
     let authority = valid_ref();
-    verify(&v, &authority, payload()).await.unwrap();
+    verify(&v, &authority, request()).await.unwrap();
     clock.advance(Duration::from_secs(299));
-    verify(&v, &authority, payload()).await.unwrap();
+    verify(&v, &authority, request()).await.unwrap();
     clock.advance(Duration::from_secs(1));
-    let err = verify(&v, &authority, payload()).await.unwrap_err();
+    let err = verify(&v, &authority, request()).await.unwrap_err();
     assert_eq!(err.details["check"], "expires_at");
 }
 
-type Tamper = Box<dyn Fn(&mut AuthorityRef, &mut Map, &mut Ed25519AuthorityVerifier)>;
+type Tamper = Box<dyn Fn(&mut AuthorityRef, &mut AdmissionRequest, &mut Ed25519AuthorityVerifier)>;
 
 fn resign(mutate: impl Fn(&mut AuthorityFields) + 'static) -> Tamper {
     Box::new(move |authority, _, _| {
         let mut fields = AuthorityFields {
             reference: authority.reference.clone().unwrap(),
             payload_hash: authority.payload_hash.clone().unwrap(),
+            request_hash: authority.metadata["request_hash"].as_str().unwrap().into(),
+            nonce: authority.metadata["nonce"].as_str().unwrap().into(),
             audience: authority.audience.clone().unwrap(),
             issued_at: authority.issued_at.clone().unwrap(),
             expires_at: authority.expires_at.clone().unwrap(),
@@ -224,16 +242,35 @@ async fn each_check_rejects_with_its_own_message() {
         ),
         (
             "signed by another key",
-            Box::new(|a, p, _| *a = sign(&other_key(), p, NODE, Duration::from_secs(300), t0())),
+            Box::new(|a, r, _| *a = sign(&other_key(), r, NODE, Duration::from_secs(300), t0())),
             "signature",
             "signature does not verify",
         ),
         (
             "tampered payload hash",
-            Box::new(|a, p, _| {
-                let mut other = p.clone();
+            Box::new(|a, r, _| {
+                let mut other = r.payload.clone();
                 other.insert("command".into(), json!("rm"));
                 a.payload_hash = Some(payload_hash(&other));
+            }),
+            "signature",
+            "altered after signing",
+        ),
+        (
+            "tampered request hash",
+            Box::new(|a, r, _| {
+                let mut other = r.clone();
+                other.lane_id = "http".into();
+                a.metadata
+                    .insert("request_hash".into(), json!(request_hash(&other)));
+            }),
+            "signature",
+            "altered after signing",
+        ),
+        (
+            "tampered nonce",
+            Box::new(|a, _, _| {
+                a.metadata.insert("nonce".into(), json!("0000"));
             }),
             "signature",
             "altered after signing",
@@ -246,16 +283,16 @@ async fn each_check_rejects_with_its_own_message() {
         ),
         (
             "wrong audience",
-            Box::new(|a, p, _| *a = sign(&dev_key(), p, "node-b", Duration::from_secs(300), t0())),
+            Box::new(|a, r, _| *a = sign(&dev_key(), r, "node-b", Duration::from_secs(300), t0())),
             "audience",
             "authority ref is for audience \"node-b\" but this node is \"node-a\"",
         ),
         (
             "issued in the future",
-            Box::new(|a, p, _| {
+            Box::new(|a, r, _| {
                 *a = sign(
                     &dev_key(),
-                    p,
+                    r,
                     NODE,
                     Duration::from_secs(300),
                     t0() + chrono::TimeDelta::seconds(61),
@@ -272,10 +309,10 @@ async fn each_check_rejects_with_its_own_message() {
         ),
         (
             "expired",
-            Box::new(|a, p, _| {
+            Box::new(|a, r, _| {
                 *a = sign(
                     &dev_key(),
-                    p,
+                    r,
                     NODE,
                     Duration::from_secs(60),
                     t0() - chrono::TimeDelta::seconds(61),
@@ -294,12 +331,69 @@ async fn each_check_rejects_with_its_own_message() {
             "expires_at 2030-06-01T12:00:10Z is not after issued_at 2030-06-01T12:00:30Z",
         ),
         (
-            "other payload (replay)",
-            Box::new(|_, p, _| {
-                p.insert("command".into(), json!("rm"));
+            "lifetime over the maximum",
+            Box::new(|a, r, _| {
+                *a = sign(&dev_key(), r, NODE, Duration::from_secs(3601), t0());
+            }),
+            "lifetime",
+            "longer than the 3600s this node accepts",
+        ),
+        (
+            "issued before the node started",
+            Box::new(|_, _, v| {
+                let later = ManualClock::new(t0() + chrono::TimeDelta::seconds(1));
+                *v = Ed25519AuthorityVerifier::new(NODE, trust()).with_clock(later);
+            }),
+            "issued_before_start",
+            "before this node started at 2030-06-01T12:00:01.000000Z",
+        ),
+        (
+            "other payload",
+            Box::new(|_, r, _| {
+                r.payload.insert("command".into(), json!("rm"));
             }),
             "payload_hash",
             "a ref cannot be reused for another payload",
+        ),
+        (
+            "egress narrowing removed from the metadata",
+            Box::new(|a, r, _| {
+                r.metadata.insert("egress".into(), json!("none"));
+                *a = sign(&dev_key(), r, NODE, Duration::from_secs(300), t0());
+                r.metadata.remove("egress");
+            }),
+            "request_hash",
+            "its lane, operation, metadata, acceptable classes or another field differ",
+        ),
+        (
+            "other acceptable classes",
+            Box::new(|_, r, _| {
+                r.acceptable_attestation =
+                    ep_contracts::boundary::AcceptableAttestation::of(["local-process-weak"]);
+            }),
+            "request_hash",
+            "sign this exact request",
+        ),
+        (
+            "other lane",
+            Box::new(|_, r, _| r.lane_id = "http".into()),
+            "request_hash",
+            "sign this exact request",
+        ),
+        (
+            "other operation",
+            Box::new(|_, r, _| r.operation = Some("delete".into())),
+            "request_hash",
+            "sign this exact request",
+        ),
+        (
+            "already used",
+            Box::new(|a, r, v| {
+                let claims = v.verify_ref(a, r).unwrap();
+                v.consume_ref(&claims).unwrap();
+            }),
+            "replayed",
+            "was already used: a ref authorizes one execution",
         ),
     ];
 
@@ -307,9 +401,9 @@ async fn each_check_rejects_with_its_own_message() {
         let clock = ManualClock::new(t0());
         let mut v = verifier(&clock);
         let mut authority = valid_ref();
-        let mut p = payload();
-        tamper(&mut authority, &mut p, &mut v);
-        let err = verify(&v, &authority, p)
+        let mut r = request();
+        tamper(&mut authority, &mut r, &mut v);
+        let err = verify(&v, &authority, r)
             .await
             .expect_err(&format!("{name}: should be rejected"));
         assert_eq!(err.reason, "authority_rejected", "{name}");
@@ -326,7 +420,7 @@ async fn each_check_rejects_with_its_own_message() {
 #[tokio::test]
 async fn missing_fields_are_listed_in_details() {
     let clock = ManualClock::new(t0());
-    let err = verify(&verifier(&clock), &AuthorityRef::default(), payload())
+    let err = verify(&verifier(&clock), &AuthorityRef::default(), request())
         .await
         .unwrap_err();
     assert_eq!(
@@ -337,6 +431,8 @@ async fn missing_fields_are_listed_in_details() {
             "audience",
             "issued_at",
             "expires_at",
+            "metadata.nonce",
+            "metadata.request_hash",
             "metadata.key_id",
             "metadata.signature"
         ])
@@ -346,18 +442,69 @@ async fn missing_fields_are_listed_in_details() {
 #[tokio::test]
 async fn caller_chosen_ref_is_signed_and_verified() {
     let clock = ManualClock::new(t0());
-    let authority = sign_with_ref(
+    let authority = sign_request_with_ref(
         &dev_key(),
         "ticket-42",
-        &payload(),
+        &request(),
         NODE,
         Duration::from_secs(5),
         t0(),
     );
-    let claims = verify(&verifier(&clock), &authority, payload())
+    let claims = verify(&verifier(&clock), &authority, request())
         .await
         .unwrap();
     assert_eq!(claims["ref"], "ticket-42");
+}
+
+#[tokio::test]
+async fn a_ref_is_used_up_by_one_dispatch_only() {
+    let clock = ManualClock::new(t0());
+    let v = verifier(&clock);
+    let authority = valid_ref();
+    // Admission only (verify) leaves it usable, however often.
+    for _ in 0..3 {
+        verify(&v, &authority, request()).await.unwrap();
+    }
+    let claims = verify(&v, &authority, request()).await.unwrap();
+    v.consume(&claims, &request()).await.unwrap();
+    let err = verify(&v, &authority, request()).await.unwrap_err();
+    assert_eq!(err.details["check"], "replayed");
+    // Two dispatches racing past verify: the second consume is refused.
+    let fresh = valid_ref();
+    let first = verify(&v, &fresh, request()).await.unwrap();
+    let second = verify(&v, &fresh, request()).await.unwrap();
+    v.consume(&first, &request()).await.unwrap();
+    let err = v.consume(&second, &request()).await.unwrap_err();
+    assert_eq!(err.details["check"], "replayed");
+    assert!(err.request_id.is_some());
+    // Each signing draws a fresh nonce: two refs for one request are two refs.
+    assert_ne!(authority.metadata["nonce"], fresh.metadata["nonce"]);
+}
+
+#[tokio::test]
+async fn a_full_replay_memory_refuses_instead_of_forgetting() {
+    let clock = ManualClock::new(t0());
+    let v = verifier(&clock).with_replay_capacity(1);
+    let first = valid_ref();
+    let claims = verify(&v, &first, request()).await.unwrap();
+    v.consume(&claims, &request()).await.unwrap();
+    let second = valid_ref();
+    let claims = verify(&v, &second, request()).await.unwrap();
+    let err = v.consume(&claims, &request()).await.unwrap_err();
+    assert_eq!(err.details["check"], "replay_memory_full");
+    // Once the first ref expired, its room is free again and the first stays refused (expired).
+    clock.advance(Duration::from_secs(301));
+    let third = sign(
+        &dev_key(),
+        &request(),
+        NODE,
+        Duration::from_secs(300),
+        t0() + chrono::TimeDelta::seconds(301),
+    );
+    let claims = verify(&v, &third, request()).await.unwrap();
+    v.consume(&claims, &request()).await.unwrap();
+    let err = verify(&v, &first, request()).await.unwrap_err();
+    assert_eq!(err.details["check"], "expires_at");
 }
 
 // --- key files --------------------------------------------------------------------------------
@@ -378,8 +525,8 @@ fn key_files_round_trip() {
     // A ref signed by the loaded key verifies against the saved key's public entry.
     let store = TrustStore::from_toml_str(&key.public_entry()).unwrap();
     let v = Ed25519AuthorityVerifier::new(NODE, store).with_clock(ManualClock::new(t0()));
-    let authority = sign(&loaded, &payload(), NODE, Duration::from_secs(60), t0());
-    v.verify_ref(&authority, &payload()).unwrap();
+    let authority = sign(&loaded, &request(), NODE, Duration::from_secs(60), t0());
+    v.verify_ref(&authority, &request()).unwrap();
 }
 
 #[test]

@@ -15,12 +15,19 @@ use support::*;
 
 #[tokio::test]
 async fn sink_receives_admission_target_execution_and_cancellation_context() {
-    let rt = runtime().await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let rt = runtime_on(Arc::new(CancelAwareLane { started: tx })).await;
     let request = governed_request();
     let request_id = request.request_id.clone();
-    let result = rt.node.execute(request).await;
-    rt.node.cancel(&result.execution_ref).await.unwrap();
+    let node = rt.node.clone();
+    let running = tokio::spawn(async move { node.execute(request).await });
+    let reference = rx.recv().await.unwrap();
+    rt.node.cancel(&reference).await.unwrap();
+    let result = running.await.unwrap();
+    assert_eq!(result.execution_ref, reference);
 
+    // Causal order: the cancel that fired the lane's signal is written before the completion
+    // the signal caused.
     let records = rt.sink.records();
     let types: Vec<_> = records
         .iter()
@@ -32,8 +39,8 @@ async fn sink_receives_admission_target_execution_and_cancellation_context() {
             "admission.accepted",
             "target.selected",
             "execution.started",
-            "execution.completed",
-            "execution.cancelled"
+            "execution.cancelled",
+            "execution.completed"
         ]
     );
     for record in &records {
@@ -49,17 +56,35 @@ async fn sink_receives_admission_target_execution_and_cancellation_context() {
         assert_eq!(record.execution_ref.as_ref(), Some(&result.execution_ref));
     }
     assert_eq!(
-        records[4].payload,
-        json!({"execution_ref": result.execution_ref.as_str(), "cancel_result": "ok"})
+        records[3].payload,
+        json!({
+            "execution_ref": result.execution_ref.as_str(),
+            "cancel_result": "ok",
+            "cancelled_by": "operator",
+        })
     );
+}
+
+#[tokio::test]
+async fn cancelling_an_ended_execution_is_refused_and_records_nothing() {
+    let rt = runtime().await;
+    let result = rt.node.execute(governed_request()).await;
+    assert_eq!(result.status, ResultStatus::Succeeded);
+    let before = rt.sink.records().len();
+    let err = rt.node.cancel(&result.execution_ref).await.unwrap_err();
+    assert!(
+        matches!(&err, ep_node::RuntimeError::ExecutionEnded(r) if r == result.execution_ref.as_str()),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("has already ended"), "{err}");
+    assert_eq!(rt.sink.records().len(), before, "nothing appended");
 }
 
 #[tokio::test]
 async fn every_record_is_stamped_with_its_emission_time_and_a_unique_id() {
     let rt = runtime().await;
     let before = chrono::Utc::now();
-    let result = rt.node.execute(governed_request()).await;
-    rt.node.cancel(&result.execution_ref).await.unwrap();
+    let _ = rt.node.execute(governed_request()).await;
     let after = chrono::Utc::now();
     let records = rt.sink.records();
     let mut ids: Vec<_> = records.iter().map(|e| e.evidence_id.clone()).collect();
@@ -163,7 +188,6 @@ async fn evidence_never_holds_bodies_prompts_or_secrets() {
         result.output["body"], SECRET_BODY,
         "the caller still gets its output"
     );
-    rt.node.cancel(&result.execution_ref).await.unwrap();
 
     let records = rt.sink.records();
     assert_bounded(&records);

@@ -190,17 +190,23 @@ async fn direct_execution_runs_through_the_built_in_in_process_client() {
     let started = &rt.sink.records()[0];
     assert_eq!(started.target_id, None);
     assert!(started.payload["target_descriptor"].is_null());
-    rt.node.cancel(&result.execution_ref).await.unwrap();
+    assert!(matches!(
+        rt.node.cancel(&result.execution_ref).await,
+        Err(RuntimeError::ExecutionEnded(_))
+    ));
 }
 
 #[tokio::test]
-async fn execute_then_cancel_answers_ok() {
+async fn cancel_after_the_end_is_execution_ended_and_records_nothing() {
     let rt = runtime().await;
     let result = rt.node.execute(governed_request()).await;
-    rt.node.cancel(&result.execution_ref).await.unwrap();
+    let before = rt.evidence_types();
+    let err = rt.node.cancel(&result.execution_ref).await.unwrap_err();
+    assert!(matches!(&err, RuntimeError::ExecutionEnded(r) if r == result.execution_ref.as_str()));
+    assert_eq!(rt.evidence_types(), before);
     assert_eq!(
-        rt.evidence_types().last().map(String::as_str),
-        Some("execution.cancelled")
+        before.last().map(String::as_str),
+        Some("execution.completed")
     );
 }
 
@@ -238,14 +244,17 @@ async fn cancel_fires_the_running_lanes_cancel_signal() {
     assert_eq!(result.status, ResultStatus::Failed);
     assert_eq!(result.output["cancelled"], json!(true));
     assert_eq!(result.execution_ref, reference);
-    let mut types = rt.evidence_types();
+    // Causal order: the cancel is written before the completion it caused, every time.
     assert_eq!(
-        types[..3],
-        ["admission.accepted", "target.selected", "execution.started"]
+        rt.evidence_types(),
+        [
+            "admission.accepted",
+            "target.selected",
+            "execution.started",
+            "execution.cancelled",
+            "execution.completed"
+        ]
     );
-    // The cancel's evidence and the lane's completion race; both are recorded.
-    types[3..].sort();
-    assert_eq!(types[3..], ["execution.cancelled", "execution.completed"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,7 +300,7 @@ async fn admission_and_describe_proceed_while_a_lane_runs() {
 }
 
 #[tokio::test]
-async fn completed_executions_stay_cancellable_only_within_the_bounded_history() {
+async fn ended_executions_are_remembered_only_within_the_bounded_history() {
     let node = Node::builder()
         .node_id("node-bounded")
         .recent_executions(2)
@@ -308,8 +317,12 @@ async fn completed_executions_stay_cancellable_only_within_the_bounded_history()
         node.cancel(&refs[0]).await,
         Err(RuntimeError::UnknownExecutionRef(_))
     ));
-    node.cancel(&refs[1]).await.unwrap();
-    node.cancel(&refs[2]).await.unwrap();
+    for reference in &refs[1..] {
+        assert!(matches!(
+            node.cancel(reference).await,
+            Err(RuntimeError::ExecutionEnded(_))
+        ));
+    }
 }
 
 #[tokio::test]
@@ -325,10 +338,24 @@ async fn cancel_reports_the_target_clients_error() {
         )
         .await
         .unwrap();
-    let result = rt.node.execute(governed_request()).await;
-    let err = rt.node.cancel(&result.execution_ref).await.unwrap_err();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    rt.node
+        .register_lane(Arc::new(CancelAwareLane { started: tx }));
+    let node = rt.node.clone();
+    let running = tokio::spawn(async move { node.execute(governed_request()).await });
+    let reference = tokio::time::timeout(HANG_GUARD, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let err = rt.node.cancel(&reference).await.unwrap_err();
+    running.abort();
     assert!(matches!(err, RuntimeError::Target(_)));
-    let cancelled = rt.sink.records().pop().unwrap();
+    let cancelled = rt
+        .sink
+        .records()
+        .into_iter()
+        .find(|e| e.evidence_type.as_deref() == Some("execution.cancelled"))
+        .unwrap();
     assert_eq!(
         cancelled.evidence_type.as_deref(),
         Some("execution.cancelled")
@@ -344,7 +371,7 @@ async fn cancel_reports_the_target_clients_error() {
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test]
-async fn stream_yields_the_lanes_events_and_records_no_started_or_completed_evidence() {
+async fn stream_yields_the_lanes_events_and_records_its_start_and_end() {
     let rt = runtime().await;
     let events: Vec<_> = rt
         .node
@@ -355,15 +382,27 @@ async fn stream_yields_the_lanes_events_and_records_no_started_or_completed_evid
         .await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].event_type.as_deref(), Some("fake.chunk"));
+    // The completion is written before the stream reports its end.
     assert_eq!(
         rt.evidence_types(),
-        ["admission.accepted", "target.selected"]
+        [
+            "admission.accepted",
+            "target.selected",
+            "execution.started",
+            "execution.completed"
+        ]
     );
+    let records = rt.sink.records();
+    assert_eq!(records[2].payload["kind"], "stream");
+    assert_eq!(records[3].payload["kind"], "stream");
+    assert_eq!(records[3].payload["status"], "succeeded");
+    assert_eq!(records[3].payload["event_count"], 1);
+    assert_eq!(records[3].execution_ref, events[0].execution_ref);
     assert!(matches!(
         rt.node
             .cancel(events[0].execution_ref.as_ref().unwrap())
             .await,
-        Err(RuntimeError::UnknownExecutionRef(_))
+        Err(RuntimeError::ExecutionEnded(_))
     ));
 }
 
@@ -430,7 +469,10 @@ async fn local_runtime_client_delegates_to_the_node() {
     assert_eq!(decision.target_id.as_deref(), Some("target-1"));
     let result = client.execute(governed_request()).await;
     assert_eq!(result.status, ResultStatus::Succeeded);
-    client.cancel(&result.execution_ref).await.unwrap();
+    assert!(matches!(
+        client.cancel(&result.execution_ref).await,
+        Err(RuntimeError::ExecutionEnded(_))
+    ));
     let events: Vec<_> = client
         .stream(governed_request())
         .await
@@ -447,7 +489,7 @@ async fn local_runtime_client_delegates_to_the_node() {
         .into_iter()
         .filter(|t| t == "execution.cancelled")
         .count();
-    assert_eq!(cancels, 1, "only the unary cancel above is recorded");
+    assert_eq!(cancels, 0, "a stream read to its end is not cancelled");
     let mut request = governed_request();
     request.authority_ref = None;
     let Err(RuntimeError::Rejected(rejection)) = client.admit(request).await else {
@@ -458,7 +500,7 @@ async fn local_runtime_client_delegates_to_the_node() {
 
 async fn drive(client: &dyn RuntimeClient) -> (ResultStatus, serde_json::Value, String) {
     let result = client.execute(governed_request()).await;
-    client.cancel(&result.execution_ref).await.unwrap();
+    assert!(client.cancel(&result.execution_ref).await.is_err());
     let mut rejected = governed_request();
     rejected.acceptable_attestation = AcceptableAttestation::of([STRONG]);
     let rejection = client.execute(rejected).await;
@@ -486,4 +528,109 @@ async fn remote_runtime_client_can_replace_the_local_runtime_client() {
         remote.describe().await.unwrap(),
         local.describe().await.unwrap()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// how executions end: tokens, early drops, causal order
+// ---------------------------------------------------------------------------------------------
+
+/// Polls `rt`'s sink until `count` records are there (records of an early end are written off
+/// the dropping task).
+async fn wait_for_records(rt: &Runtime, count: usize) -> Vec<String> {
+    tokio::time::timeout(HANG_GUARD, async {
+        loop {
+            let types = rt.evidence_types();
+            if types.len() >= count {
+                return types;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| rt.evidence_types())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_dropped_early_records_its_cancel_then_its_end() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let rt = runtime_on(Arc::new(CancelAwareLane { started: tx })).await;
+    let open = rt.node.open_stream(governed_request()).await.unwrap();
+    let reference = open.execution_ref.clone();
+    drop(open);
+    tokio::time::timeout(HANG_GUARD, rx.recv()).await.unwrap();
+    let types = wait_for_records(&rt, 5).await;
+    assert_eq!(
+        types,
+        [
+            "admission.accepted",
+            "target.selected",
+            "execution.started",
+            "execution.cancelled",
+            "execution.completed"
+        ]
+    );
+    let records = rt.sink.records();
+    assert_eq!(records[3].payload["cause"], "client_disconnected");
+    assert_eq!(records[4].payload["status"], "failed");
+    assert_eq!(records[4].payload["error"]["failure_class"], "cancellation");
+    assert_eq!(records[4].execution_ref.as_ref(), Some(&reference));
+    // Node::shutdown waits for such records before it flushes.
+    rt.node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_stream_is_cancelled_once_and_ends_once() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let rt = runtime_on(Arc::new(CancelAwareLane { started: tx })).await;
+    let open = rt.node.open_stream(governed_request()).await.unwrap();
+    rt.node
+        .cancel_with_cause(&open.execution_ref, "shutdown")
+        .await
+        .unwrap();
+    tokio::time::timeout(HANG_GUARD, rx.recv()).await.unwrap();
+    drop(open.events);
+    let types = wait_for_records(&rt, 5).await;
+    assert_eq!(types[3..], ["execution.cancelled", "execution.completed"]);
+    let records = rt.sink.records();
+    assert_eq!(records[3].payload["cause"], "shutdown");
+    assert_eq!(records[3].payload["cancelled_by"], "host");
+    assert_eq!(
+        records[4].payload["error"]["failure_class"], "cancellation",
+        "{:?}",
+        records[4].payload
+    );
+    // Ended: a second cancel is refused and writes nothing.
+    assert!(matches!(
+        rt.node.cancel(&open.execution_ref).await,
+        Err(RuntimeError::ExecutionEnded(_))
+    ));
+    assert_eq!(rt.sink.records().len(), 5);
+}
+
+#[tokio::test]
+async fn only_the_execution_token_authorizes_a_call_that_names_the_execution() {
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let rt = runtime_on(Arc::new(CancelAwareLane { started: tx })).await;
+    let open = rt.node.open_stream(governed_request()).await.unwrap();
+    let other = rt.node.open_stream(governed_request()).await.unwrap();
+    assert!(open.token.as_str().starts_with("ept-"));
+    assert_eq!(open.token.as_str().len(), 4 + 64);
+    assert!(
+        !format!("{:?}", open.token).contains(open.token.as_str()),
+        "Debug redacts the token"
+    );
+    assert!(
+        rt.node
+            .authorize_execution(&open.execution_ref, open.token.as_str())
+    );
+    assert!(
+        !rt.node
+            .authorize_execution(&open.execution_ref, other.token.as_str())
+    );
+    assert!(!rt.node.authorize_execution(&open.execution_ref, ""));
+    assert!(!rt.node.authorize_execution(
+        &ExecutionRef::from_string("exec-unknown"),
+        open.token.as_str()
+    ));
+    assert_ne!(open.execution_ref, other.execution_ref);
 }

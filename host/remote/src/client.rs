@@ -33,6 +33,12 @@ use tokio::task::JoinHandle;
 
 use crate::error::{ApiError, BuildError, CallError, RemoteError, snippet};
 use crate::sse::SseParser;
+use crate::tokens::Tokens;
+
+/// Header of a stream's answer naming its execution.
+const EXECUTION_REF_HEADER: &str = "x-execution-ref";
+/// Header of a stream's answer carrying its capability token.
+const EXECUTION_TOKEN_HEADER: &str = "x-execution-token";
 
 /// Default time to establish a TCP connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -169,6 +175,7 @@ impl RemoteRuntimeClientBuilder {
                 http2: self.http2_prior_knowledge,
                 max_response_bytes: self.max_response_bytes,
                 max_frame_bytes: self.max_frame_bytes,
+                tokens: Tokens::default(),
             }),
         })
     }
@@ -246,6 +253,8 @@ struct Inner {
     http2: bool,
     max_response_bytes: usize,
     max_frame_bytes: usize,
+    /// Capability tokens of the streams this client opened (its credential to cancel them).
+    tokens: Tokens,
 }
 
 /// A [`RuntimeClient`] for a node served over the network API. Cheap to clone (clones share
@@ -326,7 +335,7 @@ impl RemoteRuntimeClient {
         method: Method,
         path: &str,
         body: Option<Bytes>,
-        operator: bool,
+        authorization: Option<&HeaderValue>,
     ) -> Result<Request<Full<Bytes>>, CallError> {
         let mut builder = Request::builder()
             .method(method)
@@ -336,9 +345,7 @@ impl RemoteRuntimeClient {
         for (name, value) in &self.inner.headers {
             builder = builder.header(name, value);
         }
-        // The operator token goes on operator routes and on direct lower-lane-owner requests
-        // (which the host accepts only from the operator), never on governed ones.
-        if operator && let Some(authorization) = &self.inner.authorization {
+        if let Some(authorization) = authorization {
             builder = builder.header(AUTHORIZATION, authorization);
         }
         if body.is_some() {
@@ -352,6 +359,16 @@ impl RemoteRuntimeClient {
             })
     }
 
+    /// The operator token goes on operator routes and on direct lower-lane-owner requests
+    /// (which the host accepts only from the operator), never on governed ones.
+    fn operator_authorization(&self, operator: bool) -> Option<&HeaderValue> {
+        if operator {
+            self.inner.authorization.as_ref()
+        } else {
+            None
+        }
+    }
+
     /// Sends a unary request through the pool and reads the whole answer.
     async fn call(
         &self,
@@ -360,9 +377,21 @@ impl RemoteRuntimeClient {
         body: Option<Bytes>,
         operator: bool,
     ) -> Result<Answer, CallError> {
+        let authorization = self.operator_authorization(operator).cloned();
+        self.call_with(method, path, body, authorization).await
+    }
+
+    /// [`Self::call`] with an explicit `authorization` header (or none).
+    async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        authorization: Option<HeaderValue>,
+    ) -> Result<Answer, CallError> {
         let url = self.inner.base.path(path);
         let exchange = async {
-            let request = self.request(method, path, body, operator)?;
+            let request = self.request(method, path, body, authorization.as_ref())?;
             let response = self.inner.pool.request(request).await.map_err(|e| {
                 let reason = error_chain(&e);
                 if e.is_connect() {
@@ -515,6 +544,20 @@ impl RemoteRuntimeClient {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         let url = self.inner.base.path("/v1/stream");
+        if status.is_success() {
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            if let (Some(reference), Some(token)) =
+                (header(EXECUTION_REF_HEADER), header(EXECUTION_TOKEN_HEADER))
+            {
+                self.inner.tokens.remember(&reference, &token);
+            }
+        }
         if !(status.is_success() && is_event_stream) {
             let answer = self
                 .read(response, &url)
@@ -566,7 +609,12 @@ impl RemoteRuntimeClient {
             url: base.url.clone(),
             reason: error_chain(&e),
         };
-        let mut request = self.request(Method::POST, "/v1/stream", Some(body), direct)?;
+        let mut request = self.request(
+            Method::POST,
+            "/v1/stream",
+            Some(body),
+            self.operator_authorization(direct),
+        )?;
         request
             .headers_mut()
             .insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
@@ -940,13 +988,48 @@ impl RuntimeClient for RemoteRuntimeClient {
             .boxed())
     }
 
+    /// Sends the capability token of a stream this client opened, else the operator token, else
+    /// no credential (the host then answers 401). See [`RemoteRuntimeClient::cancel_with_token`]
+    /// for a token obtained elsewhere.
     async fn cancel(&self, execution_ref: &ExecutionRef) -> Result<(), RuntimeError> {
+        let token = self.inner.tokens.get(execution_ref.as_str());
+        self.cancel_as(execution_ref, token.as_deref()).await
+    }
+}
+
+impl RemoteRuntimeClient {
+    /// The capability token the host handed out with a stream this client opened: the
+    /// credential to cancel that execution (from this or another client).
+    pub fn execution_token(&self, execution_ref: &ExecutionRef) -> Option<String> {
+        self.inner.tokens.get(execution_ref.as_str())
+    }
+
+    /// Cancels `execution_ref` with `token`, its capability token (`x-execution-token`).
+    pub async fn cancel_with_token(
+        &self,
+        execution_ref: &ExecutionRef,
+        token: &str,
+    ) -> Result<(), RuntimeError> {
+        self.cancel_as(execution_ref, Some(token)).await
+    }
+
+    async fn cancel_as(
+        &self,
+        execution_ref: &ExecutionRef,
+        token: Option<&str>,
+    ) -> Result<(), RuntimeError> {
         let path = format!(
             "/v1/executions/{}/cancel",
             encode_segment(execution_ref.as_str())
         );
+        let authorization = match token {
+            Some(token) => Some(HeaderValue::from_str(&format!("Bearer {token}")).map_err(
+                |_| RuntimeError::Transport("the execution token is not a valid header".into()),
+            )?),
+            None => self.inner.authorization.clone(),
+        };
         let answer = self
-            .call(Method::POST, &path, None, false)
+            .call_with(Method::POST, &path, None, authorization)
             .await
             .map_err(|e| RuntimeError::Transport(e.to_string()))?;
         if answer.status.is_success() {

@@ -96,7 +96,8 @@ impl ApiError {
     }
 
     /// The [`RuntimeError`] a local client would have returned for the same outcome: the
-    /// node's refusal, an unknown execution ref, a target's cancel failure, or
+    /// node's refusal, an unknown execution ref, an execution that already ended, a target's
+    /// cancel failure, or
     /// [`RuntimeError::Remote`] with the status and code.
     pub fn into_runtime_error(self, execution_ref: Option<&str>) -> RuntimeError {
         if let Some(rejection) = self.rejection {
@@ -104,6 +105,12 @@ impl ApiError {
         }
         match self.code.as_str() {
             "unknown_execution_ref" => RuntimeError::UnknownExecutionRef(
+                execution_ref
+                    .map(str::to_owned)
+                    .or_else(|| detail(&self.details, "execution_ref"))
+                    .unwrap_or_default(),
+            ),
+            "execution_ended" => RuntimeError::ExecutionEnded(
                 execution_ref
                     .map(str::to_owned)
                     .or_else(|| detail(&self.details, "execution_ref"))

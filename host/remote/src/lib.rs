@@ -31,6 +31,7 @@
 pub mod client;
 pub mod error;
 pub mod sse;
+mod tokens;
 
 pub use client::{RemoteRuntimeClient, RemoteRuntimeClientBuilder, Rollback, StreamItem};
 pub use error::{ApiError, BuildError, CallError, RemoteError};

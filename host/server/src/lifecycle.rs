@@ -165,11 +165,6 @@ impl RunningServer {
         if !wait_until(Instant::now() + CLOSE_GRACE, || connections.open() == 0).await {
             report.connections_aborted = connections.abort_all();
         }
-        let pending = &shared.pending_records;
-        wait_until(Instant::now() + CLOSE_GRACE, || {
-            pending.load(std::sync::atomic::Ordering::SeqCst) == 0
-        })
-        .await;
         if let Some(service) = &self.service {
             service.stop().await;
         }

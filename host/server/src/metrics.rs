@@ -214,7 +214,11 @@ impl Metrics {
                 .unwrap_or_default()
                 .to_owned()
         };
+        // Streams are counted by the API when they end (`count_stream`), with their own
+        // statuses; the node's records of them are not unary executions.
+        let is_stream = text("kind") == "stream";
         match kind {
+            "execution.started" | "execution.completed" if is_stream => {}
             "admission.accepted" => {
                 self.admissions
                     .get_or_create(&labels(&[("outcome", "accepted"), ("reason", "")]))

@@ -353,13 +353,20 @@ async fn api_errors_have_their_codes_and_statuses() {
         (413, "body_too_large".to_owned())
     );
 
-    let unknown = http
+    let anonymous = http
         .send(
             Method::POST,
             "/v1/executions/exec-unknown/cancel",
             &[],
             None,
         )
+        .await;
+    assert_eq!(
+        (anonymous.status, anonymous.code()),
+        (401, "unauthorized".to_owned())
+    );
+    let unknown = http
+        .operator_post("/v1/executions/exec-unknown/cancel")
         .await;
     assert_eq!(
         (unknown.status, unknown.code()),
@@ -464,7 +471,7 @@ async fn cancel_reaches_a_running_execution() {
     };
     let reference = guarded(ts.lane.started.recv()).await.unwrap();
     let path = format!("/v1/executions/{}/cancel", reference.as_str());
-    let cancel = http.send(Method::POST, &path, &[], None).await;
+    let cancel = http.operator_post(&path).await;
     assert_eq!(cancel.status, 200, "{}", cancel.body);
     assert_eq!(
         cancel.json(),
@@ -648,7 +655,7 @@ async fn a_cancel_the_target_fails_answers_target_error() {
     };
     let reference = guarded(ts.lane.started.recv()).await.unwrap();
     let path = format!("/v1/executions/{}/cancel", reference.as_str());
-    let cancel = http.send(Method::POST, &path, &[], None).await;
+    let cancel = http.operator_post(&path).await;
     assert_eq!(
         (cancel.status, cancel.code()),
         (502, "target_error".to_owned())

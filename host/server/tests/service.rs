@@ -11,7 +11,7 @@ use std::time::Duration;
 use ep_contracts::boundary::{AcceptableAttestation, AdmissionRequest};
 use ep_lanes_wasm::testing::build_guest;
 use ep_lanes_wasm::{WASM_ENGINE_CLASS, WIT_PACKAGE};
-use ep_node::authority::{SigningKeyFile, sign};
+use ep_node::authority::{SigningKeyFile, sign_request};
 use ep_server::config::DEFAULT_CONFIG;
 use ep_server::{ServeConfig, start};
 use serde_json::{Value, json};
@@ -52,9 +52,9 @@ fn signed(key: &SigningKeyFile, payload: Value) -> AdmissionRequest {
     let mut request = AdmissionRequest::new("echo");
     request.payload = obj(payload);
     request.acceptable_attestation = AcceptableAttestation::of([WASM_ENGINE_CLASS]);
-    request.authority_ref = Some(sign(
+    request.authority_ref = Some(sign_request(
         key,
-        &request.payload,
+        &request,
         "node-local",
         Duration::from_secs(120),
         chrono::Utc::now(),

@@ -174,10 +174,28 @@ async fn executions_that_outlive_the_drain_are_cancelled_with_a_recorded_outcome
     let records = read_chain(&ts.evidence);
     let of =
         |kind: &str| -> Vec<&Value> { records.iter().filter(|r| record_type(r) == kind).collect() };
-    assert_eq!(of("execution.started").len(), 3);
-    assert_eq!(of("execution.completed").len(), 3);
+    // Streams are executions too: four started, four ended.
+    assert_eq!(of("execution.started").len(), 4);
+    assert_eq!(of("execution.completed").len(), 4);
     for completed in of("execution.completed") {
         assert_eq!(record_payload(completed)["status"], "failed");
+    }
+    // Causal order, for every execution: its cancel is written before its completion.
+    for completed in of("execution.completed") {
+        let reference = &completed["evidence"]["execution_ref"]["ref"];
+        let seq_of = |kind: &str| {
+            records
+                .iter()
+                .find(|r| {
+                    record_type(r) == kind && &r["evidence"]["execution_ref"]["ref"] == reference
+                })
+                .map(|r| r["seq"].as_u64().unwrap())
+                .unwrap()
+        };
+        assert!(
+            seq_of("execution.cancelled") < seq_of("execution.completed"),
+            "{reference}: completed before cancelled"
+        );
     }
     let cancelled = of("execution.cancelled");
     assert_eq!(cancelled.len(), 4, "{records:?}");

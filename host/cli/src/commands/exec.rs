@@ -2,8 +2,9 @@
 //! on a running host (`--remote`, optionally `--stream`), printing the `ExecutionResult` as
 //! JSON. Exit 0 when it succeeded, 1 when it failed or was rejected.
 //!
-//! Governed mode (`--authority-key`) signs an authority ref over the payload for the node's id;
-//! the node verifies it against the configured trust store like any caller's. Direct mode
+//! Governed mode (`--authority-key`) signs a single-use authority ref over the whole request for
+//! the node's id; the node verifies it against the configured trust store like any caller's.
+//! Direct mode
 //! (`--direct`) runs as the lane's direct lower-lane owner and skips governed admission: an
 //! explicit choice, never a default.
 
@@ -20,7 +21,7 @@ use ep_lanes_wasm::{
     HostPolicy, RuntimeConfig, WASM_ENGINE_CLASS, WasmLane, WasmRuntime, load_embedded,
     load_plugin_dir, register_wasm_lane,
 };
-use ep_node::authority::{SigningKeyFile, sign};
+use ep_node::authority::{SigningKeyFile, sign_request};
 use ep_node::dispatch::rejected_result;
 use ep_node::sinks::file_chain::FileChainSink;
 use ep_node::{LaneAdapter, RuntimeClient, RuntimeError};
@@ -219,19 +220,20 @@ fn admission_request(
         return Err(CliError::msg(MODE_HINT));
     };
     let key = SigningKeyFile::load(key_path).map_err(CliError::msg)?;
-    request.authority_ref = Some(sign(
-        &key,
-        &request.payload,
-        node_id,
-        REF_TTL,
-        chrono::Utc::now(),
-    ));
     let classes: Vec<&str> = if args.class.is_empty() {
         vec![WASM_ENGINE_CLASS]
     } else {
         args.class.iter().map(String::as_str).collect()
     };
     request.acceptable_attestation = AcceptableAttestation::of(classes);
+    // Signed last: the ref covers the whole request as it is sent.
+    request.authority_ref = Some(sign_request(
+        &key,
+        &request,
+        node_id,
+        REF_TTL,
+        chrono::Utc::now(),
+    ));
     Ok(request)
 }
 

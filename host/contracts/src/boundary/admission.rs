@@ -57,8 +57,11 @@ impl AdmissionRequest {
     }
 }
 
+/// Unknown top-level keys are refused (upstream ignores them): a misspelt field such as
+/// `metdata` would otherwise be dropped silently, and with it a narrowing the caller (and the
+/// signer of its authority ref) meant to apply.
 #[derive(Deserialize, Default)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 struct RawRequest {
     contract_version: Option<Value>,
     request_id: Option<String>,

@@ -1,9 +1,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Map, RootVersion};
-use crate::ids::stable_id;
 
-/// An opaque execution reference minted per accepted admission (`exec-<ms>-<n>`).
+/// An opaque execution reference minted per accepted admission (`exec-<32 hex>`: 128 random bits).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ExecutionRef {
@@ -15,9 +14,9 @@ pub struct ExecutionRef {
 }
 
 impl ExecutionRef {
-    /// A fresh reference.
+    /// A fresh, unguessable reference.
     pub fn mint() -> Self {
-        Self::from_string(stable_id("exec"))
+        Self::from_string(crate::ids::execution_ref())
     }
 
     /// Wraps an existing reference string.

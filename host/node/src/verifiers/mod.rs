@@ -2,3 +2,4 @@
 
 pub mod ed25519_authority;
 pub mod local_weak;
+pub(crate) mod replay;

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use ep_contracts::Contract;
 use ep_contracts::boundary::{AdmissionRequest, ExecutionRef};
 use ep_lanes_wasm::SwapError;
-use ep_node::{RuntimeError, TargetError};
+use ep_node::{Canceller, RuntimeError, TargetError};
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -39,7 +39,7 @@ pub(crate) async fn handle(
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID)
-        .map_or_else(|| format!("req-{}", shared.next_id()), str::to_owned);
+        .map_or_else(|| ep_contracts::ids::stable_id("req"), str::to_owned);
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
@@ -100,16 +100,21 @@ async fn dispatch(
     (name, answer.unwrap_or_else(|error| error_response(&error)))
 }
 
-/// `authorization: Bearer <token>` must carry the operator token (compared in constant time).
-fn check_operator(headers: &HeaderMap, token: Option<&str>) -> Result<(), ApiError> {
-    let presented = headers
+/// The non-empty token of `authorization: Bearer <token>`, if the request carries one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let (scheme, rest) = v.trim().split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-        });
-    let Some(presented) = presented.filter(|p| !p.is_empty()) else {
+        })
+        .filter(|p| !p.is_empty())
+}
+
+/// `authorization: Bearer <token>` must carry the operator token (compared in constant time).
+fn check_operator(headers: &HeaderMap, token: Option<&str>) -> Result<(), ApiError> {
+    let Some(presented) = bearer(headers) else {
         return Err(ApiError::unauthorized());
     };
     match token {
@@ -245,14 +250,8 @@ async fn stream(
     if shared.is_draining() {
         return Err(ApiError::shutting_down());
     }
-    match shared.node.stream_with_ref(request).await {
-        Ok((execution_ref, events)) => Ok(sse::response(
-            slot,
-            execution_ref,
-            lane_id,
-            provenance,
-            events,
-        )),
+    match shared.node.open_stream(request).await {
+        Ok(open) => Ok(sse::response(slot, open, lane_id, provenance)),
         Err(RuntimeError::Rejected(rejection)) => Err(ApiError::rejected(&rejection)),
         Err(other) => Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
@@ -262,28 +261,58 @@ async fn stream(
     }
 }
 
+/// `POST /v1/executions/{ref}/cancel`: only the operator, or whoever holds the execution's
+/// capability token (handed out when the stream opened), may cancel it. Without a credential
+/// the answer is 401; with one that does not fit this execution it is the same 404 as for an
+/// execution that does not exist, so a caller learns nothing about executions it cannot name.
 async fn cancel(
     shared: &Shared,
     headers: &HeaderMap,
     reference: &str,
 ) -> Result<Response<ApiBody>, ApiError> {
     check_optional_body(headers)?;
-    match shared
-        .node
-        .cancel(&ExecutionRef::from_string(reference))
-        .await
+    let execution_ref = ExecutionRef::from_string(reference);
+    let unknown = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_execution_ref",
+            format!(
+                "no execution {reference:?} that this credential may name (never started \
+                 here, ended long ago, or started by someone else); cancel with the \
+                 x-execution-token the stream answered with, or the operator token"
+            ),
+        )
+    };
+    let Some(presented) = bearer(headers) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "cancel needs `authorization: Bearer <token>`: the execution's x-execution-token \
+             or the operator token",
+        ));
+    };
+    let by = if shared
+        .options
+        .operator_token
+        .as_deref()
+        .is_some_and(|expected| constant_time_eq(presented.as_bytes(), expected.as_bytes()))
     {
+        Canceller::Operator
+    } else if shared.node.authorize_execution(&execution_ref, presented) {
+        Canceller::Owner
+    } else {
+        return Err(unknown());
+    };
+    match shared.node.cancel_by(&execution_ref, by).await {
         Ok(()) => Ok(json_response(
             StatusCode::OK,
             &json!({"execution_ref": reference, "cancelled": true}),
         )),
-        Err(RuntimeError::UnknownExecutionRef(_)) => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_execution_ref",
-            format!(
-                "the node does not know execution {reference:?} (never started here, or \
-                 completed long ago)"
-            ),
+        Err(RuntimeError::UnknownExecutionRef(_)) => Err(unknown()),
+        Err(RuntimeError::ExecutionEnded(_)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "execution_ended",
+            format!("execution {reference:?} has already ended; there is nothing to cancel"),
         )),
         Err(RuntimeError::Target(TargetError::Unavailable { target_id, message })) => {
             Err(ApiError::new(

@@ -260,9 +260,6 @@ pub(crate) struct Shared {
     pub(crate) executing: AtomicUsize,
     /// Notified whenever an execution handler or a stream ends.
     pub(crate) quiet: Notify,
-    /// Evidence records being written off the request path (a stream's disconnect), which the
-    /// shutdown waits for before it flushes.
-    pub(crate) pending_records: AtomicUsize,
     next_id: AtomicU64,
 }
 
@@ -276,7 +273,6 @@ impl Shared {
             streams: Mutex::new(HashMap::new()),
             executing: AtomicUsize::new(0),
             quiet: Notify::new(),
-            pending_records: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
         }
     }

@@ -1,15 +1,18 @@
 //! `POST /v1/stream` as `text/event-stream`: one `execution_event` frame per event, `: keep-alive`
 //! comments while idle, and a final `result` frame (an `ExecutionResult` without `events`).
 //!
+//! The answer's headers name the execution (`x-execution-ref`) and carry its capability token
+//! (`x-execution-token`), the caller's credential to cancel it.
+//!
 //! The body polls the node's event stream itself, so when hyper drops the body because the
-//! client went away, the event stream is dropped with it (which fires the execution's cancel
-//! signal) and `execution.cancelled` is recorded with `"cause": "client_disconnected"`. When the
-//! shutdown drain ends with the stream still open, it is cut: the lane's stream is dropped,
-//! `execution.cancelled` is recorded with `"cause": "shutdown"` and the result frame is a
-//! `cancellation` failure.
+//! client went away, the event stream is dropped with it: the node fires the execution's cancel
+//! signal and records `execution.cancelled` with `"cause": "client_disconnected"` and the
+//! `execution.completed` that follows. When the shutdown drain ends with the stream still open,
+//! it is cut: the node cancels it with cause `shutdown`, the lane's stream is dropped and the
+//! result frame is a `cancellation` failure. A stream that ends by itself is recorded by the
+//! node before the result frame is sent.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,22 +20,20 @@ use ep_contracts::boundary::{
     ExecutionEvent, ExecutionRef, ExecutionResult, Provenance, ResultStatus,
 };
 use ep_contracts::{Contract, Failure, FailureClass};
-use ep_node::{CancelSignal, EventStream};
+use ep_node::{CancelSignal, EventStream, OpenStream, event_failure, stream_end_result};
 use futures::StreamExt;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Response};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tracing::Instrument;
 
 use super::Shared;
 use super::body::ApiBody;
 
-/// Evidence type recorded when a served stream ends early.
-const EXECUTION_CANCELLED: &str = "execution.cancelled";
-
-/// Records how a stream ended when it is dropped without having sent its result.
+/// Counts a served stream's end in the metrics when it is dropped without having sent its
+/// result (the node records the execution's end itself).
 struct StreamGuard {
     shared: Arc<Shared>,
     id: u64,
@@ -56,33 +57,13 @@ impl Drop for StreamGuard {
         self.shared
             .metrics
             .count_stream(&self.lane_id, "cancelled", self.started.elapsed());
-        let node = self.shared.node.clone();
-        let shared = Arc::clone(&self.shared);
-        let execution_ref = self.execution_ref.clone();
-        let lane_id = self.lane_id.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            shared.pending_records.fetch_add(1, Ordering::SeqCst);
-            runtime.spawn(async move {
-                node.record_execution_evidence(
-                    EXECUTION_CANCELLED,
-                    &execution_ref,
-                    Some(&lane_id),
-                    json!({
-                        "execution_ref": execution_ref.as_str(),
-                        "cause": "client_disconnected",
-                    }),
-                )
-                .await;
-                shared.pending_records.fetch_sub(1, Ordering::SeqCst);
-            });
-        }
     }
 }
 
 /// The state the body stream carries between frames.
 struct State {
     events: Option<EventStream>,
-    last: Option<ExecutionEvent>,
+    last_failure: Option<Value>,
     provenance: Provenance,
     cut: CancelSignal,
     keep_alive: Duration,
@@ -126,14 +107,25 @@ impl Drop for StreamSlot {
     }
 }
 
-/// The `200 text/event-stream` answer for an admitted stream in `slot`.
+/// Header naming the execution a stream runs as.
+pub(crate) const EXECUTION_REF_HEADER: &str = "x-execution-ref";
+/// Header carrying the stream's capability token: the caller's credential for later calls
+/// that name the execution (cancel).
+pub(crate) const EXECUTION_TOKEN_HEADER: &str = "x-execution-token";
+
+/// The `200 text/event-stream` answer for an admitted stream in `slot`; its headers name the
+/// execution and carry its capability token.
 pub(crate) fn response(
     slot: StreamSlot,
-    execution_ref: ExecutionRef,
+    open: OpenStream,
     lane_id: String,
     provenance: Provenance,
-    events: EventStream,
 ) -> Response<ApiBody> {
+    let OpenStream {
+        execution_ref,
+        token,
+        events,
+    } = open;
     let (shared, id, cut) = slot.take();
     let keep_alive = shared.options.sse_keep_alive;
     let span = tracing::info_span!(
@@ -142,9 +134,11 @@ pub(crate) fn response(
         execution_ref = execution_ref.as_str(),
         kind = "stream",
     );
+    let reference_header = HeaderValue::from_str(execution_ref.as_str());
+    let token_header = HeaderValue::from_str(token.as_str());
     let state = State {
         events: Some(events),
-        last: None,
+        last_failure: None,
         provenance,
         cut,
         keep_alive,
@@ -166,6 +160,11 @@ pub(crate) fn response(
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Refs and tokens are ASCII hex; a value that somehow is not is left out, not a panic.
+    if let (Ok(reference), Ok(token)) = (reference_header, token_header) {
+        headers.insert(EXECUTION_REF_HEADER, reference);
+        headers.insert(EXECUTION_TOKEN_HEADER, token);
+    }
     response
 }
 
@@ -196,7 +195,7 @@ async fn next_frame(mut state: State) -> Option<(Bytes, State)> {
         Next::Idle => Some((Bytes::from_static(b": keep-alive\n\n"), state)),
         Next::Event(Some(event)) => {
             let frame = frame("execution_event", &event.to_value());
-            state.last = Some(event);
+            state.last_failure = event_failure(&event);
             Some((frame, state))
         }
         Next::Event(None) => {
@@ -215,21 +214,21 @@ async fn next_frame(mut state: State) -> Option<(Bytes, State)> {
             Some((frame, state))
         }
         Next::Cut => {
-            // Dropping the lane's stream fires its cancel signal.
+            // The node records the cancel (cause `shutdown`) and fires the lane's signal;
+            // dropping the lane's stream then records its end.
+            let guard = &state.guard;
+            if let Err(error) = guard
+                .shared
+                .node
+                .cancel_with_cause(&guard.execution_ref, "shutdown")
+                .await
+            {
+                tracing::debug!(%error, "stream cut at shutdown had already ended");
+            }
             state.events = None;
             state.done = true;
             state.guard.finished = true;
             let guard = &state.guard;
-            guard
-                .shared
-                .node
-                .record_execution_evidence(
-                    EXECUTION_CANCELLED,
-                    &guard.execution_ref,
-                    Some(&guard.lane_id),
-                    json!({"execution_ref": guard.execution_ref.as_str(), "cause": "shutdown"}),
-                )
-                .await;
             let failure = Failure::new(
                 FailureClass::Cancellation,
                 "the host shut down before the stream ended",
@@ -252,27 +251,14 @@ async fn next_frame(mut state: State) -> Option<(Bytes, State)> {
     }
 }
 
-/// `succeeded`, or `failed` with the failure the last event reported
-/// (`{"status": "failed", "error": …}`).
+/// `succeeded`, or `failed` with the failure the last event reported, exactly as the node
+/// records the stream's end.
 fn final_result(state: &State) -> ExecutionResult {
-    let execution_ref = state.guard.execution_ref.clone();
-    let failure = state.last.as_ref().and_then(|event| {
-        let payload = &event.payload;
-        (payload.get("status").and_then(Value::as_str) == Some("failed"))
-            .then(|| payload.get("error").cloned().unwrap_or_else(|| json!({})))
-    });
-    let base = ExecutionResult {
-        provenance: state.provenance.clone(),
-        ..ExecutionResult::succeeded(execution_ref, Default::default())
-    };
-    match failure {
-        Some(error) => ExecutionResult {
-            status: ResultStatus::Failed,
-            error: Some(error),
-            ..base
-        },
-        None => base,
-    }
+    stream_end_result(
+        &state.guard.execution_ref,
+        &state.provenance,
+        state.last_failure.clone(),
+    )
 }
 
 /// One SSE frame: `event: <name>\ndata: <json>\n\n`.
