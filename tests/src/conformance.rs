@@ -738,7 +738,7 @@ async fn execute_on_each_lane(factory: &dyn NodeFactory, connector: &dyn Connect
     let case = Case::new(factory, connector, Setup::Standard).await;
     let mut expect = Expect::default();
     let mut results = Map::new();
-    for lane in ["batch", "http", "sticky"] {
+    for lane in ["batch", "http"] {
         let result = case
             .client()
             .execute(governed(lane, &format!("req-{lane}")))
@@ -967,6 +967,16 @@ async fn dropping_a_stream_cancels_it(
                 .and_then(|r| r.get("execution_ref"))
                 .and_then(Value::as_str)
                 .map(str::to_owned);
+            // ...and so is its end, once (a failed completion of class cancellation).
+            let completed = case.evidence_of("execution.completed").await;
+            expect.eq(
+                completed
+                    .as_ref()
+                    .and_then(|r| r.pointer("/error/failure_class"))
+                    .and_then(Value::as_str),
+                Some("cancellation"),
+                "completion after the drop",
+            );
             let recorded_same = match &started {
                 Some(Signal::Started(a)) => reference.as_deref() == Some(a.as_str()),
                 _ => false,
@@ -1056,8 +1066,15 @@ async fn cancel_completed(factory: &dyn NodeFactory, connector: &dyn Connector) 
         .client()
         .execute(governed("process", "req-cancel-done"))
         .await;
+    let before = case.evidence();
     let cancelled = case.client().cancel(&result.execution_ref).await;
-    expect.that(cancelled.is_ok(), format!("cancel: {cancelled:?}"));
+    match &cancelled {
+        Err(RuntimeError::ExecutionEnded(r)) => {
+            expect.eq(r.as_str(), result.execution_ref.as_str(), "ref");
+        }
+        other => expect.that(false, format!("want execution_ended, got {other:?}")),
+    }
+    expect.eq(case.evidence(), before, "a refused cancel records nothing");
     observation(
         "cancel_completed",
         json!({
@@ -1117,11 +1134,17 @@ async fn cancel_rejected_execution(
 async fn cancel_target_error(factory: &dyn NodeFactory, connector: &dyn Connector) -> Observation {
     let case = Case::new(factory, connector, Setup::Standard).await;
     let mut expect = Expect::default();
-    let result = case
-        .client()
-        .execute(governed("sticky", "req-sticky"))
-        .await;
-    let outcome = case.client().cancel(&result.execution_ref).await;
+    let client = Arc::clone(&case.connection.client);
+    // The execution ends by itself after STICKY_FALLBACK: the failing cancel never reaches it.
+    let running =
+        tokio::spawn(async move { client.execute(governed("sticky", "req-sticky")).await });
+    let outcome = match case.signal().await {
+        Some(Signal::Started(reference)) => case.client().cancel(&reference).await,
+        other => {
+            expect.that(false, format!("lane did not start: {other:?}"));
+            Ok(())
+        }
+    };
     match &outcome {
         Err(RuntimeError::Target(error)) => expect.that(
             error.to_string().contains("connection refused"),
@@ -1136,6 +1159,11 @@ async fn cancel_target_error(factory: &dyn NodeFactory, connector: &dyn Connecto
         .into_iter()
         .rfind(|e| e.evidence_type.as_deref() == Some("execution.cancelled"));
     expect.that(cancelled.is_some(), "execution.cancelled recorded");
+    let finished = tokio::time::timeout(HANG_GUARD, running).await;
+    expect.that(
+        matches!(&finished, Ok(Ok(result)) if result.status == ResultStatus::Succeeded),
+        format!("the execution ran to its end: {finished:?}"),
+    );
     observation(
         "cancel_target_error",
         json!({

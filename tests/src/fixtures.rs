@@ -10,7 +10,7 @@
 //! | `http` | `{"http": "ok"}` | `not_supported` |
 //! | `batch` | `{"batch": "ok"}` | `stream_not_supported` |
 //! | `slow` | reports its start, waits for cancel, fails with `cancellation` | pending until cancelled, then reports |
-//! | `sticky` | `{"ok": true}`; its target's cancel always fails | `not_supported` |
+//! | `sticky` | reports its start, then runs until cancelled (at most [`STICKY_FALLBACK`]); its target's cancel always fails | `not_supported` |
 
 use std::sync::Arc;
 
@@ -190,13 +190,50 @@ impl UnaryLane {
             reason: RejectionReason::StreamNotSupported,
         }
     }
+}
 
-    /// Lane `sticky` (its target's cancel fails): refuses streams as `not_supported`.
-    pub fn sticky() -> Self {
-        Self {
-            lane_id: "sticky",
-            reason: RejectionReason::NotSupported,
+/// How long a `sticky` execution runs when nothing reaches it (its target's cancel fails).
+pub const STICKY_FALLBACK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Lane `sticky`: like `slow`, but the target's cancel never reaches it, so an execution ends
+/// by itself after [`STICKY_FALLBACK`]; refuses streams as `not_supported`.
+pub struct StickyLane {
+    signals: mpsc::UnboundedSender<Signal>,
+}
+
+#[async_trait]
+impl LaneAdapter for StickyLane {
+    fn lane_id(&self) -> &str {
+        "sticky"
+    }
+    fn capabilities(&self) -> LaneCapabilities {
+        caps("sticky", false)
+    }
+    fn validate(&self, _request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
+        Ok(())
+    }
+    async fn execute(&self, request: ExecutionRequest, ctx: ExecutionContext) -> ExecutionResult {
+        let _ = self
+            .signals
+            .send(Signal::Started(request.execution_ref.clone()));
+        tokio::select! {
+            () = ctx.cancel.cancelled() => {}
+            () = tokio::time::sleep(STICKY_FALLBACK) => {}
         }
+        ExecutionResult {
+            provenance: request.provenance.clone(),
+            ..ExecutionResult::succeeded(request.execution_ref, obj(json!({"sticky": "ok"})))
+        }
+    }
+    async fn stream(
+        &self,
+        _request: ExecutionRequest,
+        _ctx: ExecutionContext,
+    ) -> Result<EventStream, AdmissionRejection> {
+        Err(AdmissionRejection::new(
+            RejectionReason::NotSupported,
+            "lane sticky is unary only",
+        ))
     }
 }
 
@@ -449,7 +486,9 @@ pub async fn fake_node(setup: Setup) -> Fixture {
     node.register_lane(Arc::new(ScriptLane));
     node.register_lane(Arc::new(UnaryLane::http()));
     node.register_lane(Arc::new(UnaryLane::batch()));
-    node.register_lane(Arc::new(UnaryLane::sticky()));
+    node.register_lane(Arc::new(StickyLane {
+        signals: tx.clone(),
+    }));
     node.register_lane(Arc::new(SlowLane { signals: tx }));
     node.register_target_verifier(Arc::new(StubTargetVerifier));
     if setup != Setup::NoAuthorityVerifier {

@@ -124,6 +124,7 @@ impl Answer {
 struct Probe {
     server: RunningServer,
     client: Client<HttpConnector, Full<Bytes>>,
+    fixture: ep_tests::fixtures::Fixture,
 }
 
 impl Probe {
@@ -138,7 +139,37 @@ impl Probe {
             .await
             .unwrap();
         let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-        Self { server, client }
+        Self {
+            server,
+            client,
+            fixture,
+        }
+    }
+
+    /// Starts a governed unary execution on `lane` in the background and answers its ref once
+    /// the lane has it (the `slow` and `sticky` lanes report their start).
+    async fn start_running(&self, lane: &str) -> String {
+        let client = self.client.clone();
+        let uri = format!("{}/v1/execute", self.server.url());
+        let body = request(lane, |_| {}).to_string();
+        tokio::spawn(async move {
+            let request = Request::builder()
+                .method(Method::POST)
+                .uri(uri)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body)))
+                .unwrap();
+            let _ = client.request(request).await;
+        });
+        let signal = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            self.fixture.signals.lock().await.recv().await
+        })
+        .await
+        .unwrap();
+        match signal {
+            Some(ep_tests::fixtures::Signal::Started(reference)) => reference.as_str().to_owned(),
+            other => panic!("lane {lane} did not start: {other:?}"),
+        }
     }
 
     async fn send(
@@ -302,7 +333,11 @@ fn cases() -> Vec<Case> {
             case("POST", "/v1/stream", 401),
             request("process", |r| r.authority_ref = None),
         ),
-        case("POST", "/v1/executions/exec-0-0/cancel", 404),
+        case("POST", "/v1/executions/exec-0-0/cancel", 401),
+        Case {
+            headers: vec![BEARER],
+            ..case("POST", "/v1/executions/exec-0-0/cancel", 404)
+        },
         Case {
             headers: vec![("content-type", "text/plain")],
             body: Some("x".into()),
@@ -428,24 +463,27 @@ async fn every_documented_operation_answers_as_documented() {
             exercised.insert((template, case.method.to_owned()));
         }
     }
-    // Cancel answers need a ref the node knows, and a target whose cancel fails.
-    for (lane, status) in [("process", 200), ("sticky", 502)] {
-        let executed = probe
-            .send(
-                "POST",
-                "/v1/execute",
-                &[JSON],
-                Some(request(lane, |_| {}).to_string()),
-            )
-            .await;
-        let reference = executed.json()["execution_ref"]["ref"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+    // Cancel answers need an execution running (one whose target's cancel fails, too) and
+    // one that already ended.
+    let ended = probe
+        .send(
+            "POST",
+            "/v1/execute",
+            &[JSON],
+            Some(request("process", |_| {}).to_string()),
+        )
+        .await;
+    let ended = ended.json()["execution_ref"]["ref"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let running = probe.start_running("slow").await;
+    let sticky = probe.start_running("sticky").await;
+    for (reference, status) in [(running, 200), (sticky, 502), (ended, 409)] {
         let path = format!("/v1/executions/{reference}/cancel");
-        let answer = probe.send("POST", &path, &[], None).await;
+        let answer = probe.send("POST", &path, &[BEARER], None).await;
         if answer.status.as_u16() != status {
-            problems.push(format!("cancel on {lane}: status {}", answer.status));
+            problems.push(format!("cancel of {reference}: status {}", answer.status));
         }
         problems.extend(conforms(&spec, "POST", &path, &answer));
     }
