@@ -669,7 +669,9 @@ fn a_closed_stdout_ends_every_printing_command_quietly() {
     // Far more output than a pipe holds, so the writer meets the closed pipe for certain.
     let classes: Vec<String> = (0..20_000).map(|i| format!("class-{i}")).collect();
     let big = serde_json::json!({ "classes": classes }).to_string();
-    let cases: Vec<(Vec<&str>, Option<&[u8]>, usize)> = vec![
+    // (arguments, stdin, bytes read before closing stdout)
+    type Case<'a> = (Vec<&'a str>, Option<&'a [u8]>, usize);
+    let cases: Vec<Case> = vec![
         (
             vec!["contracts", "validate", "acceptable_attestation", "-"],
             Some(big.as_bytes()),

@@ -176,7 +176,8 @@ impl fmt::Display for SignatureProblem {
             Self::WriterHasNoKey { key_id } => write!(
                 f,
                 "the head is signed by node key {key_id:?} but this writer has no key; open the \
-                 log with that key (FileChainSink::open_signed)"
+                 log with that key (FileChainSink::open_signed, `evidence reanchor --key`), or \
+                 if the key is lost move the head aside first"
             ),
         }
     }

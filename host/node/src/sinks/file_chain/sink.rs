@@ -25,9 +25,10 @@ pub struct SinkOptions {
     /// a non-empty log whose head is not signed by this key; a writer without a key refuses one
     /// whose head is signed.
     pub key: Option<NodeKey>,
-    /// Continue a non-empty log whose head is missing, unsigned or signed by another key, and
-    /// write a fresh head: the operator's deliberate decision after checking the log; recorded
-    /// in the chain as an `evidence.reanchored` record.
+    /// Continue a non-empty log whose head is missing, unsigned or signed by another key than
+    /// [`SinkOptions::key`], and write a fresh head: the operator's deliberate decision after
+    /// checking the log; recorded in the chain as an `evidence.reanchored` record. A signed head
+    /// is never replaced by an unsigned one (move it aside first if the key is lost).
     pub reanchor: bool,
 }
 
@@ -87,6 +88,7 @@ impl Reanchor {
                     SignatureProblem::Invalid { key_id } => {
                         ("head_signature_invalid", Some(key_id.clone()))
                     }
+                    // Refused by `judge`; named for completeness.
                     SignatureProblem::WriterHasNoKey { key_id } => {
                         ("head_signed_writer_unsigned", Some(key_id.clone()))
                     }
@@ -337,7 +339,9 @@ fn judge(
     // A head over an empty log vouches for nothing: continue it under this writer's key.
     let problem = problem.filter(|_| head.count > 0 || records > 0);
     if let Some(problem) = problem {
-        if !options.reanchor {
+        // Re-anchoring never drops a signature: that takes moving the head aside on purpose.
+        let downgrade = matches!(problem, SignatureProblem::WriterHasNoKey { .. });
+        if !options.reanchor || downgrade {
             return Err(ChainError::HeadNotContinued {
                 path: head_path(path),
                 problem,
