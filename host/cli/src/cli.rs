@@ -65,17 +65,21 @@ pub struct ExecArgs {
     /// The request payload: a JSON object, `@file`, or `@-` for stdin.
     #[arg(long)]
     pub payload: String,
-    /// A plugin directory; a plugin with the lane's id replaces the built-in lane.
+    /// A plugin directory; a plugin with the lane's id replaces the built-in lane. Default: the
+    /// config's `[plugins] dir` when it exists (`./plugins` on the defaults), as `serve` does.
     #[arg(long)]
     pub plugins: Option<PathBuf>,
-    /// Operator policy (TOML) capping lane grants and limits; the built-in default (no outbound
-    /// HTTP) applies when absent.
+    /// Operator policy (TOML) capping lane grants and limits. Default: the config's `[policy]
+    /// file`, else the built-in default policy (no outbound HTTP).
     #[arg(long)]
     pub policy: Option<PathBuf>,
-    /// Host configuration file (TOML); the embedded defaults apply when absent.
+    /// Service configuration file, the one `serve` reads (docs/config.md): its node id, trust
+    /// store, state directory, policy and plugin directory apply. The embedded defaults (state
+    /// in `./.execution-plane`) apply when absent.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Evidence log (hash-chained JSON lines); default `<evidence.dir>/evidence.jsonl`.
+    /// Evidence log (hash-chained JSON lines, its head signed with the node key in `data_dir`);
+    /// default `<data_dir>/evidence/evidence.jsonl`, the log `serve` writes.
     #[arg(long)]
     pub evidence: Option<PathBuf>,
     /// Let the lane reach URLs matching `scheme://host[:port][/path-prefix]` on public
@@ -135,10 +139,31 @@ pub enum ContractsCommand {
 /// `evidence ...`
 #[derive(Debug, Subcommand)]
 pub enum EvidenceCommand {
-    /// Verify the hash chain of an evidence log; names the first bad record.
+    /// Verify an evidence log: its hash chain, its head anchor and (with `--key`) the head's
+    /// signature; names the first problem and exits 1.
     Verify {
+        /// The JSON-lines evidence file (its head is `<file>.head`).
+        file: PathBuf,
+        /// Check the head's signature with the node's key: its key file (`serve` keeps it in
+        /// `.execution-plane/node-key.json`), or its public key as `serve` prints it (base64),
+        /// inline or in a file. A head not signed by that key is a failure.
+        #[arg(long, value_name = "KEY")]
+        key: Option<String>,
+        /// Accept a log whose head file is missing and check its chain alone (records cut from
+        /// the end, or removed and re-chained, then go unseen).
+        #[arg(long)]
+        allow_unanchored: bool,
+    },
+    /// Write a fresh head for a log whose chain is intact but whose head is missing, unsigned,
+    /// signed by another key or behind the log: a deliberate decision after checking it. The
+    /// log gets an `evidence.reanchored` record saying what was re-anchored.
+    Reanchor {
         /// The JSON-lines evidence file.
         file: PathBuf,
+        /// The node key file to sign the new head with (`.execution-plane/node-key.json` for
+        /// `serve`'s log); without it the head is unsigned.
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
     },
 }
 
@@ -194,7 +219,8 @@ pub enum AuthorityCommand {
 /// `describe`
 #[derive(Debug, Args)]
 pub struct DescribeArgs {
-    /// Host configuration file (TOML); the embedded defaults apply when absent.
+    /// Service configuration file (the one `serve` reads, docs/config.md); the embedded
+    /// defaults apply when absent.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Describe the node of a host started with `serve` instead.
@@ -226,15 +252,23 @@ pub enum LanesCommand {
         #[arg(long)]
         policy: Option<PathBuf>,
     },
-    /// Load every `*.wasm` plugin of a directory; one line per plugin, exit 1 if any is refused.
-    /// With `--remote`, list the lanes a running host serves (JSON; operator token).
+    /// List the lanes a host on its configuration would serve (the built-in lanes and the
+    /// config's plugin directory, under its policy), one line each, then one `refused` line per
+    /// lane left out with why; exit 1 if a plugin is refused. With `--plugins`, only that
+    /// directory's plugins (exit 1 if any is refused). With `--remote`, the lanes a running host
+    /// serves (JSON; operator token).
     List {
-        /// The plugin directory.
-        #[arg(long, required_unless_present = "remote", conflicts_with = "remote")]
+        /// Only the plugins of this directory.
+        #[arg(long, conflicts_with_all = ["remote", "config"])]
         plugins: Option<PathBuf>,
-        /// Operator policy (TOML); the built-in default policy applies when absent.
+        /// Operator policy (TOML), overriding the config's `[policy] file` (default: the
+        /// built-in default policy).
         #[arg(long, conflicts_with = "remote")]
         policy: Option<PathBuf>,
+        /// Service configuration file (the one `serve` reads); the embedded defaults apply when
+        /// absent.
+        #[arg(long, conflicts_with = "remote")]
+        config: Option<PathBuf>,
         /// The running host to ask instead (e.g. `http://127.0.0.1:8787`).
         #[arg(long, value_name = "URL")]
         remote: Option<String>,

@@ -24,6 +24,9 @@ pub enum CliError {
         /// The cap.
         limit: usize,
     },
+    /// Stdout was closed by its reader (`| head`): the program ends quietly, exit 0.
+    #[error("stdout was closed")]
+    StdoutClosed,
     /// Any other failure, already worded for the user.
     #[error("{0}")]
     Message(String),

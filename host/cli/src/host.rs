@@ -4,14 +4,19 @@
 use std::time::Duration;
 
 use ep_node::node::Node;
+use ep_server::ServeConfig;
 use ep_server::service::node_with_verifiers;
 
-use crate::config::HostConfig;
 use crate::error::CliError;
+
+/// The configuration `serve` would run on: `path`, or the embedded defaults.
+pub fn load_config(path: Option<&std::path::Path>) -> Result<ServeConfig, CliError> {
+    ServeConfig::load(path).map_err(CliError::msg)
+}
 
 /// The node of `config`: the local weak target verifier always, the Ed25519 authority verifier
 /// when the trust store file exists (without it governed requests are refused).
-pub fn build_node(config: &HostConfig) -> Result<Node, CliError> {
+pub fn build_node(config: &ServeConfig) -> Result<Node, CliError> {
     let node = node_with_verifiers(
         &config.node.id,
         &config.authority.trust_store,

@@ -1,20 +1,23 @@
 //! `execution-plane`: the node host binary.
 //!
 //! Every command prints its result on stdout and exits 0, or prints one line `error: ...` on
-//! stderr and exits 1 (usage errors exit 2, as clap does).
+//! stderr and exits 1 (usage errors exit 2, as clap does). A reader that closes stdout early
+//! (`| head`) ends the command quietly with exit 0.
 
 mod cli;
 mod commands;
-mod config;
 mod error;
 mod host;
 mod input;
+mod output;
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
+use crate::error::CliError;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -36,9 +39,10 @@ fn main() -> ExitCode {
         Command::Serve(args) => commands::serve::run(args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) | Err(CliError::StdoutClosed) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err}");
+            // Never panic on a closed stderr either.
+            let _ = writeln!(std::io::stderr().lock(), "error: {err}");
             ExitCode::FAILURE
         }
     }

@@ -232,7 +232,13 @@ fn authority_keygen_sign_and_describe_work_together() {
         dir.path(),
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    std::fs::write(dir.path().join("authority-keys.toml"), stdout(&o)).unwrap();
+    // The in-process commands keep their state where `serve` does.
+    std::fs::create_dir_all(dir.path().join(".execution-plane")).unwrap();
+    std::fs::write(
+        dir.path().join(".execution-plane/authority-keys.toml"),
+        stdout(&o),
+    )
+    .unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -298,8 +304,10 @@ fn authority_keygen_sign_and_describe_work_together() {
     );
     // The minted ref verifies with the trust store the keygen printed (a verifier that
     // accepts refs issued before it started, as this one is made after the signing).
-    let store =
-        ep_node::authority::TrustStore::load(dir.path().join("authority-keys.toml")).unwrap();
+    let store = ep_node::authority::TrustStore::load(
+        dir.path().join(".execution-plane/authority-keys.toml"),
+    )
+    .unwrap();
     let verifier =
         ep_node::verifiers::ed25519_authority::Ed25519AuthorityVerifier::new("node-local", store)
             .with_not_before(chrono::Utc::now() - chrono::TimeDelta::hours(1));
@@ -353,7 +361,7 @@ fn authority_keygen_sign_and_describe_work_together() {
     );
     assert_eq!(o.status.code(), Some(2), "needs --request or --payload");
 
-    // describe on the embedded defaults finds the trust store in the working directory.
+    // describe on the embedded defaults finds the trust store in ./.execution-plane.
     let o = run(&["describe"], None, dir.path());
     assert!(o.status.success(), "{}", stderr(&o));
     let d: ep_contracts::boundary::NodeDescriptor = ep_contracts::parse(&stdout(&o)).unwrap();
@@ -382,11 +390,9 @@ fn describe_without_a_trust_store_registers_no_authority_verifier() {
 fn describe_reads_a_config_file_and_refuses_bad_ones() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("host.toml");
-    std::fs::write(
-        &config,
-        "[node]\nid = \"node-7\"\n[authority]\ntrust_store = \"keys.toml\"\nclock_skew_secs = 5\n[evidence]\ndir = \"ev\"\n",
-    )
-    .unwrap();
+    // The same file `serve` reads: it names only what it changes.
+    let text = "data_dir = \".\"\n[node]\nid = \"node-7\"\n[authority]\ntrust_store = \"keys.toml\"\nclock_skew_secs = 5\n";
+    std::fs::write(&config, text).unwrap();
     let o = run(
         &["describe", "--config", config.to_str().unwrap()],
         None,
@@ -408,11 +414,7 @@ fn describe_reads_a_config_file_and_refuses_bad_ones() {
         "[[keys]]\nkey_id = \"k\"\npublic_key = \"not base64!\"\n",
     )
     .unwrap();
-    std::fs::write(
-        &config,
-        "[node]\nid = \"node-7\"\n[authority]\ntrust_store = \"keys.toml\"\nclock_skew_secs = 5\n[evidence]\ndir = \"ev\"\n",
-    )
-    .unwrap();
+    std::fs::write(&config, text).unwrap();
     let o = run(
         &["describe", "--config", config.to_str().unwrap()],
         None,
@@ -467,6 +469,291 @@ fn evidence_verify_reports_count_or_the_first_bad_record() {
 
     let o = run(&["evidence", "verify", "nope.jsonl"], None, dir.path());
     assert_one_line_error(&o, "nope.jsonl");
+}
+
+/// Writes `n` records through a sink signing with a node key saved as `node-key.json` in
+/// `dir`; returns the log, the key file and the key's public key.
+fn write_signed_log(dir: &Path, n: usize) -> (PathBuf, PathBuf, String) {
+    use ep_node::EvidenceSink;
+    use ep_node::sinks::file_chain::{FileChainSink, NodeKey};
+    let key_file = dir.join("node-key.json");
+    let key = NodeKey::load_or_generate(&key_file, "node-local").unwrap();
+    let public = key.public_key_base64();
+    let log = dir.join("evidence.jsonl");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let sink = FileChainSink::open_signed(&log, key).unwrap();
+        for i in 0..n {
+            let ev = ep_contracts::boundary::Evidence {
+                evidence_type: Some(format!("test.{i}")),
+                ..Default::default()
+            };
+            sink.emit(&ev).await.unwrap();
+        }
+        sink.flush().await.unwrap();
+    });
+    (log, key_file, public)
+}
+
+/// `evidence verify <log> <extra...>` in `dir`.
+fn verify(log: &Path, extra: &[&str], dir: &Path) -> Output {
+    let mut args = vec!["evidence", "verify", log.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    run(&args, None, dir)
+}
+
+fn lines_of(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn write_lines(path: &Path, lines: &[String]) {
+    std::fs::write(
+        path,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+}
+
+/// Rewrites the log at `log` (and its head) from `lines` through a writer without a key: what
+/// someone who can write the files, but does not hold the node key, can produce.
+fn rewrite_without_key(log: &Path, lines: &[String]) {
+    use ep_node::EvidenceSink;
+    let staged = log.with_extension("staged");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let sink = ep_node::sinks::file_chain::FileChainSink::open(&staged).unwrap();
+        for line in lines {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            let evidence: ep_contracts::boundary::Evidence =
+                ep_contracts::parse(&record["evidence"].to_string()).unwrap();
+            sink.emit(&evidence).await.unwrap();
+        }
+        sink.flush().await.unwrap();
+    });
+    let head = ep_node::sinks::file_chain::head_path;
+    std::fs::rename(&staged, log).unwrap();
+    std::fs::rename(head(&staged), head(log)).unwrap();
+}
+
+#[test]
+fn evidence_verify_detects_every_tampering_of_a_signed_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, key_file, public) = write_signed_log(dir.path(), 5);
+    let key_arg = key_file.to_str().unwrap().to_owned();
+    let original = lines_of(&log);
+    let head_file = ep_node::sinks::file_chain::head_path(&log);
+    let head = std::fs::read_to_string(&head_file).unwrap();
+    let restore = || {
+        write_lines(&log, &original);
+        std::fs::write(&head_file, &head).unwrap();
+    };
+
+    // Intact: with the key file, the public key inline, or the public key in a file.
+    std::fs::write(dir.path().join("node.pub"), format!("{public}\n")).unwrap();
+    for key in [key_arg.as_str(), public.as_str(), "node.pub"] {
+        let o = verify(&log, &["--key", key], dir.path());
+        assert!(o.status.success(), "{key}: {}", stderr(&o));
+        let out = stdout(&o);
+        assert!(
+            out.starts_with("5 records, chain intact") && out.contains("signature verified"),
+            "{out}"
+        );
+    }
+    let o = verify(&log, &[], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("signature not checked"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Each tampering of the log, with and without the key.
+    let mut swapped = original.clone();
+    swapped.swap(1, 2);
+    let mut removed = original.clone();
+    removed.remove(2);
+    let mut forged = original.clone();
+    let last_hash = ep_contracts::canonical::sha256_ref(original[4].as_bytes());
+    forged.push(format!(
+        r#"{{"seq":5,"prev_hash":"{last_hash}","evidence":{{"contract_version":1,"evidence_type":"execution.completed"}}}}"#
+    ));
+    let edited: Vec<String> = original
+        .iter()
+        .map(|l| l.replacen("test.2", "test.X", 1))
+        .collect();
+    let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        ("edit", edited, "record 3 was edited"),
+        ("reorder", swapped, "record 2 was reordered"),
+        ("remove", removed, "record 3 follows removed records"),
+        (
+            "truncate",
+            original[..3].to_vec(),
+            "record 4 is missing: the log was truncated",
+        ),
+        (
+            "append",
+            forged,
+            "record 6 was appended after the head anchor",
+        ),
+    ];
+    for (name, lines, needle) in cases {
+        write_lines(&log, &lines);
+        for extra in [&[][..], &["--key", key_arg.as_str()][..]] {
+            let o = verify(&log, extra, dir.path());
+            assert_one_line_error(&o, needle);
+            assert!(!stderr(&o).contains("no head"), "{name}: {}", stderr(&o));
+        }
+        restore();
+    }
+
+    // The head removed: a failure, unless the operator accepts an unanchored log.
+    std::fs::remove_file(&head_file).unwrap();
+    for extra in [&[][..], &["--key", key_arg.as_str()][..]] {
+        let o = verify(&log, extra, dir.path());
+        assert_one_line_error(&o, "no head anchor");
+        assert!(stderr(&o).contains("--allow-unanchored"), "{}", stderr(&o));
+    }
+    let o = verify(&log, &["--allow-unanchored"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("NOT anchored"), "{}", stdout(&o));
+    restore();
+
+    // Log and head rewritten consistently without the key: passes without it, fails with it.
+    let mut shorter = original.clone();
+    shorter.remove(1);
+    rewrite_without_key(&log, &shorter);
+    let o = verify(&log, &[], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("4 records, chain intact") && stdout(&o).contains("unsigned"));
+    for key in [key_arg.as_str(), public.as_str()] {
+        let o = verify(&log, &["--key", key], dir.path());
+        assert_one_line_error(&o, "the head is not signed");
+    }
+    // ... or keeping the old signature fields over the new count and hash.
+    let rewritten: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&head_file).unwrap()).unwrap();
+    let mut old: serde_json::Value = serde_json::from_str(&head).unwrap();
+    old["count"] = rewritten["count"].clone();
+    old["last_hash"] = rewritten["last_hash"].clone();
+    std::fs::write(&head_file, old.to_string()).unwrap();
+    assert!(verify(&log, &[], dir.path()).status.success());
+    let o = verify(&log, &["--key", &key_arg], dir.path());
+    assert_one_line_error(&o, "does not verify");
+    restore();
+
+    // A key that is neither a file nor a public key.
+    let o = verify(&log, &["--key", "nonsense"], dir.path());
+    assert_one_line_error(&o, "no such key file");
+}
+
+#[test]
+fn evidence_reanchor_signs_a_fresh_head_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, key_file, _) = write_signed_log(dir.path(), 3);
+    let key = key_file.to_str().unwrap();
+    let reanchor = |extra: &[&str]| {
+        let mut args = vec!["evidence", "reanchor", log.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        run(&args, None, dir.path())
+    };
+    let o = reanchor(&["--key", key]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("nothing to re-anchor"),
+        "{}",
+        stdout(&o)
+    );
+
+    std::fs::remove_file(ep_node::sinks::file_chain::head_path(&log)).unwrap();
+    // Without the key a signed log is not downgraded; here the head is gone, so it would be
+    // unsigned: re-anchor with the key instead.
+    let o = reanchor(&["--key", key]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("re-anchored: 4 records"),
+        "{}",
+        stdout(&o)
+    );
+    let o = verify(&log, &["--key", key], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let last: serde_json::Value = serde_json::from_str(lines_of(&log).last().unwrap()).unwrap();
+    assert_eq!(last["evidence"]["evidence_type"], "evidence.reanchored");
+    assert_eq!(last["evidence"]["payload"]["reason"], "head_missing");
+
+    // A broken chain is never re-anchored.
+    let lines: Vec<String> = lines_of(&log)
+        .iter()
+        .map(|l| l.replacen("test.1", "test.X", 1))
+        .collect();
+    write_lines(&log, &lines);
+    let o = reanchor(&["--key", key]);
+    assert_one_line_error(&o, "record 2 was edited");
+}
+
+/// Spawns the binary with stdout a pipe; reads `keep` bytes of it, then closes the pipe and
+/// returns how the program ended.
+fn run_into_closed_pipe(args: &[&str], stdin: Option<&[u8]>, keep: usize, cwd: &Path) -> Output {
+    use std::io::Read;
+    let mut child = bin()
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let bytes = stdin.unwrap_or_default().to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&bytes);
+    });
+    let mut out = child.stdout.take().unwrap();
+    let mut first = vec![0u8; keep];
+    out.read_exact(&mut first).unwrap();
+    drop(out);
+    feeder.join().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_closed_stdout_ends_every_printing_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _, _) = write_signed_log(dir.path(), 2);
+    // Far more output than a pipe holds, so the writer meets the closed pipe for certain.
+    let classes: Vec<String> = (0..20_000).map(|i| format!("class-{i}")).collect();
+    let big = serde_json::json!({ "classes": classes }).to_string();
+    // (arguments, stdin, bytes read before closing stdout)
+    type Case<'a> = (Vec<&'a str>, Option<&'a [u8]>, usize);
+    let cases: Vec<Case> = vec![
+        (
+            vec!["contracts", "validate", "acceptable_attestation", "-"],
+            Some(big.as_bytes()),
+            100,
+        ),
+        (vec!["contracts", "list"], None, 0),
+        (vec!["describe"], None, 0),
+        (vec!["evidence", "verify", log.to_str().unwrap()], None, 0),
+        (vec!["lanes", "list"], None, 0),
+    ];
+    for (args, stdin, keep) in cases {
+        let o = run_into_closed_pipe(&args, stdin, keep, dir.path());
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert!(
+            !stderr(&o).contains("panicked") && !stderr(&o).contains("Broken pipe"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
 }
 
 #[test]

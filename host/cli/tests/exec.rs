@@ -32,9 +32,14 @@ fn stderr(o: &Output) -> String {
 }
 
 fn verify(log: &Path, cwd: &Path) -> String {
+    verify_with(log, &[], cwd)
+}
+
+fn verify_with(log: &Path, extra: &[&str], cwd: &Path) -> String {
     let o = Command::new(env!("CARGO_BIN_EXE_execution-plane"))
         .args(["evidence", "verify"])
         .arg(log)
+        .args(extra)
         .current_dir(cwd)
         .output()
         .unwrap();
@@ -206,9 +211,10 @@ async fn governed_exec_signs_a_ref_the_configured_trust_store_verifies() {
         .unwrap();
     assert!(keygen.status.success(), "{}", stderr(&keygen));
     std::fs::write(dir.path().join("keys.toml"), &keygen.stdout).unwrap();
+    // The config `serve` reads, naming only what it changes.
     std::fs::write(
         dir.path().join("host.toml"),
-        "[node]\nid = \"node-exec\"\n[authority]\ntrust_store = \"keys.toml\"\nclock_skew_secs = 5\n[evidence]\ndir = \"ev\"\n",
+        "data_dir = \".\"\n[node]\nid = \"node-exec\"\n[authority]\ntrust_store = \"keys.toml\"\nclock_skew_secs = 5\n[evidence]\ndir = \"ev\"\n",
     )
     .unwrap();
     let grant = "http://127.0.0.1:*".to_owned();
@@ -260,4 +266,80 @@ async fn governed_exec_signs_a_ref_the_configured_trust_store_verifies() {
         "{rejected}"
     );
     assert_eq!(server.seen().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_keeps_its_state_where_serve_does_and_signs_the_evidence_head() {
+    let server = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let grant = format!("http://127.0.0.1:{}", server.addr().port());
+    let payload = format!(r#"{{"url":"{}","method":"GET"}}"#, server.url("/hello"));
+    let cwd = dir.path().to_owned();
+    let o = tokio::task::spawn_blocking(move || {
+        let args = [
+            "--lane",
+            "http",
+            "--direct",
+            "--allow-http",
+            &grant,
+            "--payload",
+            &payload,
+        ];
+        // Twice: the second run continues the chain under the same node key.
+        let first = exec(&args, &cwd);
+        assert!(first.status.success(), "{}", stderr(&first));
+        exec(&args, &cwd)
+    })
+    .await
+    .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let state = dir.path().join(".execution-plane");
+    let log = state.join("evidence/evidence.jsonl");
+    let key = state.join("node-key.json");
+    assert!(log.is_file() && key.is_file());
+    assert!(!dir.path().join("evidence").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.matches("execution.completed").count(), 2, "{text}");
+    let report = verify_with(&log, &["--key", key.to_str().unwrap()], dir.path());
+    assert!(report.contains("signature verified"), "{report}");
+}
+
+#[test]
+fn exec_into_a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_execution-plane"))
+        .args([
+            "exec",
+            "--lane",
+            "http",
+            "--direct",
+            "--allow-http",
+            "http://127.0.0.1:9/granted",
+            "--payload",
+            r#"{"url":"http://127.0.0.1:9/elsewhere"}"#,
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before the execution has printed anything, as `| head -c 0` would.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
+    // The execution ran and left its evidence.
+    let text = std::fs::read_to_string(dir.path().join(".execution-plane/evidence/evidence.jsonl"))
+        .unwrap();
+    assert!(text.contains("capability.denied"), "{text}");
 }

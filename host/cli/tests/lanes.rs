@@ -184,3 +184,74 @@ fn lanes_list_reports_loaded_and_refused_plugins() {
     assert_eq!(o.status.code(), Some(0), "stderr: {}", text(&o.stderr));
     assert_eq!(text(&o.stdout).lines().count(), 1);
 }
+
+fn run_in(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_execution-plane"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn lanes_list_with_no_flags_lists_what_serve_would_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    // A fresh directory: the built-in HTTP lane, left out by the default policy (no outbound
+    // HTTP), with the reason; not an error.
+    let o = run_in(&["lanes", "list"], dir.path());
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", text(&o.stderr));
+    let out = text(&o.stdout);
+    let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert_eq!(&lines[0][..2], ["refused", "<built-in>/http.wasm"]);
+    assert!(lines[0][2].contains("outbound http"), "{out}");
+
+    // With a policy that grants it somewhere, the HTTP lane is served; `./plugins` (the
+    // default `[plugins] dir`) adds its lanes, a refused plugin fails the listing.
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        "[default]\nevents = true\n[lanes.http]\nhttp = [\"https://example.com\"]\n",
+    )
+    .unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    install(
+        &plugins,
+        "echo",
+        "echo",
+        Some(&manifest("echo", "[grants]\nevents = true\n")),
+    );
+    let o = run_in(&["lanes", "list", "--policy", "policy.toml"], dir.path());
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", text(&o.stderr));
+    let out = text(&o.stdout);
+    let ids: Vec<&str> = out.lines().map(|l| l.split('\t').next().unwrap()).collect();
+    assert_eq!(ids, ["echo", "http"], "{out}");
+    assert!(
+        out.lines()
+            .all(|l| l.split('\t').nth(2).unwrap().starts_with("sha256:"))
+    );
+
+    // The same from a config file naming the policy, as `serve --config` would read it.
+    std::fs::write(
+        dir.path().join("serve.toml"),
+        "[policy]\nfile = \"policy.toml\"\n",
+    )
+    .unwrap();
+    let o = run_in(&["lanes", "list", "--config", "serve.toml"], dir.path());
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), out);
+
+    install(&plugins, "echo", "orphan", None);
+    let o = run_in(&["lanes", "list", "--policy", "policy.toml"], dir.path());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stdout).contains("refused\torphan.wasm"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert!(
+        text(&o.stderr).contains("1 of 2 lane plugins"),
+        "{}",
+        text(&o.stderr)
+    );
+}

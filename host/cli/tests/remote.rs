@@ -288,10 +288,21 @@ async fn the_quickstart_runs_against_a_served_host_and_its_evidence_verifies() {
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("admission.accepted"), "{text}");
     assert!(text.contains("execution.completed") && text.contains(&digest));
-    let verified = cli(&["evidence", "verify", log.to_str().unwrap()], dir.path());
+    // As the README checks it: the head signed by the node key `serve` keeps.
+    let verified = cli(
+        &[
+            "evidence",
+            "verify",
+            "--key",
+            ".execution-plane/node-key.json",
+            log.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
     assert!(verified.status.success(), "{}", stderr(&verified));
     assert!(
-        stdout(&verified).contains("chain intact"),
+        stdout(&verified).contains("chain intact")
+            && stdout(&verified).contains("signature verified"),
         "{}",
         stdout(&verified)
     );

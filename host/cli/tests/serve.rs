@@ -47,10 +47,11 @@ fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> (u
     (status, body)
 }
 
-fn verify(log: &Path, cwd: &Path) -> String {
+fn verify(log: &Path, extra: &[&str], cwd: &Path) -> String {
     let o = Command::new(env!("CARGO_BIN_EXE_execution-plane"))
         .args(["evidence", "verify"])
         .arg(log)
+        .args(extra)
         .current_dir(cwd)
         .output()
         .unwrap();
@@ -112,6 +113,19 @@ fn serve_on_the_embedded_defaults_starts_answers_and_stops_on_sigterm() {
     let key = dir.path().join(find("development signing key: "));
     let token_file = dir.path().join(find("operator token: "));
     let evidence = dir.path().join(find("evidence log: "));
+    let node_key = dir
+        .path()
+        .join(find("node key (signs the evidence head): "));
+    let public_key = find("node public key: ")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(node_key, dir.path().join(".execution-plane/node-key.json"));
+    assert_ne!(
+        node_key, key,
+        "the node key is not the development authority key"
+    );
     assert!(key.is_file(), "{}", key.display());
     assert!(token_file.is_file(), "{}", token_file.display());
     #[cfg(unix)]
@@ -120,6 +134,8 @@ fn serve_on_the_embedded_defaults_starts_answers_and_stops_on_sigterm() {
         let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let mode = std::fs::metadata(&node_key).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     let trust_store =
@@ -182,6 +198,9 @@ fn serve_on_the_embedded_defaults_starts_answers_and_stops_on_sigterm() {
     let first = stderr.lines().next().unwrap_or_default();
     assert!(first.starts_with('{'), "{stderr}");
 
-    let report = verify(&evidence, dir.path());
-    assert!(!report.is_empty());
+    // The head is signed by the key the summary named, checked by its file or its public key.
+    for key in [node_key.to_str().unwrap(), public_key.as_str()] {
+        let report = verify(&evidence, &["--key", key], dir.path());
+        assert!(report.contains("signature verified"), "{report}");
+    }
 }

@@ -27,7 +27,7 @@ use ep_lanes_wasm::{
 };
 use ep_node::authority::{SigningKeyFile, TrustStore};
 use ep_node::node::Node;
-use ep_node::sinks::file_chain::FileChainSink;
+use ep_node::sinks::file_chain::{FileChainSink, NodeKey};
 use ep_node::verifiers::ed25519_authority::Ed25519AuthorityVerifier;
 use ep_node::verifiers::local_weak::LocalWeakVerifier;
 
@@ -40,6 +40,9 @@ use crate::lifecycle::RunningServer;
 pub const DEV_KEY_FILE: &str = "dev-signing-key.json";
 /// Key id of the development signing key.
 pub const DEV_KEY_ID: &str = "dev";
+/// File name of the node key in `data_dir`: the node's own key that signs the evidence head
+/// (never an authority key).
+pub const NODE_KEY_FILE: &str = "node-key.json";
 
 /// What `serve` prints when it starts: where things are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +53,10 @@ pub struct StartupInfo {
     pub evidence_log: PathBuf,
     /// The development signing key, when `dev_key` is on.
     pub dev_key: Option<PathBuf>,
+    /// The node key that signs the evidence head.
+    pub node_key: PathBuf,
+    /// Its public key (base64), what `evidence verify --key` checks the head with.
+    pub node_public_key: String,
     /// The trust store.
     pub trust_store: PathBuf,
     /// The operator token's file.
@@ -123,9 +130,14 @@ impl Service {
         let dev_key = prepare_dev_key(config)?;
         let node = build_node(config)?;
         let evidence_log = config.evidence.log_path();
-        let sink = FileChainSink::open(&evidence_log).map_err(|e| ServeError::Evidence {
-            path: evidence_log.clone(),
-            message: e.to_string(),
+        let node_key_path = config.data_dir.join(NODE_KEY_FILE);
+        let node_key = node_key(&config.data_dir, &config.node.id)?;
+        let node_public_key = node_key.public_key_base64();
+        let sink = FileChainSink::open_signed(&evidence_log, node_key).map_err(|e| {
+            ServeError::Evidence {
+                path: evidence_log.clone(),
+                message: e.to_string(),
+            }
         })?;
         node.register_evidence_sink(Arc::new(sink));
         let runtime = WasmRuntime::new(config.limits.runtime_config())
@@ -147,6 +159,8 @@ impl Service {
             node_id: config.node.id.clone(),
             evidence_log,
             dev_key,
+            node_key: node_key_path,
+            node_public_key,
             trust_store: config.authority.trust_store.clone(),
             token_file: config.operator.token_file.clone(),
             plugins_dir: config
@@ -483,6 +497,13 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ServeError> {
     let mut file = options.open(path).map_err(io(path))?;
     file.write_all(bytes).map_err(io(path))?;
     file.sync_all().map_err(io(path))
+}
+
+/// The node key in `data_dir` (generated, mode 0600, on first start): it signs the evidence
+/// head, so a log rewritten with its head by someone without it is detected.
+pub fn node_key(data_dir: &Path, node_id: &str) -> Result<NodeKey, ServeError> {
+    NodeKey::load_or_generate(&data_dir.join(NODE_KEY_FILE), node_id)
+        .map_err(|e| ServeError::Authority(format!("node key (signs the evidence head): {e}")))
 }
 
 /// With `dev_key`: the development key (generated on first start) and its trust-store entry.

@@ -230,3 +230,61 @@ async fn an_unwatched_plugin_directory_is_reloaded_on_request() {
     let report = guarded(server.shutdown(Duration::from_secs(30))).await;
     assert_eq!(report.flush_error, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_signs_its_evidence_head_with_the_node_key_and_refuses_an_unsigned_one() {
+    use ep_node::sinks::file_chain::{
+        HeadKey, HeadStatus, VerifyOptions, head_path, verify_chain_with,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path());
+    let server = guarded(start(config.clone())).await.unwrap();
+    let info = server.service().unwrap().info().clone();
+    let report = guarded(server.shutdown(Duration::from_secs(30))).await;
+    assert_eq!(report.flush_error, None);
+
+    assert_eq!(info.node_key, config.data_dir.join("node-key.json"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&info.node_key)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // The node key is the node's own, not the development authority key.
+    let node_key = SigningKeyFile::load(&info.node_key).unwrap();
+    let dev_key = SigningKeyFile::load(info.dev_key.as_ref().unwrap()).unwrap();
+    assert_ne!(node_key.public_key_base64(), dev_key.public_key_base64());
+    assert_eq!(node_key.public_key_base64(), info.node_public_key);
+    for key in [
+        HeadKey::from_key_file(&node_key),
+        HeadKey::from_public_key_base64(&info.node_public_key).unwrap(),
+    ] {
+        let options = VerifyOptions {
+            key: Some(key),
+            ..VerifyOptions::default()
+        };
+        let report = verify_chain_with(&info.evidence_log, &options).unwrap();
+        assert!(report.records > 0);
+        assert!(
+            matches!(&report.head, HeadStatus::Signed { key_id, verified: true, .. } if key_id == "node-local"),
+            "{:?}",
+            report.head
+        );
+    }
+
+    // A head stripped of its signature (what someone without the key writes) is not adopted
+    // by the next start.
+    let head = head_path(&info.evidence_log);
+    let mut value: Value = serde_json::from_str(&std::fs::read_to_string(&head).unwrap()).unwrap();
+    let fields = value.as_object_mut().unwrap();
+    fields.retain(|k, _| k == "count" || k == "last_hash");
+    std::fs::write(&head, value.to_string()).unwrap();
+    let error = guarded(start(config)).await.unwrap_err().to_string();
+    assert!(
+        error.contains("not signed") && error.contains("refusing to continue"),
+        "{error}"
+    );
+}

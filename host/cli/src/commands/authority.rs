@@ -19,7 +19,7 @@ pub fn run(cmd: AuthorityCommand) -> Result<(), CliError> {
         AuthorityCommand::Keygen { key_id, out } => {
             let key = SigningKeyFile::generate(key_id).map_err(CliError::msg)?;
             key.save(&out).map_err(CliError::msg)?;
-            println!("{}", key.public_entry());
+            crate::output::line(key.public_entry())?;
             Ok(())
         }
         AuthorityCommand::Sign {
@@ -61,7 +61,7 @@ pub fn run(cmd: AuthorityCommand) -> Result<(), CliError> {
                 serde_json::to_string_pretty(&request.to_value())
             }
             .map_err(CliError::msg)?;
-            println!("{text}");
+            crate::output::line(text)?;
             Ok(())
         }
     }

@@ -5,13 +5,14 @@ use ep_contracts::registry;
 use crate::cli::ContractsCommand;
 use crate::error::CliError;
 use crate::input::read_document;
+use crate::output;
 
 /// Runs a `contracts` subcommand.
 pub fn run(cmd: ContractsCommand) -> Result<(), CliError> {
     match cmd {
         ContractsCommand::List => {
             for entry in registry::entries() {
-                println!("{}\t{}", entry.name, entry.kind.as_str());
+                output::line(format_args!("{}\t{}", entry.name, entry.kind.as_str()))?;
             }
             Ok(())
         }
@@ -25,9 +26,7 @@ pub fn run(cmd: ContractsCommand) -> Result<(), CliError> {
             let normalized = entry
                 .normalize(&value)
                 .map_err(|e| CliError::msg(format!("{}: {e}", entry.name)))?;
-            let pretty = serde_json::to_string_pretty(&normalized).map_err(CliError::msg)?;
-            println!("{pretty}");
-            Ok(())
+            output::json_pretty(&normalized)
         }
     }
 }

@@ -3,8 +3,8 @@
 use ep_node::RuntimeClient;
 
 use crate::cli::DescribeArgs;
-use crate::config::HostConfig;
 use crate::error::CliError;
+use crate::host::load_config;
 
 /// Prints the node descriptor as JSON.
 pub fn run(args: DescribeArgs) -> Result<(), CliError> {
@@ -15,16 +15,13 @@ pub fn run(args: DescribeArgs) -> Result<(), CliError> {
             .map_err(|e| CliError::msg(format!("{url}: {e}")))?;
         return super::remote::print_json(&descriptor);
     }
-    let config = HostConfig::load(args.config.as_deref())?;
+    let config = load_config(args.config.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(CliError::msg)?;
     runtime.block_on(async {
         let node = crate::host::build_node(&config)?;
-        let descriptor = node.describe();
-        let text = serde_json::to_string_pretty(&descriptor).map_err(CliError::msg)?;
-        println!("{text}");
-        Ok(())
+        crate::output::json_pretty(&node.describe())
     })
 }

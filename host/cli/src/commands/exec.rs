@@ -2,6 +2,11 @@
 //! on a running host (`--remote`, optionally `--stream`), printing the `ExecutionResult` as
 //! JSON. Exit 0 when it succeeded, 1 when it failed or was rejected.
 //!
+//! The in-process node is the one `serve` would run on the same configuration (`--config`, or
+//! the embedded defaults): its node id and trust store, its policy and plugin directory, and
+//! its state directory, so evidence goes to the same log (`<data_dir>/evidence/evidence.jsonl`),
+//! its head signed with the same node key (`<data_dir>/node-key.json`).
+//!
 //! Governed mode (`--authority-key`) signs a single-use authority ref over the whole request for
 //! the node's id; the node verifies it against the configured trust store like any caller's.
 //! Direct mode
@@ -18,22 +23,22 @@ use ep_contracts::boundary::{
 };
 use ep_lanes_wasm::egress::HttpGrants;
 use ep_lanes_wasm::{
-    HostPolicy, RuntimeConfig, WASM_ENGINE_CLASS, WasmLane, WasmRuntime, load_embedded,
-    load_plugin_dir, register_wasm_lane,
+    HostPolicy, WASM_ENGINE_CLASS, WasmLane, WasmRuntime, load_embedded, load_plugin_dir,
+    register_wasm_lane,
 };
 use ep_node::authority::{SigningKeyFile, sign_request};
 use ep_node::dispatch::rejected_result;
-use ep_node::sinks::file_chain::FileChainSink;
+use ep_node::sinks::file_chain::{ChainError, FileChainSink};
 use ep_node::{LaneAdapter, RuntimeClient, RuntimeError};
 use ep_remote::StreamItem;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::cli::ExecArgs;
-use crate::commands::lanes::one_line;
-use crate::config::HostConfig;
+use crate::commands::lanes::{load_policy, one_line};
 use crate::error::CliError;
-use crate::host::build_node;
+use crate::host::{build_node, load_config};
+use crate::output;
 
 /// What to do when no mode is chosen.
 const MODE_HINT: &str = "choose a mode: --authority-key <file> (governed, verified against the \
@@ -51,13 +56,15 @@ pub fn run(args: ExecArgs) -> Result<bool, CliError> {
     if let Some(url) = &args.remote {
         return run_remote(&args, url, payload);
     }
-    let config = HostConfig::load(args.config.as_deref())?;
-    let mut policy = match &args.policy {
-        None => HostPolicy::default(),
-        Some(path) => {
-            HostPolicy::load(path).map_err(|e| CliError::msg(one_line(&e.to_string())))?
-        }
-    };
+    let config = load_config(args.config.as_deref())?;
+    let mut policy = load_policy(args.policy.as_deref().or(config.policy.file.as_deref()))?;
+    let plugins = args.plugins.clone().or_else(|| {
+        config
+            .plugins
+            .dir
+            .is_dir()
+            .then(|| config.plugins.dir.clone())
+    });
     let http = HttpGrants::parse(&args.allow_http, &args.allow_http_private)
         .map_err(|e| CliError::msg(one_line(&e.to_string())))?;
     if !http.is_empty() {
@@ -73,26 +80,35 @@ pub fn run(args: ExecArgs) -> Result<bool, CliError> {
         let evidence = args
             .evidence
             .clone()
-            .unwrap_or_else(|| config.evidence.dir.join("evidence.jsonl"));
-        if let Some(dir) = evidence.parent().filter(|d| !d.as_os_str().is_empty()) {
+            .unwrap_or_else(|| config.evidence.log_path());
+        let evidence_dir = evidence.parent().filter(|d| !d.as_os_str().is_empty());
+        for dir in [Some(config.data_dir.as_path()), evidence_dir]
+            .into_iter()
+            .flatten()
+        {
             std::fs::create_dir_all(dir).map_err(|source| CliError::Io {
                 path: dir.to_owned(),
                 source,
             })?;
         }
-        let sink = FileChainSink::open(&evidence)
-            .map_err(|e| CliError::msg(format!("evidence log {}: {e}", evidence.display())))?;
+        let key = ep_server::service::node_key(&config.data_dir, &config.node.id)
+            .map_err(CliError::msg)?;
+        let sink = FileChainSink::open_signed(&evidence, key).map_err(|e| match e {
+            ChainError::Locked { .. } => CliError::msg(format!(
+                "{e} (a running `serve`? run the execution there with --remote <url>, or pass                  --evidence <another file>)"
+            )),
+            other => CliError::msg(other),
+        })?;
         node.register_evidence_sink(Arc::new(sink));
-        let wasm = WasmRuntime::new(RuntimeConfig::default()).map_err(CliError::msg)?;
-        let lane = lane_for(&wasm, &args.lane, args.plugins.as_deref(), &policy).await?;
+        let wasm = WasmRuntime::new(config.limits.runtime_config()).map_err(CliError::msg)?;
+        let lane = lane_for(&wasm, &args.lane, plugins.as_deref(), &policy).await?;
         register_wasm_lane(&node, Arc::new(lane))
             .await
             .map_err(|e| CliError::msg(format!("registering lane {}: {e}", args.lane)))?;
         let request = admission_request(&args, node.node_id(), payload)?;
         let result = node.execute(request).await;
         let _ = node.shutdown().await;
-        let text = serde_json::to_string_pretty(&result.to_value()).map_err(CliError::msg)?;
-        println!("{text}");
+        output::json_pretty(&result.to_value())?;
         Ok(result.status == ResultStatus::Succeeded)
     })
 }
@@ -121,7 +137,7 @@ fn run_remote(args: &ExecArgs, url: &str, payload: Map) -> Result<bool, CliError
             return stream_remote(&client, request).await;
         }
         let result = client.execute(request).await;
-        super::remote::print_json(&result.to_value())?;
+        output::json_pretty(&result.to_value())?;
         Ok(result.status == ResultStatus::Succeeded)
     })
 }
@@ -137,16 +153,17 @@ async fn stream_remote(
         Ok(items) => items,
         Err(RuntimeError::Rejected(rejection)) => {
             let result = rejected_result(ExecutionRef::mint(), provenance, &rejection);
-            println!("{}", result.to_value());
+            output::line(result.to_value())?;
             return Ok(false);
         }
         Err(e) => return Err(CliError::msg(e)),
     };
     while let Some(item) = items.next().await {
         match item {
-            StreamItem::Event(event) => println!("{}", event.to_value()),
+            // A closed stdout ends the loop, dropping the stream: the host sees the reader go.
+            StreamItem::Event(event) => output::line(event.to_value())?,
             StreamItem::Result(result) => {
-                println!("{}", result.to_value());
+                output::line(result.to_value())?;
                 return Ok(result.status == ResultStatus::Succeeded);
             }
             StreamItem::Cut(why) => {
@@ -188,7 +205,7 @@ async fn lane_for(
             Err(e) => refusals.push(one_line(&e.to_string())),
         }
     }
-    let mut message = format!("no lane {lane_id:?}: not built in and not in --plugins");
+    let mut message = format!("no lane {lane_id:?}: not built in and not in the plugin directory");
     if !refusals.is_empty() {
         message.push_str(&format!(
             " (refused: {}); outbound HTTP is denied unless granted: pass --allow-http PATTERN \

@@ -1,17 +1,22 @@
 //! `lanes check` and `lanes list`: load WebAssembly lane plugins (component + manifest) under
-//! the operator's policy, without registering them anywhere. With `--remote`, `lanes list`,
-//! `lanes reload` and `lanes rollback` administer a running host (operator token).
+//! the operator's policy, without registering them anywhere. `lanes list` on its own shows what
+//! `serve` would serve on the same configuration: the built-in lanes and the plugin directory.
+//! With `--remote`, `lanes list`, `lanes reload` and `lanes rollback` administer a running host
+//! (operator token).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ep_lanes_wasm::{
-    HostPolicy, RuntimeConfig, WIT_PACKAGE, WasmLane, WasmRuntime, load_plugin, load_plugin_dir,
+    HostPolicy, PluginDirReport, RuntimeConfig, WIT_PACKAGE, WasmLane, WasmRuntime, load_embedded,
+    load_plugin, load_plugin_dir,
 };
 use ep_node::LaneAdapter;
 use serde_json::{Value, json};
 
 use crate::cli::LanesCommand;
 use crate::error::CliError;
+use crate::host::load_config;
+use crate::output;
 
 /// Runs a `lanes` subcommand.
 pub fn run(cmd: LanesCommand) -> Result<(), CliError> {
@@ -28,10 +33,7 @@ pub fn run(cmd: LanesCommand) -> Result<(), CliError> {
                 let lane = load_plugin(&wasm, &file, &policy)
                     .await
                     .map_err(|e| CliError::msg(one_line(&e.to_string())))?;
-                let text =
-                    serde_json::to_string_pretty(&check_report(&lane)?).map_err(CliError::msg)?;
-                println!("{text}");
-                Ok(())
+                output::json_pretty(&check_report(&lane)?)
             })
         }
         LanesCommand::List {
@@ -75,47 +77,109 @@ pub fn run(cmd: LanesCommand) -> Result<(), CliError> {
             super::remote::print_json(&rolled)
         }
         LanesCommand::List {
-            plugins, policy, ..
+            plugins: Some(plugins),
+            policy,
+            ..
         } => {
-            let Some(plugins) = plugins else {
-                return Err(CliError::msg(
-                    "lanes list needs --plugins <dir> or --remote <url>",
-                ));
-            };
             let policy = load_policy(policy.as_deref())?;
             runtime.block_on(async {
                 let wasm = WasmRuntime::new(RuntimeConfig::default()).map_err(CliError::msg)?;
                 let report = load_plugin_dir(&wasm, &plugins, &policy).await;
-                for lane in &report.loaded {
-                    let version = lane
-                        .manifest()
-                        .map_or_else(String::new, |m| m.version.to_string());
-                    println!("{}\t{version}\t{}", lane.lane_id(), lane.digest());
-                }
-                for (path, error) in &report.refused {
-                    let file = path.file_name().map_or_else(
-                        || path.display().to_string(),
-                        |name| name.to_string_lossy().into_owned(),
-                    );
-                    println!("refused\t{file}\t{}", one_line(&error.to_string()));
-                }
-                if report.refused.is_empty() {
-                    Ok(())
-                } else {
-                    Err(CliError::msg(format!(
-                        "{} of {} lane plugins in {} refused",
-                        report.refused.len(),
-                        report.refused.len() + report.loaded.len(),
-                        plugins.display()
-                    )))
-                }
+                let refused = plugin_refusals(&report);
+                print_listing(&report.loaded, &refused)?;
+                check_refusals(refused.len(), report.loaded.len(), &plugins)
+            })
+        }
+        LanesCommand::List { policy, config, .. } => {
+            let config = load_config(config.as_deref())?;
+            let policy = load_policy(policy.as_deref().or(config.policy.file.as_deref()))?;
+            runtime.block_on(async {
+                let wasm =
+                    WasmRuntime::new(config.limits.runtime_config()).map_err(CliError::msg)?;
+                host_listing(&wasm, &config.plugins.dir, &policy).await
             })
         }
     }
 }
 
+/// `lanes list` on a configuration: the plugin directory's lanes (when it exists), then the
+/// built-in lanes no plugin replaces, as `serve` assembles them. Exit 1 only when a plugin is
+/// refused: a built-in lane the policy leaves out (the HTTP lane without an HTTP grant) is the
+/// policy's decision, listed with its reason.
+async fn host_listing(wasm: &WasmRuntime, dir: &Path, policy: &HostPolicy) -> Result<(), CliError> {
+    let (mut served, mut refused, plugins) = if dir.is_dir() {
+        let report = load_plugin_dir(wasm, dir, policy).await;
+        let refused = plugin_refusals(&report);
+        let plugins = report.loaded.len() + refused.len();
+        (report.loaded, refused, plugins)
+    } else {
+        (Vec::new(), Vec::new(), 0)
+    };
+    let plugin_refused = refused.len();
+    for builtin in ep_builtin_lanes::all() {
+        if served.iter().any(|lane| lane.lane_id() == builtin.name) {
+            continue;
+        }
+        match load_embedded(wasm, builtin.name, builtin.wasm, builtin.manifest, policy).await {
+            Ok(lane) => served.push(lane),
+            Err(error) => refused.push((
+                format!("<built-in>/{}", builtin.wasm_file_name()),
+                one_line(&error.to_string()),
+            )),
+        }
+    }
+    served.sort_by(|a, b| a.lane_id().cmp(b.lane_id()));
+    print_listing(&served, &refused)?;
+    check_refusals(plugin_refused, plugins - plugin_refused, dir)
+}
+
+/// `(file name, one-line reason)` for every refused plugin of `report`.
+fn plugin_refusals(report: &PluginDirReport) -> Vec<(String, String)> {
+    report
+        .refused
+        .iter()
+        .map(|(path, error)| {
+            let file = path.file_name().map_or_else(
+                || path.display().to_string(),
+                |name| name.to_string_lossy().into_owned(),
+            );
+            (file, one_line(&error.to_string()))
+        })
+        .collect()
+}
+
+/// One `lane\tversion\tdigest` line per lane, then one `refused\tname\treason` line each.
+fn print_listing(served: &[WasmLane], refused: &[(String, String)]) -> Result<(), CliError> {
+    for lane in served {
+        let version = lane
+            .manifest()
+            .map_or_else(String::new, |m| m.version.to_string());
+        output::line(format_args!(
+            "{}\t{version}\t{}",
+            lane.lane_id(),
+            lane.digest()
+        ))?;
+    }
+    for (name, reason) in refused {
+        output::line(format_args!("refused\t{name}\t{reason}"))?;
+    }
+    Ok(())
+}
+
+/// Exit 1 when plugins of `dir` were refused.
+fn check_refusals(refused: usize, loaded: usize, dir: &Path) -> Result<(), CliError> {
+    if refused == 0 {
+        return Ok(());
+    }
+    Err(CliError::msg(format!(
+        "{refused} of {} lane plugins in {} refused",
+        refused + loaded,
+        PathBuf::from(dir).display()
+    )))
+}
+
 /// The policy file, or the built-in default policy.
-fn load_policy(path: Option<&Path>) -> Result<HostPolicy, CliError> {
+pub(crate) fn load_policy(path: Option<&Path>) -> Result<HostPolicy, CliError> {
     match path {
         None => Ok(HostPolicy::default()),
         Some(path) => HostPolicy::load(path).map_err(|e| CliError::msg(one_line(&e.to_string()))),

@@ -80,7 +80,5 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 
 /// Prints `value` as pretty JSON.
 pub fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(value).map_err(CliError::msg)?;
-    println!("{text}");
-    Ok(())
+    crate::output::json_pretty(value)
 }

@@ -1,6 +1,7 @@
 //! `serve`: the node host as a network service (docs/api.md) on the configuration of
 //! docs/config.md, until SIGINT or SIGTERM (graceful drain); SIGHUP reloads the policy and the
-//! plugin directory. Prints where it listens and where its key, token and evidence are.
+//! plugin directory. Prints where it listens and where its keys, token and evidence are, and the
+//! public key of the node key that signs the evidence head.
 
 use std::io::Write as _;
 
@@ -49,6 +50,16 @@ fn serve(config: ep_server::ServeConfig) -> Result<(), CliError> {
             let _ = writeln!(out, "listening on {}", server.url());
             let _ = writeln!(out, "node id: {}", info.node_id);
             let _ = writeln!(out, "evidence log: {}", info.evidence_log.display());
+            let _ = writeln!(
+                out,
+                "node key (signs the evidence head): {}",
+                info.node_key.display()
+            );
+            let _ = writeln!(
+                out,
+                "node public key: {} (check the log with `evidence verify --key <this key>`)",
+                info.node_public_key
+            );
             if let Some(key) = &info.dev_key {
                 let _ = writeln!(out, "development signing key: {}", key.display());
             }
