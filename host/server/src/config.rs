@@ -406,7 +406,10 @@ fn check(raw: &RawConfig, file: &str) -> Result<(), ConfigError> {
         ("server.header_read_timeout_ms", s.header_read_timeout_ms),
         ("server.idle_timeout_ms", s.idle_timeout_ms),
         ("server.body_read_timeout_ms", s.body_read_timeout_ms),
-        ("server.reserve_header_timeout_ms", s.reserve_header_timeout_ms),
+        (
+            "server.reserve_header_timeout_ms",
+            s.reserve_header_timeout_ms,
+        ),
     ] {
         if value == 0 {
             return invalid(key, "must be longer than 0 ms");

@@ -69,7 +69,10 @@ async fn a_stalled_body_is_408_after_the_body_timeout_and_its_connection_closes(
     );
     let envelope = raw_body(&answer);
     assert_eq!(envelope["error"]["code"], "request_timeout", "{envelope}");
-    assert_eq!(envelope["error"]["details"]["limit"], "body_read_timeout_ms");
+    assert_eq!(
+        envelope["error"]["details"]["limit"],
+        "body_read_timeout_ms"
+    );
     assert_eq!(envelope["error"]["details"]["received_bytes"], 10);
     assert_eq!(envelope["error"]["details"]["body_read_timeout_ms"], 300);
     // Nothing was admitted: no execution evidence.
@@ -229,7 +232,10 @@ async fn idle_connections_cannot_hold_the_reserve() {
     // Both reserved connections taken by clients that never send a head, and one that sends
     // half a head...
     let mut idle = vec![connect(addr).await, connect(addr).await];
-    idle[1].write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    idle[1]
+        .write_all(b"GET /healthz HTTP/1.1\r\n")
+        .await
+        .unwrap();
     // ...are closed by the reserve's header timeout, so a health check behind them is served.
     let health = get(addr, "/healthz", None).await;
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");

@@ -142,9 +142,7 @@ impl BodyTiming {
             return (total, Bound::Total);
         }
         // `received` bytes buy `received / rate` seconds beyond the grace.
-        let earned = Duration::from_millis(
-            received.saturating_mul(1000) / self.min_bytes_per_sec,
-        );
+        let earned = Duration::from_millis(received.saturating_mul(1000) / self.min_bytes_per_sec);
         match started.checked_add(self.grace.saturating_add(earned)) {
             Some(rate) if rate < total => (rate, Bound::Rate),
             _ => (total, Bound::Total),

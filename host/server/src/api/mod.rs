@@ -88,8 +88,7 @@ impl From<&ServerSection> for ServerLimits {
             body_read_timeout: Duration::from_millis(server.body_read_timeout_ms),
             min_body_bytes_per_sec: server.min_body_bytes_per_sec,
             min_body_rate_grace: Duration::from_millis(server.min_body_rate_grace_ms),
-            reserve_connections: usize::try_from(server.reserve_connections)
-                .unwrap_or(usize::MAX),
+            reserve_connections: usize::try_from(server.reserve_connections).unwrap_or(usize::MAX),
             reserve_header_timeout: Duration::from_millis(server.reserve_header_timeout_ms),
         }
     }
