@@ -165,6 +165,24 @@ impl Request {
     pub fn body_bytes(&self) -> &[u8] {
         &self.body
     }
+
+    /// Every `content-length` header given must state the body's length exactly (the host
+    /// would otherwise send a body cut to the header, or leave the server waiting);
+    /// [`send`] checks this before any I/O.
+    pub fn check_content_length(&self) -> Result<(), HttpError> {
+        let actual = self.body.len();
+        for (name, value) in &self.headers {
+            if name.eq_ignore_ascii_case("content-length")
+                && value.trim().parse::<u64>().ok() != u64::try_from(actual).ok()
+            {
+                return Err(HttpError::ContentLengthMismatch {
+                    declared: value.clone(),
+                    actual,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How [`send`] treats one request: timeouts (passed to the host as wasi:http
@@ -239,8 +257,10 @@ impl Response {
 /// Sends `request` and reads the whole response (up to `options.max_response_bytes`).
 ///
 /// Blocks the lane until the response is read. The host may refuse the request
-/// ([`HttpError::Denied`]); any HTTP status is `Ok`.
+/// ([`HttpError::Denied`]); any HTTP status is `Ok`. A `content-length` header that does not
+/// match the body is [`HttpError::ContentLengthMismatch`] before anything is sent.
 pub fn send(request: &Request, options: &Options) -> Result<Response, HttpError> {
+    request.check_content_length()?;
     #[cfg(target_arch = "wasm32")]
     {
         wasi::send(request, options)
@@ -281,6 +301,60 @@ mod tests {
             ]
         );
         assert_eq!(r.body_bytes(), b"hi");
+    }
+
+    #[test]
+    fn a_content_length_must_state_the_body_length() {
+        let url = Url::parse("http://h/x").unwrap();
+        let with = |length: &str, body: &str| {
+            Request::new(Method::Post, url.clone())
+                .header("Content-Length", length)
+                .body(body.as_bytes().to_vec())
+                .check_content_length()
+        };
+        assert_eq!(with("5", "hello"), Ok(()));
+        assert_eq!(with(" 0 ", ""), Ok(()));
+        for (length, body) in [
+            ("3", "hello"),
+            ("9", "hello"),
+            ("5", ""),
+            ("x", "a"),
+            ("", ""),
+        ] {
+            assert_eq!(
+                with(length, body),
+                Err(HttpError::ContentLengthMismatch {
+                    declared: length.to_owned(),
+                    actual: body.len(),
+                }),
+                "{length:?} for {body:?}"
+            );
+        }
+        // Every copy must agree, and no header is no check.
+        let twice = Request::new(Method::Post, url.clone())
+            .header("content-length", "2")
+            .header("content-length", "3")
+            .body("ab");
+        assert!(twice.check_content_length().is_err());
+        assert_eq!(
+            Request::new(Method::Post, url)
+                .body("ab")
+                .check_content_length(),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn send_refuses_a_mismatched_content_length_before_any_io() {
+        crate::testing::mock_http(|_| panic!("nothing may be sent"));
+        let request = Request::new(Method::Post, Url::parse("http://h/x").unwrap())
+            .header("content-length", "2")
+            .body("abcdef");
+        assert!(matches!(
+            send(&request, &Options::new()),
+            Err(HttpError::ContentLengthMismatch { actual: 6, .. })
+        ));
+        assert!(crate::testing::take_http_requests().is_empty());
     }
 
     #[test]

@@ -19,8 +19,35 @@ pub(crate) fn into_object(value: Value) -> Map<String, Value> {
 
 /// The JSON text of an object (serializing a `Map` cannot fail; `{}` is the unreachable
 /// fallback rather than a panic).
+///
+/// The text is measured first and then written into one allocation of exactly its length: a
+/// buffer that doubles as it fills would briefly need up to three times the text in the lane's
+/// linear memory, which for a large output (the HTTP lane's response body) is what decides
+/// whether it fits the lane's memory limit.
 pub(crate) fn to_text(map: &Map<String, Value>) -> String {
-    serde_json::to_string(map).unwrap_or_else(|_| String::from("{}"))
+    let mut length = Length(0);
+    if serde_json::to_writer(&mut length, map).is_err() {
+        return String::from("{}");
+    }
+    let mut bytes = Vec::with_capacity(length.0);
+    if serde_json::to_writer(&mut bytes, map).is_err() {
+        return String::from("{}");
+    }
+    String::from_utf8(bytes).unwrap_or_else(|_| String::from("{}"))
+}
+
+/// A writer that only counts what it is given.
+struct Length(usize);
+
+impl std::io::Write for Length {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 = self.0.saturating_add(bytes.len());
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Reads JSON text that should hold an object, for the test harness; anything else is
@@ -60,6 +87,14 @@ mod tests {
     fn objects_round_trip_through_text() {
         let map = into_object(json!({"b": [1, {"c": null}], "a": "x"}));
         assert_eq!(from_text(&to_text(&map)), map);
+    }
+
+    #[test]
+    fn text_is_written_into_one_allocation_of_its_length() {
+        let map = into_object(json!({"body": "x\"y".repeat(1000), "n": 1}));
+        let text = to_text(&map);
+        assert_eq!(text, serde_json::to_string(&map).unwrap());
+        assert_eq!(text.capacity(), text.len());
     }
 
     #[test]

@@ -51,9 +51,14 @@ pub struct LaneLimits {
 }
 
 impl Default for LaneLimits {
+    /// The defaults are consistent with each other: `max_memory_bytes` (64 MiB, the runtime's
+    /// default `max_memory_per_instance` too) holds the HTTP lane's largest response,
+    /// `max_response_bytes` (16 MiB), whatever its content. The guest holds the body, then its
+    /// JSON output text: 34 MiB for a text body just under the cap, up to 60 MiB for a binary
+    /// one (base64, twice); `docs/egress.md` has the measurements. Raise both together.
     fn default() -> Self {
         Self {
-            max_memory_bytes: 32 << 20,
+            max_memory_bytes: 64 << 20,
             max_table_elements: 20_000,
             max_instances: 16,
             max_tables: 8,

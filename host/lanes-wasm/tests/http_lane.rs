@@ -351,28 +351,43 @@ impl AuthorityVerifier for AllowAll {
     }
 }
 
-#[tokio::test]
-async fn a_denial_through_a_node_is_its_own_capability_denied_evidence_record() {
-    let server = TestServer::start().await.unwrap();
-    let rt = runtime();
-    let lane = Arc::new(http_lane(&rt, &["http://127.0.0.1:*"], &[]).await);
+/// A node serving `lane` (authority allowed, registration complete) and its evidence sink.
+async fn node_serving(lane: Arc<WasmLane>) -> (Node, Arc<MemorySink>) {
     let node = Node::new("node-http");
     let sink = Arc::new(MemorySink::new("memory"));
     node.register_evidence_sink(sink.clone());
     node.register_authority_verifier(Arc::new(AllowAll));
     node.complete_registration();
-    register_wasm_lane(&node, Arc::clone(&lane)).await.unwrap();
-    let mut admission = AdmissionRequest::new(lane.lane_id());
-    admission.payload = obj(json!({
-        "url": format!("http://localhost:{}/secret-token-123", server.addr().port()),
-        "method": "GET",
-    }));
+    register_wasm_lane(&node, lane).await.unwrap();
+    (node, sink)
+}
+
+/// A governed admission request for `lane_id` with `payload`.
+fn admission(lane_id: &str, payload: Value) -> AdmissionRequest {
+    let mut admission = AdmissionRequest::new(lane_id);
+    admission.payload = obj(payload);
     admission.authority_ref = Some(AuthorityRef {
         reference: Some("allow".to_owned()),
         ..AuthorityRef::default()
     });
     admission.acceptable_attestation =
         ep_contracts::boundary::AcceptableAttestation::of([ep_lanes_wasm::WASM_ENGINE_CLASS]);
+    admission
+}
+
+#[tokio::test]
+async fn a_denial_through_a_node_is_its_own_capability_denied_evidence_record() {
+    let server = TestServer::start().await.unwrap();
+    let rt = runtime();
+    let lane = Arc::new(http_lane(&rt, &["http://127.0.0.1:*"], &[]).await);
+    let (node, sink) = node_serving(Arc::clone(&lane)).await;
+    let admission = admission(
+        lane.lane_id(),
+        json!({
+            "url": format!("http://localhost:{}/secret-token-123", server.addr().port()),
+            "method": "GET",
+        }),
+    );
     let result = guarded(node.execute(admission)).await;
     assert_eq!(result.status, ResultStatus::Failed);
     let types = sink.evidence_types();
@@ -392,4 +407,187 @@ async fn a_denial_through_a_node_is_its_own_capability_denied_evidence_record() 
     // The path may carry secrets: evidence keeps its fingerprint only.
     let text = serde_json::to_string(&record).unwrap();
     assert!(!text.contains("secret-token-123"), "{text}");
+}
+
+#[tokio::test]
+async fn a_content_length_that_does_not_match_the_body_is_refused_before_any_io() {
+    let server = TestServer::start().await.unwrap();
+    let rt = runtime();
+    let lane = Arc::new(http_lane(&rt, &["http://127.0.0.1:*"], &[]).await);
+    let (node, _) = node_serving(Arc::clone(&lane)).await;
+    for declared in ["3", "64"] {
+        let payload = json!({
+            "url": server.url("/echo"),
+            "headers": {"Content-Length": declared},
+            "body": "hello world",
+        });
+        // Through a node: refused at admission.
+        let result = guarded(node.execute(admission("http", payload.clone()))).await;
+        assert_eq!(result.status, ResultStatus::Rejected, "{result:?}");
+        let error = result.error.as_ref().unwrap();
+        assert_eq!(error["reason"], "invalid_lane_request", "{error}");
+        assert_eq!(error["details"]["header"], "Content-Length", "{error}");
+        assert_eq!(error["details"]["declared"], declared, "{error}");
+        assert_eq!(error["details"]["body_bytes"], 11, "{error}");
+        // Straight to the lane, skipping validation: it fails, it does not send.
+        let result = run(&lane, payload).await;
+        assert_eq!(result.status, ResultStatus::Failed, "{result:?}");
+        assert_eq!(
+            result.error.as_ref().unwrap()["reason"],
+            "invalid_lane_request"
+        );
+    }
+    assert!(server.seen().is_empty(), "nothing reached the server");
+    // A matching one is sent as given.
+    let result = run(
+        &lane,
+        json!({"url": server.url("/echo"), "headers": {"content-length": "5"}, "body": "hello"}),
+    )
+    .await;
+    assert_eq!(output(&result)["status_code"], 200);
+    assert_eq!(server.seen()[0].body, b"hello");
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_origin_forwards_only_safe_headers_unless_asked() {
+    let first = TestServer::start().await.unwrap();
+    let other = TestServer::start().await.unwrap();
+    let rt = runtime();
+    let lane = http_lane(&rt, &["http://127.0.0.1:*"], &[]).await;
+    let payload = |keep: Value| {
+        json!({
+            "url": first.url(&format!("/redirect?code=307&to={}", other.url("/echo"))),
+            "headers": {
+                "authorization": "Bearer secret",
+                "cookie": "session=1",
+                "x-api-key": "key-1",
+                "accept": "application/json",
+                "user-agent": "lane-test",
+                "content-type": "text/plain",
+            },
+            "body": "hello",
+            "cross_origin_headers": keep,
+        })
+    };
+    let result = run(&lane, payload(Value::Null)).await;
+    assert_eq!(output(&result)["status_code"], 200);
+    // The first origin got every header it was sent...
+    let sent = &first.seen()[0];
+    for name in ["authorization", "cookie", "x-api-key", "accept"] {
+        assert!(sent.header(name).is_some(), "{name}: {sent:?}");
+    }
+    // ...the other origin (another port) only the safe ones, with the 307's body.
+    let hop = &other.seen()[0];
+    assert_eq!(hop.method, "POST");
+    assert_eq!(hop.body, b"hello");
+    assert_eq!(hop.header("accept"), Some("application/json"));
+    assert_eq!(hop.header("user-agent"), Some("lane-test"));
+    assert_eq!(hop.header("content-type"), Some("text/plain"));
+    for name in ["authorization", "cookie", "x-api-key"] {
+        assert_eq!(hop.header(name), None, "{name} crossed origins: {hop:?}");
+    }
+    // The payload may name a header to keep across origins: that one crosses, no other.
+    let result = run(&lane, payload(json!(["X-Api-Key"]))).await;
+    assert_eq!(output(&result)["status_code"], 200);
+    let hop = &other.seen()[1];
+    assert_eq!(hop.header("x-api-key"), Some("key-1"));
+    assert_eq!(hop.header("authorization"), None);
+    assert_eq!(hop.header("cookie"), None);
+    // Within one origin every header follows the redirect.
+    let same = json!({
+        "url": first.url(&format!("/redirect?code=307&to={}", first.url("/echo"))),
+        "headers": {"x-api-key": "key-1", "authorization": "Bearer secret"},
+        "method": "GET",
+    });
+    let result = run(&lane, same).await;
+    assert_eq!(output(&result)["status_code"], 200);
+    let hop = first.seen().pop().unwrap();
+    assert_eq!(hop.path, "/echo");
+    assert_eq!(hop.header("x-api-key"), Some("key-1"));
+    assert_eq!(hop.header("authorization"), Some("Bearer secret"));
+}
+
+/// A loopback upstream that answers every request with `size` bytes, `binary` (every byte
+/// value) or text, with a `content-length` or chunked.
+async fn raw_upstream(size: usize, binary: bool, chunked: bool) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if socket.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let body: Vec<u8> = if binary {
+                    (0..size).map(|i| (i % 256) as u8).collect()
+                } else {
+                    vec![b'x'; size]
+                };
+                let framing = if chunked {
+                    "transfer-encoding: chunked".to_owned()
+                } else {
+                    format!("content-length: {size}")
+                };
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\n{framing}\r\n\r\n"
+                );
+                if socket.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                if chunked {
+                    for chunk in body.chunks(64 << 10) {
+                        let mut frame = format!("{:x}\r\n", chunk.len()).into_bytes();
+                        frame.extend_from_slice(chunk);
+                        frame.extend_from_slice(b"\r\n");
+                        if socket.write_all(&frame).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = socket.write_all(b"0\r\n\r\n").await;
+                } else {
+                    let _ = socket.write_all(&body).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_response_just_under_the_cap_succeeds_on_the_default_limits() {
+    let rt = runtime();
+    let limits = LaneLimits::default();
+    let cap = limits.max_response_bytes;
+    let lane = http_lane_with(&rt, &["http://127.0.0.1:*"], &[], limits).await;
+    let size = usize::try_from(cap).unwrap() - 4096;
+    // Text and binary (base64 in the output: the most memory), sized or chunked.
+    for (binary, chunked) in [(false, false), (false, true), (true, false), (true, true)] {
+        let addr = raw_upstream(size, binary, chunked).await;
+        let result = run(
+            &lane,
+            json!({"url": format!("http://{addr}/"), "method": "GET", "max_response_bytes": cap}),
+        )
+        .await;
+        let case = format!("binary={binary} chunked={chunked}");
+        assert_eq!(result.status, ResultStatus::Succeeded, "{case}: {result:?}");
+        let out = output(&result);
+        let body = out["body"].as_str().unwrap();
+        if binary {
+            assert_eq!(out["body_encoding"], "base64", "{case}");
+            assert_eq!(body.len(), size.div_ceil(3) * 4, "{case}");
+            assert!(body.starts_with("AAECAwQF"), "{case}");
+        } else {
+            assert_eq!(out["body_encoding"], "utf8", "{case}");
+            assert_eq!(body.len(), size, "{case}");
+        }
+    }
 }

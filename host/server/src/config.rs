@@ -105,6 +105,17 @@ pub struct ServerSection {
     pub idle_timeout_ms: u64,
     /// Connections served at once.
     pub max_connections: u64,
+    /// Time to receive a whole request body once its head is read, in ms (408 after it).
+    pub body_read_timeout_ms: u64,
+    /// Slowest a request body may arrive once the grace has passed, in bytes per second (0:
+    /// no rate check, only the total time).
+    pub min_body_bytes_per_sec: u64,
+    /// Time a body may take before the rate check starts, in ms.
+    pub min_body_rate_grace_ms: u64,
+    /// Connections beyond `max_connections` kept for `/healthz`, `/metrics` and the operator.
+    pub reserve_connections: u64,
+    /// Time a reserved connection has to send its one request head, in ms.
+    pub reserve_header_timeout_ms: u64,
     /// Drain time for executions in flight at shutdown, in ms.
     pub drain_timeout_ms: u64,
 }
@@ -394,6 +405,11 @@ fn check(raw: &RawConfig, file: &str) -> Result<(), ConfigError> {
     for (key, value) in [
         ("server.header_read_timeout_ms", s.header_read_timeout_ms),
         ("server.idle_timeout_ms", s.idle_timeout_ms),
+        ("server.body_read_timeout_ms", s.body_read_timeout_ms),
+        (
+            "server.reserve_header_timeout_ms",
+            s.reserve_header_timeout_ms,
+        ),
     ] {
         if value == 0 {
             return invalid(key, "must be longer than 0 ms");
@@ -401,6 +417,12 @@ fn check(raw: &RawConfig, file: &str) -> Result<(), ConfigError> {
     }
     if s.max_connections == 0 || s.max_connections > 1_000_000 {
         return invalid("server.max_connections", "must be between 1 and 1000000");
+    }
+    if s.reserve_connections > 10_000 {
+        return invalid(
+            "server.reserve_connections",
+            "must be between 0 and 10000 (0: no reserve for health and the operator)",
+        );
     }
     if raw.node.id.trim().is_empty() {
         return invalid("node.id", "must be a non-empty string");
@@ -488,6 +510,11 @@ mod tests {
         assert_eq!(c.server.header_read_timeout_ms, 10_000);
         assert_eq!(c.server.idle_timeout_ms, 60_000);
         assert_eq!(c.server.max_connections, 1024);
+        assert_eq!(c.server.body_read_timeout_ms, 30_000);
+        assert_eq!(c.server.min_body_bytes_per_sec, 1024);
+        assert_eq!(c.server.min_body_rate_grace_ms, 5_000);
+        assert_eq!(c.server.reserve_connections, 16);
+        assert_eq!(c.server.reserve_header_timeout_ms, 2_000);
         assert_eq!(c.server.drain_timeout_ms, 30_000);
         assert_eq!(c.node.id, "node-local");
         assert_eq!(c.data_dir, Path::new("./.execution-plane"));
@@ -564,6 +591,25 @@ mod tests {
             err.contains("server.max_body_bytes must be at least 1"),
             "{err}"
         );
+        for (text, says) in [
+            (
+                "[server]\nbody_read_timeout_ms = 0\n",
+                "server.body_read_timeout_ms must be longer than 0 ms",
+            ),
+            (
+                "[server]\nreserve_header_timeout_ms = 0\n",
+                "server.reserve_header_timeout_ms must be longer than 0 ms",
+            ),
+            (
+                "[server]\nreserve_connections = 10001\n",
+                "server.reserve_connections must be between 0 and 10000",
+            ),
+        ] {
+            let err = ServeConfig::parse(text, None, Path::new("."))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{err}");
+        }
         let text = DEFAULT_CONFIG.replace("format = \"human\"", "format = \"xml\"");
         let err = ServeConfig::parse(&text, None, Path::new("."))
             .unwrap_err()

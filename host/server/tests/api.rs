@@ -575,30 +575,6 @@ async fn idle_streams_send_keep_alive_comments() {
     ts.finish().await;
 }
 
-async fn write_post(socket: &mut tokio::net::TcpStream, path: &str, body: &str) {
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    socket.write_all(request.as_bytes()).await.unwrap();
-}
-
-/// Reads from `socket` until `needle` has been seen; returns everything read.
-async fn read_until(socket: &mut tokio::net::TcpStream, needle: &str) -> String {
-    let mut seen = String::new();
-    let mut buffer = [0u8; 4096];
-    guarded(async {
-        while !seen.contains(needle) {
-            let n = socket.read(&mut buffer).await.unwrap();
-            assert!(n > 0, "connection closed before {needle:?}: {seen}");
-            seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
-        }
-    })
-    .await;
-    seen
-}
-
 #[tokio::test]
 async fn a_client_that_disconnects_mid_stream_cancels_the_execution() {
     let mut ts = TestServer::start(Setup::Full).await;
@@ -709,6 +685,9 @@ async fn connections_beyond_the_limit_wait_for_a_free_slot() {
     let options = ep_server::ApiOptions {
         limits: ep_server::ServerLimits {
             max_connections: 1,
+            // Without a reserve: this test is about the backlog (tests/connections.rs has the
+            // reserve).
+            reserve_connections: 0,
             ..ep_server::ServerLimits::default()
         },
         ..ep_server::ApiOptions::default()

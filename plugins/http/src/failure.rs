@@ -48,6 +48,13 @@ pub fn from_http_error(error: &HttpError, at: Context<'_>) -> Outcome {
             at,
             json!({"header": name, "error": reason}),
         ),
+        HttpError::ContentLengthMismatch { declared, actual } => failed(
+            FailureClass::TransportFailed,
+            "http request content-length does not match its body",
+            "content_length_mismatch",
+            at,
+            json!({"declared": declared, "body_bytes": actual}),
+        ),
         HttpError::InvalidMethod { method } => {
             invalid_method(&Value::from(method.as_str()).to_string())
         }
@@ -203,6 +210,26 @@ mod tests {
             FailureClass::TransportFailed,
             "http response too large",
             &json!({"cause": "response_too_large", "url": "http://h/x", "max_response_bytes": 100}),
+        );
+    }
+
+    #[test]
+    fn a_content_length_mismatch_names_both_lengths() {
+        let url = Url::parse("http://h/x").unwrap();
+        let error = HttpError::ContentLengthMismatch {
+            declared: "3".into(),
+            actual: 10,
+        };
+        check(
+            &from_http_error(&error, at(&url)),
+            FailureClass::TransportFailed,
+            "http request content-length does not match its body",
+            &json!({
+                "cause": "content_length_mismatch",
+                "url": "http://h/x",
+                "declared": "3",
+                "body_bytes": 10,
+            }),
         );
     }
 

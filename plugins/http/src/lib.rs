@@ -3,7 +3,8 @@
 //! by the host), any status a success.
 //!
 //! Payload: `url` (required), `method` (default `POST`), `headers`, `body`, `max_redirects`
-//! (default 5, at most 20), `max_response_bytes` (default 8 MiB). Output: `status_code`,
+//! (default 5, at most 20), `max_response_bytes` (default 8 MiB), `cross_origin_headers`
+//! (headers a redirect to another origin keeps beyond the safe ones). Output: `status_code`,
 //! `headers`, `body` (+ `body_encoding`), `url`, `redirects`. `plugins/README.md` has the whole
 //! contract, failures included.
 
@@ -107,12 +108,9 @@ impl Exchange {
                     response.status,
                     redirects.len()
                 ));
-                let shaped = output::shape(&response, request.url(), &redirects);
-                return (
-                    Outcome::success(shaped),
-                    redirects.len(),
-                    response.body.len(),
-                );
+                let size = response.body.len();
+                let shaped = output::shape(response, request.url(), &redirects);
+                return (Outcome::success(shaped), redirects.len(), size);
             };
             if redirects.len() >= self.plan.max_redirects as usize {
                 return (
@@ -121,7 +119,12 @@ impl Exchange {
                     0,
                 );
             }
-            let next = match redirect::follow(&request, response.status, location) {
+            let next = match redirect::follow(
+                &request,
+                response.status,
+                location,
+                &self.plan.cross_origin_headers,
+            ) {
                 Ok(next) => next,
                 Err(error) => {
                     return (

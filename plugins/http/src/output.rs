@@ -6,12 +6,15 @@ use base64::engine::general_purpose::STANDARD;
 use execution_plane_sdk::http::{Response, Url};
 use execution_plane_sdk::{Map, Value, json};
 
-/// The output object for `response`, fetched from `url` after following `redirects`.
-pub fn shape(response: &Response, url: &Url, redirects: &[String]) -> Value {
-    let (body, encoding) = body(&response.body);
+/// The output object for `response`, fetched from `url` after following `redirects`. The
+/// body moves into the output (a UTF-8 body is not copied), so a large response needs as
+/// little of the lane's memory as it can.
+pub fn shape(response: Response, url: &Url, redirects: &[String]) -> Value {
+    let headers = headers(&response.headers);
+    let (body, encoding) = body(response.body);
     json!({
         "status_code": response.status,
-        "headers": headers(&response.headers),
+        "headers": headers,
         "body": body,
         "body_encoding": encoding,
         "url": url.to_string(),
@@ -33,11 +36,12 @@ pub fn headers(fields: &[(String, String)]) -> Map<String, Value> {
     joined
 }
 
-/// The body as a UTF-8 string, or base64 when it is not UTF-8; with its encoding's name.
-pub fn body(bytes: &[u8]) -> (String, &'static str) {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => (text.to_owned(), "utf8"),
-        Err(_) => (STANDARD.encode(bytes), "base64"),
+/// The body as a UTF-8 string (the same buffer), or base64 when it is not UTF-8; with its
+/// encoding's name.
+pub fn body(bytes: Vec<u8>) -> (String, &'static str) {
+    match String::from_utf8(bytes) {
+        Ok(text) => (text, "utf8"),
+        Err(error) => (STANDARD.encode(error.as_bytes()), "base64"),
     }
 }
 
@@ -60,9 +64,12 @@ mod tests {
 
     #[test]
     fn utf8_bodies_are_text_and_others_base64() {
-        assert_eq!(body(b"{\"ok\":true}"), ("{\"ok\":true}".to_owned(), "utf8"));
-        assert_eq!(body(b""), (String::new(), "utf8"));
-        assert_eq!(body(&[0xff, 0x00, 0x10]), ("/wAQ".to_owned(), "base64"));
+        assert_eq!(
+            body(b"{\"ok\":true}".to_vec()),
+            ("{\"ok\":true}".to_owned(), "utf8")
+        );
+        assert_eq!(body(Vec::new()), (String::new(), "utf8"));
+        assert_eq!(body(vec![0xff, 0x00, 0x10]), ("/wAQ".to_owned(), "base64"));
     }
 
     #[test]
@@ -74,7 +81,7 @@ mod tests {
         };
         let url = Url::parse("http://h/final").unwrap();
         assert_eq!(
-            shape(&response, &url, &["http://h/final".to_owned()]),
+            shape(response, &url, &["http://h/final".to_owned()]),
             json!({
                 "status_code": 404,
                 "headers": {"x-a": "1"},

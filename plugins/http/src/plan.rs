@@ -10,6 +10,9 @@ pub const DEFAULT_MAX_REDIRECTS: u32 = 5;
 /// The most redirects a payload may ask to follow.
 pub const MAX_REDIRECTS_LIMIT: u32 = 20;
 
+/// The most header names `cross_origin_headers` may list.
+pub const MAX_CROSS_ORIGIN_HEADERS: usize = 64;
+
 /// The methods the lane sends; anything else fails before any I/O.
 const METHODS: [Method; 8] = [
     Method::Delete,
@@ -31,6 +34,8 @@ pub struct Plan {
     pub max_redirects: u32,
     /// Largest response body read.
     pub max_response_bytes: u64,
+    /// Headers (lowercase) a redirect to another origin keeps beyond the safe ones.
+    pub cross_origin_headers: Vec<String>,
 }
 
 /// Why a payload cannot be planned.
@@ -57,6 +62,7 @@ impl Plan {
         let headers = headers(req.payload.get("headers"))?;
         let max_redirects = max_redirects(req)?;
         let max_response_bytes = max_response_bytes(req)?;
+        let cross_origin_headers = cross_origin_headers(req.payload.get("cross_origin_headers"))?;
         let method = method(req.payload.get("method")).map_err(PlanError::InvalidMethod)?;
         let body = body(req.payload.get("body"));
         let mut request = http::Request::new(method.clone(), url);
@@ -74,6 +80,7 @@ impl Plan {
             request: request.body(body),
             max_redirects,
             max_response_bytes,
+            cross_origin_headers,
         })
     }
 }
@@ -82,10 +89,69 @@ impl Plan {
 /// `transport_failed` outcome (so callers see the same failure the HTTP lane always gave).
 pub fn check(req: &Request) -> Result<(), Rejection> {
     url(req)?;
-    headers(req.payload.get("headers"))?;
+    let headers = headers(req.payload.get("headers"))?;
+    content_length(&headers, &body(req.payload.get("body")))?;
     max_redirects(req)?;
     max_response_bytes(req)?;
+    cross_origin_headers(req.payload.get("cross_origin_headers"))?;
     Ok(())
+}
+
+/// A `content-length` in `headers` must be the length of `body` exactly: a shorter one would
+/// send the body cut short (and report success), a longer one would leave the server waiting.
+fn content_length(headers: &[(String, String)], body: &[u8]) -> Result<(), Rejection> {
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case("content-length")
+            && value.trim().parse::<u64>().ok() != u64::try_from(body.len()).ok()
+        {
+            return Err(Rejection::invalid_request(format!(
+                "payload field `headers` declares content-length {value:?} but `body` is {} \
+                 bytes; omit content-length (the lane sets it from the body) or make it match",
+                body.len()
+            ))
+            .with_detail("field", "headers")
+            .with_detail("header", name.as_str())
+            .with_detail("declared", value.as_str())
+            .with_detail("body_bytes", body.len()));
+        }
+    }
+    Ok(())
+}
+
+/// `cross_origin_headers`: absent, or a list of at most [`MAX_CROSS_ORIGIN_HEADERS`] header
+/// names a redirect to another origin keeps; lowercased.
+pub fn cross_origin_headers(value: Option<&Value>) -> Result<Vec<String>, Rejection> {
+    let refuse = |reason: String| {
+        Rejection::invalid_request(format!(
+            "payload field `cross_origin_headers` is invalid: {reason}; send a list of header \
+             names to keep when a redirect leaves the origin, e.g. [\"x-api-key\"]"
+        ))
+        .with_detail("field", "cross_origin_headers")
+    };
+    let items = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(refuse("it is not a list".to_owned())),
+    };
+    if items.len() > MAX_CROSS_ORIGIN_HEADERS {
+        return Err(refuse(format!(
+            "it names {} headers, more than {MAX_CROSS_ORIGIN_HEADERS}",
+            items.len()
+        )));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| match item {
+            Value::String(name) if !name.is_empty() && name.bytes().all(is_token_byte) => {
+                Ok(name.to_ascii_lowercase())
+            }
+            other => Err(
+                refuse(format!("entry {index} ({other}) is not a header name"))
+                    .with_detail("index", index),
+            ),
+        })
+        .collect()
 }
 
 /// `url`: required, an absolute http:// or https:// URL.
@@ -438,6 +504,57 @@ mod tests {
             assert_eq!(r.details["field"], "url", "{payload}");
             assert!(r.message.contains("`url`"), "{}", r.message);
         }
+    }
+
+    #[test]
+    fn a_content_length_that_does_not_match_the_body_is_refused() {
+        for (length, body) in [
+            ("3", json!("hello")),
+            ("9", json!("hello")),
+            ("2", json!(null)),
+        ] {
+            let payload = json!({
+                "url": "http://h/",
+                "headers": {"Content-Length": length},
+                "body": body,
+            });
+            let r = check(&Request::new(payload.clone())).unwrap_err();
+            assert_eq!(r.reason, "invalid_lane_request", "{payload}");
+            assert_eq!(r.details["field"], "headers");
+            assert_eq!(r.details["header"], "Content-Length");
+            assert_eq!(r.details["declared"], length);
+            assert!(r.message.contains("content-length"), "{}", r.message);
+            assert!(matches!(plan(payload), Err(PlanError::Rejected(_))));
+        }
+        let ok =
+            plan(json!({"url": "http://h/", "headers": {"content-length": "5"}, "body": "hello"}))
+                .unwrap();
+        assert_eq!(ok.request.body_bytes(), b"hello");
+    }
+
+    #[test]
+    fn cross_origin_headers_are_a_list_of_header_names() {
+        let p = plan(json!({"url": "http://h/", "cross_origin_headers": ["X-Api-Key", "x-b"]}))
+            .unwrap();
+        assert_eq!(p.cross_origin_headers, ["x-api-key", "x-b"]);
+        assert!(
+            plan(json!({"url": "http://h/"}))
+                .unwrap()
+                .cross_origin_headers
+                .is_empty()
+        );
+        for value in [
+            json!("x-api-key"),
+            json!([1]),
+            json!(["bad name"]),
+            json!([""]),
+        ] {
+            let r = rejection(json!({"url": "http://h/", "cross_origin_headers": value}));
+            assert_eq!(r.details["field"], "cross_origin_headers", "{value}");
+        }
+        let many: Vec<String> = (0..65).map(|n| format!("x-{n}")).collect();
+        let r = rejection(json!({"url": "http://h/", "cross_origin_headers": many}));
+        assert!(r.message.contains("more than 64"), "{}", r.message);
     }
 
     #[test]

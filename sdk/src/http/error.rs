@@ -30,6 +30,15 @@ pub enum HttpError {
         /// Why it was refused.
         reason: String,
     },
+    /// A `content-length` header does not match the body: the request is refused before it is
+    /// sent, instead of going out with a body cut short (or a server left waiting for bytes
+    /// that never come).
+    ContentLengthMismatch {
+        /// The header's value as given.
+        declared: String,
+        /// The body's length in bytes.
+        actual: usize,
+    },
     /// The host refused the request: the lane's `http` grants (or the host's address policy)
     /// do not allow this URL (`error-code.HTTP-request-denied`).
     Denied,
@@ -109,6 +118,11 @@ impl fmt::Display for HttpError {
             Self::InvalidHeader { name, reason } => {
                 write!(f, "HTTP header {name:?} was refused: {reason}")
             }
+            Self::ContentLengthMismatch { declared, actual } => write!(
+                f,
+                "the request's content-length header says {declared:?} but its body is {actual} \
+                 bytes; drop the header (the SDK sets it from the body) or make it match"
+            ),
             Self::Denied => f.write_str(
                 "the host denied the HTTP request: the lane's `http` grants do not allow this \
                  URL; ask the operator to grant it",
@@ -208,6 +222,14 @@ mod tests {
             HttpError::BodyTooLarge { limit: Some(5) }
                 .to_string()
                 .contains("5-byte cap")
+        );
+        assert!(
+            HttpError::ContentLengthMismatch {
+                declared: "3".into(),
+                actual: 10
+            }
+            .to_string()
+            .contains("says \"3\" but its body is 10 bytes")
         );
         assert_eq!(
             HttpError::InvalidUrl {

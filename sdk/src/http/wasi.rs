@@ -211,7 +211,10 @@ fn read_response(
     let body = response
         .consume()
         .map_err(|()| HttpError::Transport("the response body was already taken".to_owned()))?;
-    let bytes = read_body(&body, max_bytes);
+    // A declared length (within the cap) sizes the buffer once: growing it by doubling would
+    // briefly hold the old and the new buffer in the lane's memory.
+    let expected = declared.filter(|_| has_body).unwrap_or(0).min(max_bytes);
+    let bytes = read_body(&body, max_bytes, expected);
     // Child before parent: the stream went with `read_body`, now the body, then the response.
     drop(body);
     drop(response);
@@ -222,18 +225,22 @@ fn read_response(
     })
 }
 
-/// Reads the body to its end, failing once it passes `max_bytes`.
-fn read_body(body: &IncomingBody, max_bytes: u64) -> Result<Vec<u8>, HttpError> {
+/// Reads the body to its end, failing once it passes `max_bytes`; `expected` bytes are
+/// reserved up front.
+fn read_body(body: &IncomingBody, max_bytes: u64, expected: u64) -> Result<Vec<u8>, HttpError> {
     let stream: InputStream = body.stream().map_err(|()| {
         HttpError::Transport("the response body stream could not be opened".to_owned())
     })?;
-    let mut bytes = Vec::new();
+    let mut bytes = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
+    // The buffer never grows past one byte over the cap (the byte that tells a body over it).
+    let ceiling = usize::try_from(max_bytes.saturating_add(1)).unwrap_or(usize::MAX);
     loop {
         let read = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
         // Ask for one byte past the cap, so a body of exactly `max_bytes` still ends cleanly.
         let want = READ_CHUNK.min(max_bytes.saturating_sub(read).saturating_add(1));
         match stream.blocking_read(want) {
             Ok(chunk) => {
+                reserve_within(&mut bytes, chunk.len(), ceiling);
                 bytes.extend_from_slice(&chunk);
                 if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > max_bytes {
                     return Err(HttpError::BodyTooLarge {
@@ -245,6 +252,23 @@ fn read_body(body: &IncomingBody, max_bytes: u64) -> Result<Vec<u8>, HttpError> 
             Err(error) => return Err(stream_failure(error)),
         }
     }
+}
+
+/// Makes room for `more` bytes: doubling, as `Vec` does, but never past `ceiling` (unless
+/// `more` itself needs it), so a body just under the cap is held in a buffer of about its size
+/// instead of one twice as large.
+fn reserve_within(bytes: &mut Vec<u8>, more: usize, ceiling: usize) {
+    let needed = bytes.len().saturating_add(more);
+    if needed <= bytes.capacity() {
+        return;
+    }
+    let target = bytes
+        .capacity()
+        .saturating_mul(2)
+        .max(READ_CHUNK as usize)
+        .min(ceiling)
+        .max(needed);
+    bytes.reserve_exact(target - bytes.len());
 }
 
 /// A failed stream as an [`HttpError`]: the wasi:http error-code when the host attached one.

@@ -173,6 +173,27 @@ impl ApiError {
         .with_details(json!({"limit": limit}))
     }
 
+    /// 408 `request_timeout`: the body did not arrive within `server.body_read_timeout_ms` or
+    /// fell below `server.min_body_bytes_per_sec`; `details` says which and how much came.
+    pub fn request_timeout(message: impl Into<String>, details: Value) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", message).with_details(details)
+    }
+
+    /// 503 `connections_exhausted`: a reserved connection (every `server.max_connections` is
+    /// taken) serves only `/healthz`, `/metrics` and operator requests.
+    pub fn connections_exhausted(max_connections: usize) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "connections_exhausted",
+            format!(
+                "the host is serving its {max_connections} connections (server.max_connections); \
+                 this reserved connection serves only /healthz, /metrics and operator requests; \
+                 retry shortly"
+            ),
+        )
+        .with_details(json!({"max_connections": max_connections}))
+    }
+
     /// 415 `unsupported_media_type`.
     pub fn unsupported_media_type(found: Option<&str>) -> Self {
         Self::new(

@@ -47,6 +47,16 @@ pub struct ServerLimits {
     pub idle_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Time to receive a whole request body once its head is read (408 after it).
+    pub body_read_timeout: Duration,
+    /// Slowest a body may arrive after `min_body_rate_grace`, in bytes per second (0: off).
+    pub min_body_bytes_per_sec: u64,
+    /// Time a body may take before the rate check starts.
+    pub min_body_rate_grace: Duration,
+    /// Connections beyond `max_connections` that serve only health, metrics and the operator.
+    pub reserve_connections: usize,
+    /// Time a reserved connection has to send its request head.
+    pub reserve_header_timeout: Duration,
 }
 
 impl Default for ServerLimits {
@@ -58,6 +68,11 @@ impl Default for ServerLimits {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
+            body_read_timeout: Duration::from_secs(30),
+            min_body_bytes_per_sec: 1024,
+            min_body_rate_grace: Duration::from_secs(5),
+            reserve_connections: 16,
+            reserve_header_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -70,6 +85,11 @@ impl From<&ServerSection> for ServerLimits {
             header_read_timeout: Duration::from_millis(server.header_read_timeout_ms),
             idle_timeout: Duration::from_millis(server.idle_timeout_ms),
             max_connections: usize::try_from(server.max_connections).unwrap_or(usize::MAX),
+            body_read_timeout: Duration::from_millis(server.body_read_timeout_ms),
+            min_body_bytes_per_sec: server.min_body_bytes_per_sec,
+            min_body_rate_grace: Duration::from_millis(server.min_body_rate_grace_ms),
+            reserve_connections: usize::try_from(server.reserve_connections).unwrap_or(usize::MAX),
+            reserve_header_timeout: Duration::from_millis(server.reserve_header_timeout_ms),
         }
     }
 }

@@ -603,3 +603,54 @@ pub fn parse_sse(body: &str) -> Vec<SseFrame> {
     }
     frames
 }
+
+/// Writes a POST of `body` (JSON, with its `content-length`) on a raw connection.
+pub async fn write_post(socket: &mut tokio::net::TcpStream, path: &str, body: &str) {
+    use tokio::io::AsyncWriteExt;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+}
+
+/// Reads from `socket` until `needle` has been seen; returns everything read.
+pub async fn read_until(socket: &mut tokio::net::TcpStream, needle: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut seen = String::new();
+    let mut buffer = [0u8; 4096];
+    guarded(async {
+        while !seen.contains(needle) {
+            let n = socket.read(&mut buffer).await.unwrap();
+            assert!(n > 0, "connection closed before {needle:?}: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    })
+    .await;
+    seen
+}
+
+/// Reads from `socket` until the server closes it; returns everything read (a reset after the
+/// answer counts as the close).
+pub async fn read_to_close(socket: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    guarded(async {
+        loop {
+            match socket.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+/// The JSON body of a raw HTTP/1.1 answer (after the blank line).
+pub fn raw_body(answer: &str) -> Value {
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {answer:?}"))
+}
