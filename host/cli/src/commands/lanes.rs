@@ -1,6 +1,8 @@
 //! `lanes check` and `lanes list`: load WebAssembly lane plugins (component + manifest) under
-//! the operator's policy, without registering them anywhere. With `--remote`, `lanes list`,
-//! `lanes reload` and `lanes rollback` administer a running host (operator token).
+//! the operator's policy, without registering them anywhere (`lanes list` also shows the
+//! digests a host's state directory keeps withdrawn or quarantined). With `--remote`,
+//! `lanes list`, `lanes reload`, `lanes rollback` and `lanes reinstate` administer a running
+//! host (operator token).
 
 use std::path::Path;
 
@@ -74,8 +76,22 @@ pub fn run(cmd: LanesCommand) -> Result<(), CliError> {
                 .map_err(|e| CliError::msg(format!("{}: {e}", operator.remote)))?;
             super::remote::print_json(&rolled)
         }
+        LanesCommand::Reinstate {
+            lane,
+            digest,
+            operator,
+        } => {
+            let client = super::remote::operator_client(&operator)?;
+            let answer = runtime
+                .block_on(client.reinstate(&lane, &digest))
+                .map_err(|e| CliError::msg(format!("{}: {e}", operator.remote)))?;
+            super::remote::print_json(&answer)
+        }
         LanesCommand::List {
-            plugins, policy, ..
+            plugins,
+            policy,
+            state_dir,
+            ..
         } => {
             let Some(plugins) = plugins else {
                 return Err(CliError::msg(
@@ -83,6 +99,7 @@ pub fn run(cmd: LanesCommand) -> Result<(), CliError> {
                 ));
             };
             let policy = load_policy(policy.as_deref())?;
+            let withdrawn = withdrawals(state_dir.as_deref())?;
             runtime.block_on(async {
                 let wasm = WasmRuntime::new(RuntimeConfig::default()).map_err(CliError::msg)?;
                 let report = load_plugin_dir(&wasm, &plugins, &policy).await;
@@ -90,7 +107,17 @@ pub fn run(cmd: LanesCommand) -> Result<(), CliError> {
                     let version = lane
                         .manifest()
                         .map_or_else(String::new, |m| m.version.to_string());
-                    println!("{}\t{version}\t{}", lane.lane_id(), lane.digest());
+                    let state = withdrawn
+                        .iter()
+                        .find(|w| w.lane_id == lane.lane_id() && w.digest == lane.digest())
+                        .map_or_else(String::new, |w| format!("\t{}", w.state));
+                    println!("{}\t{version}\t{}{state}", lane.lane_id(), lane.digest());
+                }
+                for w in &withdrawn {
+                    println!(
+                        "{}\t{}\t{}\trolled back {} (generation {}); `lanes reinstate {} {}` re-admits it",
+                        w.state, w.lane_id, w.digest, w.at, w.generation, w.lane_id, w.digest
+                    );
                 }
                 for (path, error) in &report.refused {
                     let file = path.file_name().map_or_else(
@@ -112,6 +139,20 @@ pub fn run(cmd: LanesCommand) -> Result<(), CliError> {
             })
         }
     }
+}
+
+/// Where `serve` keeps its state on its defaults.
+const DEFAULT_STATE_DIR: &str = ".execution-plane";
+
+/// The withdrawn and quarantined lane digests a host keeps in `state_dir` (its `data_dir`;
+/// `.execution-plane` when not given): none when it keeps none.
+fn withdrawals(state_dir: Option<&Path>) -> Result<Vec<ep_lanes_wasm::Withdrawal>, CliError> {
+    let dir = state_dir
+        .unwrap_or(Path::new(DEFAULT_STATE_DIR))
+        .join(ep_server::service::WITHDRAWALS_DIR);
+    ep_lanes_wasm::Withdrawals::open(&dir)
+        .map(|store| store.all())
+        .map_err(|e| CliError::msg(one_line(&e.to_string())))
 }
 
 /// The policy file, or the built-in default policy.
