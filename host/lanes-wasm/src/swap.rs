@@ -65,7 +65,9 @@
 //! ```
 
 mod adapter;
+mod open;
 mod records;
+mod transitions;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -84,12 +86,11 @@ pub use records::{
 };
 
 use crate::engine::WasmRuntime;
-use crate::generation::{Artifact, FaultCounts, Generation, RollbackPolicy, Running};
+use crate::generation::{Artifact, Generation, RollbackPolicy, Running};
 use crate::lane::{LaneSource, WasmLane};
-use crate::manifest::LaneManifest;
-use crate::plugins::{self, PluginError};
+use crate::plugins;
 use crate::policy::HostPolicy;
-use crate::withdrawals::{Withdrawal, Withdrawals, WithdrawalsError};
+use crate::withdrawals::{Withdrawal, Withdrawals};
 
 /// Validated-but-not-yet-started executions remembered with their generation; beyond this the
 /// oldest are forgotten (they then run on the serving generation).
@@ -247,103 +248,6 @@ impl LaneSlot {
                 retired: RwLock::new(None),
             }),
         })
-    }
-
-    /// A slot whose first generation is the plugin at `wasm_path` (with its manifest, under
-    /// `policy`; see [`crate::plugins::load_plugin`]). Its withdrawals live in memory; see
-    /// [`LaneSlot::open_plugin`] for a host's store.
-    pub async fn load_plugin(
-        runtime: &WasmRuntime,
-        wasm_path: &Path,
-        policy: &HostPolicy,
-        rollback: RollbackPolicy,
-    ) -> Result<Self, SwapError> {
-        Self::open_plugin(
-            runtime,
-            wasm_path,
-            policy,
-            rollback,
-            &Withdrawals::in_memory(),
-        )
-        .await
-    }
-
-    /// A slot for the plugin at `wasm_path` whose rollbacks go to `withdrawals`. When the
-    /// file's digest is withdrawn or quarantined there, the slot serves the artifact the lane's
-    /// last rollback restored (kept by a persisted store) instead; without one the plugin is
-    /// refused ([`SwapError::Withdrawn`]).
-    pub async fn open_plugin(
-        runtime: &WasmRuntime,
-        wasm_path: &Path,
-        policy: &HostPolicy,
-        rollback: RollbackPolicy,
-        withdrawals: &Withdrawals,
-    ) -> Result<Self, SwapError> {
-        let bytes = read(wasm_path).await?;
-        let digest = ep_contracts::canonical::sha256_ref(&bytes);
-        let (manifest_path, manifest, text) = plugins::read_manifest_text(wasm_path)?;
-        let lane_id = manifest.lane_id.clone();
-        let Some(withdrawal) = withdrawals.get(&lane_id, &digest) else {
-            let lane = plugins::load_with_manifest(
-                runtime,
-                wasm_path,
-                LaneSource::Bytes(Arc::clone(&bytes)),
-                (manifest_path, manifest),
-                policy,
-            )
-            .await?;
-            let artifact = Artifact {
-                bytes,
-                manifest: Some(text),
-            };
-            let source = wasm_path.display().to_string();
-            let slot = Self::with_first(lane, source, Some(artifact), rollback)?
-                .with_withdrawals(withdrawals.clone());
-            withdrawals.arrived(&lane_id, &digest);
-            return Ok(slot);
-        };
-        let withdrawn = || SwapError::Withdrawn {
-            lane_id: lane_id.clone(),
-            digest: digest.clone(),
-            state: withdrawal.state,
-            origin: wasm_path.display().to_string(),
-        };
-        let Some(kept) = withdrawals.kept(&lane_id) else {
-            return Err(withdrawn());
-        };
-        let (kept_manifest, kept_text) = match &kept.manifest {
-            Some(text) => (
-                LaneManifest::parse(text, &kept.path).map_err(PluginError::from)?,
-                text.clone(),
-            ),
-            None => (manifest, text),
-        };
-        if kept_manifest.lane_id != lane_id {
-            return Err(withdrawn());
-        }
-        let lane = plugins::load_with_manifest(
-            runtime,
-            &kept.path,
-            LaneSource::Bytes(Arc::clone(&kept.bytes)),
-            (kept.path.clone(), kept_manifest),
-            policy,
-        )
-        .await?;
-        tracing::warn!(
-            lane_id,
-            plugin = %wasm_path.display(),
-            withdrawn_digest = digest,
-            state = %withdrawal.state,
-            serving_digest = kept.digest,
-            "the plugin file holds a rolled-back digest; serving the version its rollback restored"
-        );
-        let artifact = Artifact {
-            bytes: kept.bytes,
-            manifest: Some(kept_text),
-        };
-        let source = kept.path.display().to_string();
-        Ok(Self::with_first(lane, source, Some(artifact), rollback)?
-            .with_withdrawals(withdrawals.clone()))
     }
 
     /// Sends this slot's rollbacks to `withdrawals` (a host's store, shared by its slots)
@@ -627,213 +531,6 @@ impl LaneSlot {
         });
         self.record(LANE_REJECTED, payload).await;
         Err(error)
-    }
-
-    /// Re-points the target, publishes `lane` as the next generation and records it.
-    async fn publish(
-        &self,
-        lane: WasmLane,
-        source: String,
-        artifact: Option<Artifact>,
-    ) -> Result<Activation, SwapError> {
-        let _turn = self.inner.transitions.lock().await;
-        self.check_serving()?;
-        let (old, number) = {
-            let state = self.state();
-            (Arc::clone(&state.current), state.next_number)
-        };
-        let version = lane.manifest().map(|m| m.version.to_string());
-        let generation = Arc::new(Generation::new(
-            number,
-            lane,
-            source,
-            artifact,
-            &self.inner.rollback,
-        ));
-        {
-            let mut live = lock(&self.inner.live);
-            live.retain(|weak| weak.strong_count() > 0);
-            live.push(Arc::downgrade(&generation));
-        }
-        self.connect(&generation).await?;
-        {
-            let mut state = self.state_mut();
-            state.previous = Some(std::mem::replace(
-                &mut state.current,
-                Arc::clone(&generation),
-            ));
-            state.next_number = number + 1;
-        }
-        let activation = Activation {
-            lane_id: self.inner.lane_id.clone(),
-            old_digest: Some(old.digest().to_owned()),
-            new_digest: generation.digest().to_owned(),
-            generation: number,
-            source: generation.source().to_owned(),
-            version,
-        };
-        tracing::info!(
-            lane_id = activation.lane_id,
-            generation = number,
-            old_digest = old.digest(),
-            new_digest = activation.new_digest,
-            "lane generation activated"
-        );
-        self.record(LANE_ACTIVATED, activation.to_json()).await;
-        Ok(activation)
-    }
-
-    /// Rolls back to the previous generation (reason `operator`), withdraws the digest rolled
-    /// back from (it stays out until reinstated or another artifact arrives) and records
-    /// `lane.rolled_back`. The withdrawn generation finishes what it runs and is dropped.
-    pub async fn rollback(&self) -> Result<RollBack, SwapError> {
-        self.roll_back(None, RollbackReason::Operator).await
-    }
-
-    async fn roll_back(
-        &self,
-        faulty: Option<(&Arc<Generation>, FaultCounts)>,
-        reason: RollbackReason,
-    ) -> Result<RollBack, SwapError> {
-        let _turn = self.inner.transitions.lock().await;
-        self.check_serving()?;
-        let (from, to) = {
-            let state = self.state();
-            if let Some((generation, _)) = &faulty
-                && !Arc::ptr_eq(&state.current, generation)
-            {
-                return Err(SwapError::NotServing {
-                    lane_id: self.inner.lane_id.clone(),
-                    generation: generation.number(),
-                });
-            }
-            let Some(previous) = &state.previous else {
-                return Err(SwapError::NoPreviousGeneration {
-                    lane_id: self.inner.lane_id.clone(),
-                });
-            };
-            (Arc::clone(&state.current), Arc::clone(previous))
-        };
-        self.connect(&to).await?;
-        {
-            let mut state = self.state_mut();
-            state.current = Arc::clone(&to);
-            state.previous = None;
-        }
-        // From here no execution starts on `from`: its usage is final but for those running.
-        let usage = from.withdraw();
-        let rollback = RollBack {
-            lane_id: self.inner.lane_id.clone(),
-            from_digest: from.digest().to_owned(),
-            to_digest: to.digest().to_owned(),
-            from_generation: from.number(),
-            to_generation: to.number(),
-            reason,
-            counts: usage.counts,
-            running: usage.running,
-            window: faulty.map_or_else(|| from.fault_counts(), |(_, counts)| counts),
-        };
-        self.withdrawals().record(
-            Withdrawal {
-                lane_id: rollback.lane_id.clone(),
-                digest: rollback.from_digest.clone(),
-                state: reason.withdrawal(),
-                at: ep_contracts::ids::now_iso8601(),
-                generation: rollback.from_generation,
-                source: from.source().to_owned(),
-                restored_digest: rollback.to_digest.clone(),
-            },
-            to.artifact().map(|artifact| (to.source(), artifact)),
-        );
-        tracing::warn!(
-            lane_id = rollback.lane_id,
-            reason = reason.as_str(),
-            withdrawal = reason.withdrawal().as_str(),
-            from_generation = rollback.from_generation,
-            to_generation = rollback.to_generation,
-            executions = rollback.counts.executions,
-            faults = rollback.counts.faults,
-            "lane generation rolled back"
-        );
-        self.record(LANE_ROLLED_BACK, rollback.to_json()).await;
-        Ok(rollback)
-    }
-
-    /// Rolls back `generation` after its window said so; a generation that no longer serves,
-    /// or has nothing to go back to, is only logged.
-    async fn roll_back_automatically(&self, generation: &Arc<Generation>, counts: FaultCounts) {
-        if let Err(error) = self
-            .roll_back(Some((generation, counts)), RollbackReason::Automatic)
-            .await
-        {
-            tracing::warn!(
-                lane_id = self.inner.lane_id,
-                generation = generation.number(),
-                %error,
-                "automatic rollback not done"
-            );
-        }
-    }
-
-    /// Retires the slot (a policy reload): every later call goes to `successor`, the slot
-    /// serving the lane under the new policy; without one the lane stops serving — it is
-    /// unregistered from the node, its target disconnected, every later call refused with
-    /// `reason`, and `lane.retired` is recorded. Executions already running finish. Swaps and
-    /// rollbacks of a retired slot are refused ([`SwapError::Retired`]).
-    pub async fn retire(&self, successor: Option<&LaneSlot>, reason: &str) {
-        let _turn = self.inner.transitions.lock().await;
-        let retirement = match successor {
-            Some(next) => Retirement::Replaced(next.clone()),
-            None => Retirement::Refused(reason.to_owned()),
-        };
-        *self
-            .inner
-            .retired
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Some(retirement);
-        if successor.is_some() {
-            return;
-        }
-        let binding = lock(&self.inner.binding).clone();
-        if let Some(node) = binding.as_ref().and_then(|b| b.node.upgrade()) {
-            node.unregister_lane(&self.inner.lane_id);
-            if let Some(binding) = &binding {
-                node.disconnect_target(&binding.target_id);
-            }
-        }
-        let current = self.current();
-        tracing::warn!(
-            lane_id = self.inner.lane_id,
-            digest = current.digest(),
-            reason,
-            "lane no longer served"
-        );
-        let payload = json!({
-            "lane_id": self.inner.lane_id,
-            "digest": current.digest(),
-            "generation": current.number(),
-            "reason": clip(reason.to_owned()),
-        });
-        self.record(LANE_RETIRED, payload).await;
-    }
-
-    /// Re-admits `digest` of this lane in its store and records `lane.reinstated`; the next
-    /// swap of a file holding it activates it.
-    pub async fn reinstate(&self, digest: &str) -> Result<Withdrawal, WithdrawalsError> {
-        let withdrawal = self.withdrawals().reinstate(&self.inner.lane_id, digest)?;
-        tracing::info!(
-            lane_id = self.inner.lane_id,
-            digest,
-            was = %withdrawal.state,
-            "lane digest reinstated"
-        );
-        let payload = json!({
-            "lane_id": self.inner.lane_id,
-            "digest": digest,
-            "was": withdrawal.state.as_str(),
-        });
-        self.record(LANE_REINSTATED, payload).await;
-        Ok(withdrawal)
     }
 
     /// Re-connects the slot's target (when registered) so its descriptor names `generation`.
