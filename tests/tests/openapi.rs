@@ -362,6 +362,11 @@ fn cases() -> Vec<Case> {
             ..case("POST", "/v1/lanes/process/rollback", 404)
         },
         case("POST", "/v1/lanes/process/rollback", 401),
+        Case {
+            headers: vec![BEARER],
+            ..case("POST", "/v1/lanes/process/digests/sha256:00/reinstate", 404)
+        },
+        case("POST", "/v1/lanes/process/digests/sha256:00/reinstate", 401),
         case("GET", "/healthz", 200),
         case("GET", "/metrics", 200),
     ];
@@ -506,6 +511,7 @@ async fn every_route_the_server_answers_is_documented() {
             template
                 .replace("{execution_ref}", "exec-0-0")
                 .replace("{lane_id}", "process")
+                .replace("{digest}", "sha256:00")
         })
         .collect();
     paths.extend(
@@ -519,6 +525,7 @@ async fn every_route_the_server_answers_is_documented() {
             "/v1/lanes",
             "/v1/admin/reload",
             "/v1/lanes/process/rollback",
+            "/v1/lanes/process/digests/sha256:00/reinstate",
             "/healthz",
             "/metrics",
             // Near misses.
@@ -532,6 +539,8 @@ async fn every_route_the_server_answers_is_documented() {
             "/v1/executions/exec-0-0",
             "/v1/executions/exec-0-0/status",
             "/v1/lanes/process",
+            "/v1/lanes/process/digests",
+            "/v1/lanes/process/digests/sha256:00",
             "/v1/admin",
             "/v1/admin/shutdown",
             "/health",

@@ -275,6 +275,10 @@ pub enum LanesCommand {
         /// File holding the host's operator token (see `lanes reload`).
         #[arg(long, value_name = "FILE", requires = "remote")]
         operator_token_file: Option<PathBuf>,
+        /// The host's state directory (`data_dir`, default `.execution-plane`): its withdrawn
+        /// and quarantined lane digests are listed and marked.
+        #[arg(long, value_name = "DIR", conflicts_with = "remote")]
+        state_dir: Option<PathBuf>,
     },
     /// Make a running host reload its policy and plugin directory (like SIGHUP); prints its
     /// report as JSON.
@@ -283,6 +287,17 @@ pub enum LanesCommand {
     Rollback {
         /// The lane id.
         lane: String,
+        /// The host and its token.
+        #[command(flatten)]
+        operator: OperatorArgs,
+    },
+    /// Make a running host re-admit a lane digest a rollback withdrew or quarantined (listed
+    /// under `withdrawn` by `lanes list --remote`); its plugin file is then reloaded.
+    Reinstate {
+        /// The lane id.
+        lane: String,
+        /// The digest (`sha256:…`).
+        digest: String,
         /// The host and its token.
         #[command(flatten)]
         operator: OperatorArgs,

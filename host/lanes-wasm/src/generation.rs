@@ -6,12 +6,17 @@
 //! Faults are read from the `fault` key the runtime puts in a result's `wasm_lane.execution`
 //! evidence entry when the host ended the call; a guest's own `failed` outcome has no such key
 //! and is never a fault, whatever its details say.
+//!
+//! Besides the window, a generation counts **every** execution that runs on it ([`Running`]):
+//! each one is counted when it starts, under the same lock that withdraws the generation, so
+//! once a rollback has withdrawn it no execution can start on it any more and the count the
+//! rollback records is final (executions still running then are reported as `running`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use ep_contracts::boundary::ExecutionResult;
+use ep_contracts::boundary::{ExecutionResult, ResultStatus};
 use serde_json::Value;
 
 use crate::lane::WasmLane;
@@ -95,10 +100,12 @@ impl RollbackPolicy {
     }
 }
 
-/// What a generation's probation window has seen.
+/// What a generation's probation window (or its whole life, see [`Generation::usage`]) has
+/// seen.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FaultCounts {
-    /// Executions counted (cancelled and saturated ones are not).
+    /// Executions counted (the window leaves cancelled and saturated ones out; the usage counts
+    /// every execution that started on the generation).
     pub executions: u32,
     /// Of those, how many ended in a fault.
     pub faults: u32,
@@ -132,6 +139,35 @@ struct Window {
     closed: bool,
 }
 
+/// Every execution of a generation, and whether it was withdrawn.
+#[derive(Default)]
+struct Books {
+    /// Every execution started on it; faults among those that finished.
+    usage: FaultCounts,
+    /// Started and not finished yet.
+    running: u32,
+    withdrawn: bool,
+}
+
+/// What a generation was loaded from, kept so a rollback can keep a copy of the generation it
+/// restores (it serves again after a restart even when its file was replaced).
+#[derive(Debug, Clone)]
+pub(crate) struct Artifact {
+    /// The component bytes.
+    pub(crate) bytes: Arc<[u8]>,
+    /// The plugin manifest's text, when it came with one.
+    pub(crate) manifest: Option<String>,
+}
+
+/// A generation's usage when it was withdrawn: every execution that started on it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Every execution that started (faults among those that had finished).
+    pub counts: FaultCounts,
+    /// Of those, how many were still running (they finish on the withdrawn generation).
+    pub running: u32,
+}
+
 /// A published generation: its number in the lane's history, the loaded [`WasmLane`], where it
 /// came from, and its probation window. Executions hold it (`Arc`) for as long as they run,
 /// so it is dropped when it is neither serving, kept for rollback, nor running anything.
@@ -139,8 +175,66 @@ pub struct Generation {
     number: u64,
     lane: Arc<WasmLane>,
     source: String,
+    artifact: Option<Artifact>,
     window: Mutex<Window>,
+    books: Mutex<Books>,
     withdrawn: AtomicBool,
+}
+
+/// One execution running on a generation: counted when it starts ([`Generation::begin`]),
+/// its outcome counted by [`Running::finish`]; dropped unfinished (a stream, or a caller that
+/// gave up) it only stops counting as running.
+pub(crate) struct Running {
+    generation: Arc<Generation>,
+    done: bool,
+}
+
+impl Running {
+    /// The generation it runs on.
+    pub(crate) fn generation(&self) -> &Arc<Generation> {
+        &self.generation
+    }
+
+    /// Counts `result` (in the usage and in the probation window) and says whether the
+    /// generation must go.
+    /// A refused execution (`rejected`: it never ran) is taken back out of the usage and not
+    /// counted in the window.
+    pub(crate) fn finish(mut self, result: &ExecutionResult, policy: &RollbackPolicy) -> Verdict {
+        if result.status == ResultStatus::Rejected {
+            self.uncount();
+            return Verdict::Continue;
+        }
+        self.done = true;
+        let cause = fault_cause(result);
+        {
+            let mut books = self.generation.books();
+            books.running = books.running.saturating_sub(1);
+            if let Some(cause) = cause.filter(|cause| policy.is_fault(cause)) {
+                books.usage.faults += 1;
+                *books.usage.by_cause.entry(cause.to_owned()).or_default() += 1;
+            }
+        }
+        self.generation.lock().observe(cause, policy)
+    }
+}
+
+impl Running {
+    /// Takes an execution that never ran (refused before it started) back out of the usage.
+    pub(crate) fn uncount(mut self) {
+        self.done = true;
+        let mut books = self.generation.books();
+        books.running = books.running.saturating_sub(1);
+        books.usage.executions = books.usage.executions.saturating_sub(1);
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.done {
+            let mut books = self.generation.books();
+            books.running = books.running.saturating_sub(1);
+        }
+    }
 }
 
 impl std::fmt::Debug for Generation {
@@ -158,13 +252,16 @@ impl Generation {
         number: u64,
         lane: WasmLane,
         source: String,
+        artifact: Option<Artifact>,
         policy: &RollbackPolicy,
     ) -> Self {
         Self {
             number,
             lane: Arc::new(lane),
             source,
+            artifact,
             window: Mutex::new(Window::new(policy)),
+            books: Mutex::new(Books::default()),
             withdrawn: AtomicBool::new(false),
         }
     }
@@ -195,13 +292,62 @@ impl Generation {
         self.lock().counts.clone()
     }
 
-    /// Whether it was rolled back (no new execution is pinned to it any more).
+    /// Every execution that started on it so far (faults among those that finished), and how
+    /// many are running now.
+    pub fn usage(&self) -> Usage {
+        let books = self.books();
+        Usage {
+            counts: books.usage.clone(),
+            running: books.running,
+        }
+    }
+
+    /// Whether it was rolled back (no execution starts on it any more).
     pub fn is_withdrawn(&self) -> bool {
         self.withdrawn.load(Ordering::Acquire)
     }
 
-    pub(crate) fn withdraw(&self) {
+    /// What it was loaded from, when that was kept.
+    pub(crate) fn artifact(&self) -> Option<&Artifact> {
+        self.artifact.as_ref()
+    }
+
+    /// Counts an execution starting on it; none once it is withdrawn.
+    pub(crate) fn begin(self: &Arc<Self>) -> Option<Running> {
+        let mut books = self.books();
+        if books.withdrawn {
+            return None;
+        }
+        books.usage.executions += 1;
+        books.running += 1;
+        Some(Running {
+            generation: Arc::clone(self),
+            done: false,
+        })
+    }
+
+    /// Counts an execution starting on it even if it was withdrawn (only when no other
+    /// generation can take it).
+    pub(crate) fn begin_anyway(self: &Arc<Self>) -> Running {
+        let mut books = self.books();
+        books.usage.executions += 1;
+        books.running += 1;
+        Running {
+            generation: Arc::clone(self),
+            done: false,
+        }
+    }
+
+    /// Withdraws it: from now on [`Generation::begin`] refuses, so the usage returned counts
+    /// every execution that will ever have run on it.
+    pub(crate) fn withdraw(&self) -> Usage {
+        let mut books = self.books();
+        books.withdrawn = true;
         self.withdrawn.store(true, Ordering::Release);
+        Usage {
+            counts: books.usage.clone(),
+            running: books.running,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Window> {
@@ -210,9 +356,9 @@ impl Generation {
         self.window.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Counts `result` in the probation window and says whether the generation must go.
-    pub(crate) fn observe(&self, result: &ExecutionResult, policy: &RollbackPolicy) -> Verdict {
-        self.lock().observe(fault_cause(result), policy)
+    fn books(&self) -> MutexGuard<'_, Books> {
+        // As for the window: a few integer writes under the lock.
+        self.books.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

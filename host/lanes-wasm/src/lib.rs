@@ -47,7 +47,8 @@
 //! ([`WasmLane`]), [`stream`], [`verifier`] ([`WasmEngineVerifier`]), [`manifest`] (plugin
 //! manifests), [`policy`] (the operator's [`HostPolicy`]), [`plugins`] (loading plugin files and
 //! directories), [`swap`] ([`LaneSlot`]: generations, hot swap, rollback), [`generation`] (one
-//! generation and its probation window), [`watch`] (reloading a watched plugin directory).
+//! generation and its probation window), [`watch`] (reloading a watched plugin directory),
+//! [`withdrawals`] (rolled-back digests kept out of service, across restarts).
 
 /// The wasmtime version this crate is built against; must equal the `wasmtime` requirement in
 /// the workspace `Cargo.toml` (a test checks it).
@@ -83,11 +84,12 @@ pub mod test_server;
 pub mod testing;
 pub mod verifier;
 pub mod watch;
+pub mod withdrawals;
 
 pub use embedded::load_embedded;
 pub use engine::{RuntimeConfig, WasmRuntime};
 pub use error::{EngineError, LoadError};
-pub use generation::{FaultCounts, Generation, RollbackPolicy};
+pub use generation::{FaultCounts, Generation, RollbackPolicy, Usage};
 pub use grants::Grants;
 pub use lane::{LaneSource, WasmLane};
 pub use limits::LaneLimits;
@@ -100,7 +102,8 @@ pub use swap::{
 pub use verifier::{
     WASM_ATTESTATION_TYPE, WASM_VERIFIER_ID, WasmEngineVerifier, register_wasm_lane,
 };
-pub use watch::{PluginWatch, WatchConfig, WatchError, watch_plugin_dir};
+pub use watch::{PluginRefusal, PluginWatch, WatchConfig, WatchError, watch_plugin_dir};
+pub use withdrawals::{Withdrawal, WithdrawalState, Withdrawals, WithdrawalsError};
 
 /// The wasmtime version lanes run on.
 pub const WASMTIME_VERSION: &str = wasmtime_version!();

@@ -145,6 +145,12 @@ pub enum ManifestError {
 impl LaneManifest {
     /// Reads and checks the manifest file at `path`.
     pub fn load(path: &Path) -> Result<Self, ManifestError> {
+        Self::load_with_text(path).map(|(manifest, _)| manifest)
+    }
+
+    /// Reads and checks the manifest file at `path`, and returns its text too (kept with a
+    /// generation a rollback may restore after a restart).
+    pub(crate) fn load_with_text(path: &Path) -> Result<(Self, String), ManifestError> {
         let read = |source| ManifestError::Read {
             path: path.to_owned(),
             source,
@@ -157,7 +163,8 @@ impl LaneManifest {
             });
         }
         let text = std::fs::read_to_string(path).map_err(read)?;
-        Self::parse(&text, path)
+        let manifest = Self::parse(&text, path)?;
+        Ok((manifest, text))
     }
 
     /// Parses and checks manifest `text`; `path` names it in errors.

@@ -104,6 +104,13 @@ pub async fn load_plugin(
 
 /// The manifest `<same stem>.toml` beside `wasm_path`, read and checked, with its path.
 pub(crate) fn read_manifest(wasm_path: &Path) -> Result<(PathBuf, LaneManifest), PluginError> {
+    read_manifest_text(wasm_path).map(|(path, manifest, _)| (path, manifest))
+}
+
+/// [`read_manifest`], with the manifest's text.
+pub(crate) fn read_manifest_text(
+    wasm_path: &Path,
+) -> Result<(PathBuf, LaneManifest, String), PluginError> {
     let manifest_path = LaneManifest::path_for(wasm_path);
     if !manifest_path.is_file() {
         return Err(PluginError::ManifestMissing {
@@ -111,8 +118,8 @@ pub(crate) fn read_manifest(wasm_path: &Path) -> Result<(PathBuf, LaneManifest),
             expected: manifest_path,
         });
     }
-    let manifest = LaneManifest::load(&manifest_path)?;
-    Ok((manifest_path, manifest))
+    let (manifest, text) = LaneManifest::load_with_text(&manifest_path)?;
+    Ok((manifest_path, manifest, text))
 }
 
 /// Loads the plugin component from `source` (the file `wasm_path` or bytes already read from

@@ -5,7 +5,9 @@
 //! 1. a new artifact arrives ([`LaneSlot::swap_plugin`] for `<name>.wasm` + `<name>.toml`, or
 //!    [`LaneSlot::swap_component`] for bytes or a path, keeping the serving grants and limits);
 //! 2. it is read and digested; a plugin's manifest is read and checked (WIT version, keys) and
-//!    its lane id must be the slot's; an artifact identical to the serving one is a no-op;
+//!    its lane id must be the slot's; an artifact identical to the serving one is a no-op, and
+//!    so is one whose digest was rolled back ([`crate::withdrawals`]: it stays out until the
+//!    operator reinstates it);
 //! 3. the component is compiled through the runtime's cache (off the async workers), linked
 //!    with the effective grants, pre-instantiated, and probed (`capabilities`: the lane id must
 //!    stay the same);
@@ -30,9 +32,15 @@
 //!
 //! **Rollback.** The first executions of a new generation are its probation window
 //! ([`RollbackPolicy`]); when its host faults reach the threshold it is rolled back to the
-//! previous generation automatically (`lane.rolled_back`, reason `automatic`). Operators roll
-//! back with [`LaneSlot::rollback`] (reason `operator`). A rolled-back generation is withdrawn
-//! and there is no previous generation until the next publish.
+//! previous generation automatically (`lane.rolled_back`, reason `automatic`) and its digest is
+//! quarantined. Operators roll back with [`LaneSlot::rollback`] (reason `operator`) and the
+//! digest is withdrawn. A rolled-back generation is withdrawn at once (no execution starts on
+//! it any more, so the record counts every execution that ran on it) and there is no previous
+//! generation until the next publish.
+//!
+//! **Retiring.** A policy reload replaces a slot by a new one (its successor), or refuses the
+//! lane: [`LaneSlot::retire`]. A retired slot hands every later call to its successor, or
+//! refuses it, so nothing runs under the grants it was linked with any more.
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -56,259 +64,39 @@
 //! # }
 //! ```
 
+mod adapter;
+mod open;
+mod records;
+mod transitions;
+
 use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 
-use async_trait::async_trait;
-use ep_contracts::boundary::{
-    AdmissionRejection, ExecutionRef, ExecutionRequest, ExecutionResult, LaneCapabilities,
-    ResultStatus, TargetDescriptor,
-};
+use ep_contracts::boundary::{ExecutionRef, ExecutionRequest};
 use ep_node::local_client::InProcessTargetClient;
-use ep_node::node::{Node, WeakNode};
-use ep_node::{ConnectOptions, EventStream, ExecutionContext, LaneAdapter, TargetClient};
-use futures::StreamExt;
+use ep_node::node::WeakNode;
+use ep_node::{ConnectOptions, LaneAdapter, TargetClient};
 use serde_json::{Value, json};
-use thiserror::Error;
+
+pub use adapter::register_lane_slot;
+pub use records::{
+    Activation, LANE_ACTIVATED, LANE_REINSTATED, LANE_REJECTED, LANE_RETIRED, LANE_ROLLED_BACK,
+    RollBack, RollbackReason, SwapError, SwapOutcome,
+};
 
 use crate::engine::WasmRuntime;
-use crate::error::LoadError;
-use crate::generation::{FaultCounts, Generation, RollbackPolicy, Verdict};
+use crate::generation::{Artifact, Generation, RollbackPolicy, Running};
 use crate::lane::{LaneSource, WasmLane};
-use crate::plugins::{self, PluginError};
+use crate::plugins;
 use crate::policy::HostPolicy;
-use crate::verifier::WasmEngineVerifier;
-
-/// Evidence type of a published generation: `{lane_id, old_digest, new_digest, generation,
-/// source, version}`.
-pub const LANE_ACTIVATED: &str = "lane.activated";
-/// Evidence type of a refused artifact: `{lane_id, source, stage, reason, refused_digest,
-/// serving_digest, serving_generation}`.
-pub const LANE_REJECTED: &str = "lane.rejected";
-/// Evidence type of a rollback: `{lane_id, from_digest, to_digest, from_generation,
-/// to_generation, reason, executions, faults, fault_causes}`.
-pub const LANE_ROLLED_BACK: &str = "lane.rolled_back";
+use crate::withdrawals::{Withdrawal, Withdrawals};
 
 /// Validated-but-not-yet-started executions remembered with their generation; beyond this the
 /// oldest are forgotten (they then run on the serving generation).
 const MAX_PINS: usize = 4096;
 /// Longest rejection reason kept in evidence (longer ones are cut at a char boundary).
 const MAX_REASON_BYTES: usize = 480;
-
-/// Why a swap or a rollback did not happen; the serving generation is untouched.
-#[derive(Debug, Error)]
-pub enum SwapError {
-    /// The component file could not be read.
-    #[error("cannot read lane component {path}: {source}; check that it exists and is readable")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The plugin's manifest, the policy or the component refused it.
-    #[error(transparent)]
-    Plugin(#[from] PluginError),
-    /// The component did not load (not a component, does not compile, ungranted import,
-    /// failed probe, ...).
-    #[error("lane {lane_id}: the new component was refused: {source}")]
-    Load {
-        /// The slot's lane id.
-        lane_id: String,
-        /// Why.
-        #[source]
-        source: LoadError,
-    },
-    /// The artifact serves another lane id than the slot.
-    #[error(
-        "lane {lane_id} cannot be replaced by {origin}, which serves lane {candidate:?}: a new \
-         generation must keep its lane id (load it as a lane of its own instead)"
-    )]
-    LaneIdChanged {
-        /// The slot's lane id.
-        lane_id: String,
-        /// The lane id the artifact names.
-        candidate: String,
-        /// The artifact (path or `bytes`).
-        origin: String,
-    },
-    /// The node refused to re-connect the slot's target for the new generation.
-    #[error("lane {lane_id}: the node refused the new generation as its target: {message}")]
-    Target {
-        /// The slot's lane id.
-        lane_id: String,
-        /// The node's rejection message.
-        message: String,
-    },
-    /// A rollback was asked for but only one generation is kept.
-    #[error(
-        "lane {lane_id} has no previous generation to roll back to (there is none before the \
-         first publish, and none right after a rollback)"
-    )]
-    NoPreviousGeneration {
-        /// The slot's lane id.
-        lane_id: String,
-    },
-    /// An automatic rollback found that the faulty generation no longer serves.
-    #[error("lane {lane_id}: generation {generation} no longer serves; nothing to roll back")]
-    NotServing {
-        /// The slot's lane id.
-        lane_id: String,
-        /// The generation that faulted.
-        generation: u64,
-    },
-    /// No lane of that id is known (to the plugin watch).
-    #[error("no hot-swappable lane {lane_id} is loaded; check the lane id (`lanes list`)")]
-    UnknownLane {
-        /// The lane id asked for.
-        lane_id: String,
-    },
-    /// A new plugin names a lane id another plugin file already serves.
-    #[error(
-        "{origin} names lane {lane_id}, which another plugin file already serves; give it a \
-         lane id of its own or replace that plugin's files instead"
-    )]
-    LaneIdTaken {
-        /// The lane id.
-        lane_id: String,
-        /// The new plugin file.
-        origin: String,
-    },
-    /// The rollback policy is unusable.
-    #[error("invalid rollback policy for lane {lane_id}: {message}")]
-    InvalidPolicy {
-        /// The slot's lane id.
-        lane_id: String,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-impl SwapError {
-    /// The step that refused: `read`, `manifest`, `policy`, `load`, `lane_id`, `target`,
-    /// `rollback` or `config` (the `stage` of `lane.rejected`).
-    pub fn stage(&self) -> &'static str {
-        match self {
-            Self::Read { .. } | Self::Plugin(PluginError::ReadDir { .. }) => "read",
-            Self::Plugin(PluginError::ManifestMissing { .. } | PluginError::Manifest(_)) => {
-                "manifest"
-            }
-            Self::Plugin(PluginError::Policy { .. }) => "policy",
-            Self::Plugin(PluginError::Load { .. }) | Self::Load { .. } => "load",
-            Self::Plugin(PluginError::LaneIdMismatch { .. })
-            | Self::LaneIdChanged { .. }
-            | Self::LaneIdTaken { .. } => "lane_id",
-            Self::Target { .. } => "target",
-            Self::NoPreviousGeneration { .. }
-            | Self::NotServing { .. }
-            | Self::UnknownLane { .. } => "rollback",
-            Self::InvalidPolicy { .. } => "config",
-        }
-    }
-}
-
-/// A published generation, as recorded in `lane.activated`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Activation {
-    /// The lane id.
-    pub lane_id: String,
-    /// The digest it replaced (none for a lane's first generation).
-    pub old_digest: Option<String>,
-    /// The digest now serving.
-    pub new_digest: String,
-    /// The new generation's number.
-    pub generation: u64,
-    /// Where it came from: the component file's path, or `bytes`.
-    pub source: String,
-    /// The plugin manifest's version, when it came with one.
-    pub version: Option<String>,
-}
-
-impl Activation {
-    fn to_json(&self) -> Value {
-        json!({
-            "lane_id": self.lane_id,
-            "old_digest": self.old_digest,
-            "new_digest": self.new_digest,
-            "generation": self.generation,
-            "source": self.source,
-            "version": self.version,
-        })
-    }
-}
-
-/// What a swap did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[must_use]
-pub enum SwapOutcome {
-    /// A new generation serves.
-    Activated(Activation),
-    /// The artifact is the one serving (same digest, same manifest): nothing changed and
-    /// nothing was recorded.
-    Unchanged {
-        /// The serving generation.
-        generation: u64,
-        /// Its digest.
-        digest: String,
-    },
-}
-
-/// Who asked for a rollback.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RollbackReason {
-    /// The new generation's faults reached the [`RollbackPolicy`] threshold.
-    Automatic,
-    /// [`LaneSlot::rollback`].
-    Operator,
-}
-
-impl RollbackReason {
-    /// `automatic` or `operator`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Automatic => "automatic",
-            Self::Operator => "operator",
-        }
-    }
-}
-
-/// A rollback, as recorded in `lane.rolled_back`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RollBack {
-    /// The lane id.
-    pub lane_id: String,
-    /// The digest withdrawn.
-    pub from_digest: String,
-    /// The digest serving again.
-    pub to_digest: String,
-    /// The generation withdrawn.
-    pub from_generation: u64,
-    /// The generation serving again.
-    pub to_generation: u64,
-    /// Who asked.
-    pub reason: RollbackReason,
-    /// What the withdrawn generation's probation window counted.
-    pub counts: FaultCounts,
-}
-
-impl RollBack {
-    fn to_json(&self) -> Value {
-        let mut value = json!({
-            "lane_id": self.lane_id,
-            "from_digest": self.from_digest,
-            "to_digest": self.to_digest,
-            "from_generation": self.from_generation,
-            "to_generation": self.to_generation,
-            "reason": self.reason.as_str(),
-        });
-        if let (Value::Object(map), Value::Object(counts)) = (&mut value, self.counts.to_json()) {
-            map.extend(counts);
-        }
-        value
-    }
-}
 
 /// One lane id and its generations; register it with a node once ([`register_lane_slot`]) and
 /// swap or roll back behind it. Cheap to clone (clones share the slot).
@@ -333,18 +121,29 @@ struct SlotInner {
     runtime: WasmRuntime,
     rollback: RollbackPolicy,
     state: RwLock<SlotState>,
-    /// Serializes publishes and rollbacks (loading runs outside it).
+    /// Serializes publishes, rollbacks and retiring (loading runs outside it).
     transitions: tokio::sync::Mutex<()>,
     /// Every generation published and not yet dropped.
     live: Mutex<Vec<Weak<Generation>>>,
     pins: Mutex<Pins>,
     binding: Mutex<Option<Binding>>,
+    withdrawals: Mutex<Withdrawals>,
+    retired: RwLock<Option<Retirement>>,
 }
 
 struct SlotState {
     current: Arc<Generation>,
     previous: Option<Arc<Generation>>,
     next_number: u64,
+}
+
+/// What became of a retired slot.
+#[derive(Clone)]
+enum Retirement {
+    /// A new slot serves the lane: every later call goes there.
+    Replaced(LaneSlot),
+    /// The lane is no longer served, for this reason.
+    Refused(String),
 }
 
 /// The node the slot is registered with, and its target there.
@@ -416,12 +215,21 @@ impl LaneSlot {
         source: impl Into<String>,
         rollback: RollbackPolicy,
     ) -> Result<Self, SwapError> {
+        Self::with_first(first, source.into(), None, rollback)
+    }
+
+    fn with_first(
+        first: WasmLane,
+        source: String,
+        artifact: Option<Artifact>,
+        rollback: RollbackPolicy,
+    ) -> Result<Self, SwapError> {
         let lane_id = first.lane_id().to_owned();
         if let Some(message) = rollback.problem() {
             return Err(SwapError::InvalidPolicy { lane_id, message });
         }
         let runtime = first.runtime().clone();
-        let generation = Arc::new(Generation::new(1, first, source.into(), &rollback));
+        let generation = Arc::new(Generation::new(1, first, source, artifact, &rollback));
         Ok(Self {
             inner: Arc::new(SlotInner {
                 lane_id,
@@ -436,20 +244,28 @@ impl LaneSlot {
                 transitions: tokio::sync::Mutex::new(()),
                 pins: Mutex::new(Pins::default()),
                 binding: Mutex::new(None),
+                withdrawals: Mutex::new(Withdrawals::in_memory()),
+                retired: RwLock::new(None),
             }),
         })
     }
 
-    /// A slot whose first generation is the plugin at `wasm_path` (with its manifest, under
-    /// `policy`; see [`crate::plugins::load_plugin`]).
-    pub async fn load_plugin(
-        runtime: &WasmRuntime,
-        wasm_path: &Path,
-        policy: &HostPolicy,
-        rollback: RollbackPolicy,
-    ) -> Result<Self, SwapError> {
-        let lane = plugins::load_plugin(runtime, wasm_path, policy).await?;
-        Self::new(lane, wasm_path.display().to_string(), rollback)
+    /// Sends this slot's rollbacks to `withdrawals` (a host's store, shared by its slots)
+    /// and consults it before every swap.
+    #[must_use]
+    pub fn with_withdrawals(self, withdrawals: Withdrawals) -> Self {
+        *lock(&self.inner.withdrawals) = withdrawals;
+        self
+    }
+
+    /// The store this slot's rollbacks go to.
+    pub fn withdrawals(&self) -> Withdrawals {
+        lock(&self.inner.withdrawals).clone()
+    }
+
+    /// The withdrawn and quarantined digests of this lane.
+    pub fn withdrawn(&self) -> Vec<Withdrawal> {
+        self.withdrawals().for_lane(&self.inner.lane_id)
     }
 
     /// The lane id every generation serves.
@@ -470,6 +286,11 @@ impl LaneSlot {
     /// The rollback policy new generations are judged by.
     pub fn rollback_policy(&self) -> &RollbackPolicy {
         &self.inner.rollback
+    }
+
+    /// Whether a policy reload retired it ([`LaneSlot::retire`]).
+    pub fn is_retired(&self) -> bool {
+        self.retirement().is_some()
     }
 
     /// The numbers of every generation still alive (serving, kept for rollback, or still
@@ -494,15 +315,32 @@ impl LaneSlot {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn retirement(&self) -> Option<Retirement> {
+        self.inner
+            .retired
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     fn live(&self) -> Vec<Arc<Generation>> {
         let mut live = lock(&self.inner.live);
         live.retain(|weak| weak.strong_count() > 0);
         live.iter().filter_map(Weak::upgrade).collect()
     }
 
+    fn check_serving(&self) -> Result<(), SwapError> {
+        match self.retirement() {
+            None => Ok(()),
+            Some(_) => Err(SwapError::Retired {
+                lane_id: self.inner.lane_id.clone(),
+            }),
+        }
+    }
+
     /// Replaces the generation with the plugin at `wasm_path` and its manifest, under
     /// `policy`. Refusals are recorded as `lane.rejected` and returned; the serving generation
-    /// stays.
+    /// stays. A digest that was rolled back is not activated ([`SwapOutcome::Withdrawn`]).
     pub async fn swap_plugin(
         &self,
         wasm_path: &Path,
@@ -523,31 +361,43 @@ impl LaneSlot {
         origin: &str,
         digest_out: &mut Option<String>,
     ) -> Result<SwapOutcome, SwapError> {
+        self.check_serving()?;
         let bytes = read(wasm_path).await?;
         let digest = ep_contracts::canonical::sha256_ref(&bytes);
         *digest_out = Some(digest.clone());
-        let (manifest_path, manifest) = plugins::read_manifest(wasm_path)?;
+        let (manifest_path, manifest, text) = plugins::read_manifest_text(wasm_path)?;
         self.check_lane_id(&manifest.lane_id, origin)?;
+        if let Some(outcome) = self.withdrawn_outcome(&digest, origin) {
+            return Ok(outcome);
+        }
         let current = self.current();
         if current.digest() == digest && current.lane().manifest() == Some(&manifest) {
+            self.withdrawals().arrived(&self.inner.lane_id, &digest);
             return Ok(self.unchanged(&current));
         }
         let lane = plugins::load_with_manifest(
             &self.inner.runtime,
             wasm_path,
-            LaneSource::Bytes(bytes),
+            LaneSource::Bytes(Arc::clone(&bytes)),
             (manifest_path, manifest),
             policy,
         )
         .await?;
-        self.publish(lane, origin.to_owned())
-            .await
-            .map(SwapOutcome::Activated)
+        let artifact = Artifact {
+            bytes,
+            manifest: Some(text),
+        };
+        let activation = self
+            .publish(lane, origin.to_owned(), Some(artifact))
+            .await?;
+        self.withdrawals().arrived(&self.inner.lane_id, &digest);
+        Ok(SwapOutcome::Activated(activation))
     }
 
     /// Replaces the generation with a component given as bytes or a path, linked with the
     /// serving generation's grants and limits (no manifest). Refusals are recorded as
-    /// `lane.rejected` and returned; the serving generation stays.
+    /// `lane.rejected` and returned; the serving generation stays. A digest that was rolled
+    /// back is not activated ([`SwapOutcome::Withdrawn`]).
     pub async fn swap_component(
         &self,
         source: impl Into<LaneSource>,
@@ -568,12 +418,16 @@ impl LaneSlot {
         origin: &str,
         digest_out: &mut Option<String>,
     ) -> Result<SwapOutcome, SwapError> {
+        self.check_serving()?;
         let bytes = match source {
             LaneSource::Bytes(bytes) => bytes,
             LaneSource::Path(path) => read(&path).await?,
         };
         let digest = ep_contracts::canonical::sha256_ref(&bytes);
         *digest_out = Some(digest.clone());
+        if let Some(outcome) = self.withdrawn_outcome(&digest, origin) {
+            return Ok(outcome);
+        }
         let current = self.current();
         if current.digest() == digest {
             return Ok(self.unchanged(&current));
@@ -581,7 +435,7 @@ impl LaneSlot {
         let serving = current.lane();
         let lane = WasmLane::load_with_grants(
             &self.inner.runtime,
-            LaneSource::Bytes(bytes),
+            LaneSource::Bytes(Arc::clone(&bytes)),
             serving.limits().clone(),
             serving.grants().to_owned(),
         )
@@ -592,9 +446,32 @@ impl LaneSlot {
         })?;
         drop(current);
         self.check_lane_id(lane.lane_id(), origin)?;
-        self.publish(lane, origin.to_owned())
+        let artifact = Artifact {
+            bytes,
+            manifest: None,
+        };
+        self.publish(lane, origin.to_owned(), Some(artifact))
             .await
             .map(SwapOutcome::Activated)
+    }
+
+    /// [`SwapOutcome::Withdrawn`] when `digest` is out of service in this lane.
+    fn withdrawn_outcome(&self, digest: &str, origin: &str) -> Option<SwapOutcome> {
+        let withdrawal = self.withdrawals().get(&self.inner.lane_id, digest)?;
+        let serving = self.current();
+        tracing::info!(
+            lane_id = self.inner.lane_id,
+            source = origin,
+            digest,
+            state = %withdrawal.state,
+            serving_digest = serving.digest(),
+            "lane artifact was rolled back; it stays out until reinstated"
+        );
+        Some(SwapOutcome::Withdrawn {
+            digest: digest.to_owned(),
+            state: withdrawal.state,
+            serving_generation: serving.number(),
+        })
     }
 
     fn unchanged(&self, current: &Generation) -> SwapOutcome {
@@ -620,7 +497,8 @@ impl LaneSlot {
         })
     }
 
-    /// Records a refusal (`lane.rejected`) and passes the attempt through.
+    /// Records a refusal (`lane.rejected`) and passes the attempt through (a retired slot
+    /// records nothing: its successor serves).
     async fn settle(
         &self,
         attempt: Result<SwapOutcome, SwapError>,
@@ -630,6 +508,9 @@ impl LaneSlot {
         let Err(error) = attempt else {
             return attempt;
         };
+        if matches!(error, SwapError::Retired { .. }) {
+            return Err(error);
+        }
         let serving = self.current();
         tracing::warn!(
             lane_id = self.inner.lane_id,
@@ -650,121 +531,6 @@ impl LaneSlot {
         });
         self.record(LANE_REJECTED, payload).await;
         Err(error)
-    }
-
-    /// Re-points the target, publishes `lane` as the next generation and records it.
-    async fn publish(&self, lane: WasmLane, source: String) -> Result<Activation, SwapError> {
-        let _turn = self.inner.transitions.lock().await;
-        let (old, number) = {
-            let state = self.state();
-            (Arc::clone(&state.current), state.next_number)
-        };
-        let version = lane.manifest().map(|m| m.version.to_string());
-        let generation = Arc::new(Generation::new(number, lane, source, &self.inner.rollback));
-        {
-            let mut live = lock(&self.inner.live);
-            live.retain(|weak| weak.strong_count() > 0);
-            live.push(Arc::downgrade(&generation));
-        }
-        self.connect(&generation).await?;
-        {
-            let mut state = self.state_mut();
-            state.previous = Some(std::mem::replace(
-                &mut state.current,
-                Arc::clone(&generation),
-            ));
-            state.next_number = number + 1;
-        }
-        let activation = Activation {
-            lane_id: self.inner.lane_id.clone(),
-            old_digest: Some(old.digest().to_owned()),
-            new_digest: generation.digest().to_owned(),
-            generation: number,
-            source: generation.source().to_owned(),
-            version,
-        };
-        tracing::info!(
-            lane_id = activation.lane_id,
-            generation = number,
-            old_digest = old.digest(),
-            new_digest = activation.new_digest,
-            "lane generation activated"
-        );
-        self.record(LANE_ACTIVATED, activation.to_json()).await;
-        Ok(activation)
-    }
-
-    /// Rolls back to the previous generation (reason `operator`) and records
-    /// `lane.rolled_back`. The withdrawn generation finishes what it runs and is dropped.
-    pub async fn rollback(&self) -> Result<RollBack, SwapError> {
-        self.roll_back(None, RollbackReason::Operator).await
-    }
-
-    async fn roll_back(
-        &self,
-        faulty: Option<(&Arc<Generation>, FaultCounts)>,
-        reason: RollbackReason,
-    ) -> Result<RollBack, SwapError> {
-        let _turn = self.inner.transitions.lock().await;
-        let (from, to) = {
-            let state = self.state();
-            if let Some((generation, _)) = &faulty
-                && !Arc::ptr_eq(&state.current, generation)
-            {
-                return Err(SwapError::NotServing {
-                    lane_id: self.inner.lane_id.clone(),
-                    generation: generation.number(),
-                });
-            }
-            let Some(previous) = &state.previous else {
-                return Err(SwapError::NoPreviousGeneration {
-                    lane_id: self.inner.lane_id.clone(),
-                });
-            };
-            (Arc::clone(&state.current), Arc::clone(previous))
-        };
-        self.connect(&to).await?;
-        {
-            let mut state = self.state_mut();
-            state.current = Arc::clone(&to);
-            state.previous = None;
-        }
-        from.withdraw();
-        let rollback = RollBack {
-            lane_id: self.inner.lane_id.clone(),
-            from_digest: from.digest().to_owned(),
-            to_digest: to.digest().to_owned(),
-            from_generation: from.number(),
-            to_generation: to.number(),
-            reason,
-            counts: faulty.map_or_else(|| from.fault_counts(), |(_, counts)| counts),
-        };
-        tracing::warn!(
-            lane_id = rollback.lane_id,
-            reason = reason.as_str(),
-            from_generation = rollback.from_generation,
-            to_generation = rollback.to_generation,
-            faults = rollback.counts.faults,
-            "lane generation rolled back"
-        );
-        self.record(LANE_ROLLED_BACK, rollback.to_json()).await;
-        Ok(rollback)
-    }
-
-    /// Rolls back `generation` after its window said so; a generation that no longer serves,
-    /// or has nothing to go back to, is only logged.
-    async fn roll_back_automatically(&self, generation: &Arc<Generation>, counts: FaultCounts) {
-        if let Err(error) = self
-            .roll_back(Some((generation, counts)), RollbackReason::Automatic)
-            .await
-        {
-            tracing::warn!(
-                lane_id = self.inner.lane_id,
-                generation = generation.number(),
-                %error,
-                "automatic rollback not done"
-            );
-        }
     }
 
     /// Re-connects the slot's target (when registered) so its descriptor names `generation`.
@@ -794,7 +560,7 @@ impl LaneSlot {
 
     /// Sends a transition record to the bound node's sinks (a slot not registered anywhere only
     /// logs).
-    async fn record(&self, evidence_type: &str, payload: Value) {
+    pub(crate) async fn record(&self, evidence_type: &str, payload: Value) {
         let node = lock(&self.inner.binding)
             .as_ref()
             .and_then(|binding| binding.node.upgrade());
@@ -826,121 +592,39 @@ impl LaneSlot {
             .unwrap_or(current)
     }
 
-    /// Counts `result` in `generation`'s probation window, rolling it back when the window
-    /// says so.
-    async fn observe(&self, generation: &Arc<Generation>, result: &ExecutionResult) {
-        if result.status == ResultStatus::Rejected {
-            return;
+    /// Starts an execution on `chosen`, or on the serving generation when `chosen` was
+    /// withdrawn meanwhile (a rollback never serves a withdrawn generation, so that start
+    /// cannot be refused; it is counted either way).
+    fn start(&self, chosen: Arc<Generation>) -> Running {
+        if let Some(running) = chosen.begin() {
+            return running;
         }
-        if let Verdict::RollBack(counts) = generation.observe(result, &self.inner.rollback) {
-            self.roll_back_automatically(generation, counts).await;
+        let current = self.current();
+        current.begin().unwrap_or_else(|| current.begin_anyway())
+    }
+
+    /// Counts a finished execution, rolling its generation back when the window says so.
+    async fn finish(&self, running: Running, result: &ep_contracts::boundary::ExecutionResult) {
+        let generation = Arc::clone(running.generation());
+        if let crate::generation::Verdict::RollBack(counts) =
+            running.finish(result, &self.inner.rollback)
+        {
+            self.roll_back_automatically(&generation, counts).await;
         }
     }
 
+    /// The generation a validated execution was pinned to (unless it was withdrawn since),
+    /// else the one its descriptor names.
     fn take_pin(&self, request: &ExecutionRequest) -> Arc<Generation> {
         let pinned = lock(&self.inner.pins).take(&request.execution_ref);
-        pinned.unwrap_or_else(|| self.generation_for(request))
-    }
-}
-
-#[async_trait]
-impl LaneAdapter for LaneSlot {
-    fn lane_id(&self) -> &str {
-        &self.inner.lane_id
+        pinned
+            .filter(|generation| !generation.is_withdrawn())
+            .unwrap_or_else(|| self.generation_for(request))
     }
 
-    /// The serving generation's capabilities (their metadata names its digest).
-    fn capabilities(&self) -> LaneCapabilities {
-        self.current().lane().capabilities()
-    }
-
-    /// Validates on the request's generation and pins the execution to it.
-    fn validate(&self, request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
-        let generation = self.generation_for(request);
-        generation.lane().validate(request)?;
+    fn pin(&self, request: &ExecutionRequest, generation: Arc<Generation>) {
         lock(&self.inner.pins).insert(&request.execution_ref, generation);
-        Ok(())
     }
-
-    /// Runs on the generation that validated the request, then counts the result in that
-    /// generation's probation window (rolling it back when the window says so).
-    async fn execute(&self, request: ExecutionRequest, ctx: ExecutionContext) -> ExecutionResult {
-        let generation = self.take_pin(&request);
-        let result = generation.lane().execute(request, ctx).await;
-        self.observe(&generation, &result).await;
-        result
-    }
-
-    /// Validates and executes in one instance of the request's generation, counted in its
-    /// probation window like `execute` (a refusal is not counted).
-    async fn validate_and_execute(
-        &self,
-        request: ExecutionRequest,
-        ctx: ExecutionContext,
-    ) -> ExecutionResult {
-        let generation = self.generation_for(&request);
-        let result = generation.lane().validate_and_execute(request, ctx).await;
-        self.observe(&generation, &result).await;
-        result
-    }
-
-    /// Streams on the generation that validated the request; the stream keeps that
-    /// generation alive until it is dropped. Streams are not counted in the probation window.
-    async fn stream(
-        &self,
-        request: ExecutionRequest,
-        ctx: ExecutionContext,
-    ) -> Result<EventStream, AdmissionRejection> {
-        let generation = self.take_pin(&request);
-        let events = generation.lane().stream(request, ctx).await?;
-        Ok(events
-            .map(move |event| {
-                let _alive = &generation;
-                event
-            })
-            .boxed())
-    }
-}
-
-/// Registers `slot` with `node` as the lane of its id, registers the runtime's
-/// [`WasmEngineVerifier`], connects the serving generation as the in-process target
-/// `wasm:<lane_id>` (re-connected on every swap and rollback, so the descriptor always names
-/// the serving digest), and records `lane.activated` for the serving generation. From then on
-/// the slot's transitions are recorded in the node's evidence.
-pub async fn register_lane_slot(
-    node: &Node,
-    slot: &LaneSlot,
-) -> Result<TargetDescriptor, AdmissionRejection> {
-    node.register_lane(Arc::new(slot.clone()) as Arc<dyn LaneAdapter>);
-    node.register_target_verifier(Arc::new(WasmEngineVerifier::new(&slot.inner.runtime)));
-    let _turn = slot.inner.transitions.lock().await;
-    let client = Arc::new(InProcessTargetClient::new());
-    let (current, previous) = {
-        let state = slot.state();
-        (Arc::clone(&state.current), state.previous.clone())
-    };
-    let descriptor = node
-        .connect_target(
-            current.lane().attestation(),
-            Arc::clone(&client) as Arc<dyn TargetClient>,
-            ConnectOptions::default(),
-        )
-        .await?;
-    *lock(&slot.inner.binding) = Some(Binding {
-        node: node.downgrade(),
-        client,
-        target_id: descriptor.target_id.clone(),
-    });
-    let activation = Activation {
-        lane_id: slot.inner.lane_id.clone(),
-        old_digest: previous.map(|g| g.digest().to_owned()),
-        new_digest: current.digest().to_owned(),
-        generation: current.number(),
-        source: current.source().to_owned(),
-        version: current.lane().manifest().map(|m| m.version.to_string()),
-    };
-    slot.record(LANE_ACTIVATED, activation.to_json()).await;
-    Ok(descriptor)
 }
 
 #[cfg(test)]
@@ -954,29 +638,5 @@ mod tests {
         assert!(clipped.len() <= MAX_REASON_BYTES + '…'.len_utf8());
         assert!(clipped.ends_with('…'));
         assert_eq!(clip("short".to_owned()), "short");
-    }
-
-    #[test]
-    fn rollback_evidence_carries_the_counts() {
-        let mut counts = FaultCounts {
-            executions: 3,
-            faults: 3,
-            ..FaultCounts::default()
-        };
-        counts.by_cause.insert("trap".to_owned(), 3);
-        let rollback = RollBack {
-            lane_id: "echo".to_owned(),
-            from_digest: "sha256:b".to_owned(),
-            to_digest: "sha256:a".to_owned(),
-            from_generation: 2,
-            to_generation: 1,
-            reason: RollbackReason::Automatic,
-            counts,
-        };
-        let value = rollback.to_json();
-        assert_eq!(value["reason"], "automatic");
-        assert_eq!(value["faults"], 3);
-        assert_eq!(value["fault_causes"]["trap"], 3);
-        assert_eq!(value["to_digest"], "sha256:a");
     }
 }

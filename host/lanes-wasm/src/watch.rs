@@ -15,12 +15,20 @@
 //!   file disappearing (a deploy that deletes before it copies, an editor's save) must not take
 //!   a lane out of service; the lane stops only when the host unregisters it. A file put back
 //!   later swaps into the same lane;
-//! * a new plugin claiming a lane id another plugin file already serves is refused.
+//! * a new plugin claiming a lane id another plugin file already serves is refused;
+//! * a plugin whose digest was rolled back ([`crate::withdrawals`]) is not activated again
+//!   until the operator reinstates it ([`PluginWatch::reinstate`]).
+//!
+//! The directory is resolved to an absolute path once, before it is watched: notifications
+//! name files by absolute path, and a relative directory would match none of them (changes
+//! would then wait for the rescan). Every reload logs what triggered it (`notification` or
+//! `rescan`), and a watch that gets no notifications says so with a warning.
 //!
 //! The watch is a tokio task owned by [`PluginWatch`]; dropping the handle stops it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -37,6 +45,7 @@ use crate::manifest::LaneManifest;
 use crate::plugins;
 use crate::policy::HostPolicy;
 use crate::swap::{LANE_REJECTED, LaneSlot, RollBack, SwapError, SwapOutcome, register_lane_slot};
+use crate::withdrawals::{Withdrawal, Withdrawals, WithdrawalsError};
 
 /// Notification batches buffered for the watch task; beyond it events are dropped and the
 /// periodic rescan finds the change instead.
@@ -59,17 +68,49 @@ pub struct WatchConfig {
     pub rescan: Duration,
     /// The rollback policy of every lane the watch loads.
     pub rollback: RollbackPolicy,
+    /// Where the lanes' rollbacks are kept (withdrawn and quarantined digests).
+    pub withdrawals: Withdrawals,
 }
 
 impl Default for WatchConfig {
-    /// 200 ms debounce, a rescan every 2 s, the default rollback policy.
+    /// 200 ms debounce, a rescan every 2 s, the default rollback policy, withdrawals in memory.
     fn default() -> Self {
         Self {
             debounce: Duration::from_millis(200),
             rescan: Duration::from_secs(2),
             rollback: RollbackPolicy::default(),
+            withdrawals: Withdrawals::in_memory(),
         }
     }
+}
+
+/// What triggered a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    Notification,
+    Rescan,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Notification => "notification",
+            Self::Rescan => "rescan",
+        }
+    }
+}
+
+/// A plugin file of the directory that serves no lane, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginRefusal {
+    /// The `.wasm` file.
+    pub source: PathBuf,
+    /// The lane id its manifest names, when it could be read.
+    pub lane_id: Option<String>,
+    /// The step that refused it (see [`SwapError::stage`]).
+    pub stage: &'static str,
+    /// Why.
+    pub reason: String,
 }
 
 /// The directory cannot be watched.
@@ -142,6 +183,8 @@ impl Fingerprint {
 struct Plugin {
     seen: Fingerprint,
     slot: Option<LaneSlot>,
+    /// Why it serves no lane (none while it serves one, or was never tried).
+    refusal: Option<PluginRefusal>,
 }
 
 struct Shared {
@@ -154,12 +197,17 @@ struct Shared {
     plugins: tokio::sync::Mutex<BTreeMap<String, Plugin>>,
     /// Lane id → slot, for lookups that must not wait for a reload.
     slots: Mutex<BTreeMap<String, LaneSlot>>,
+    /// Refused plugin files by stem, for lookups that must not wait for a reload.
+    refused: Mutex<BTreeMap<String, PluginRefusal>>,
+    /// Whether filesystem notifications arrive (false: rescans only).
+    notifying: AtomicBool,
 }
 
 /// Loads every plugin of `dir` as a hot-swappable lane registered with `node`, then watches
 /// the directory and reloads a plugin whenever its `.wasm` or `.toml` changes (see the module
 /// docs). Plugins that fail to load are recorded as `lane.rejected` and retried when their
-/// files change. Must be called inside a tokio runtime.
+/// files change. A relative `dir` is resolved against the working directory once, here. Must
+/// be called inside a tokio runtime.
 pub async fn watch_plugin_dir(
     runtime: &WasmRuntime,
     node: &Node,
@@ -181,6 +229,12 @@ pub async fn watch_plugin_dir(
             message: "it is not a directory".to_owned(),
         });
     }
+    // Notifications name files by absolute path: watch (and compare against) one.
+    let dir = std::path::absolute(dir).map_err(|error| WatchError::Watch {
+        path: dir.to_owned(),
+        message: format!("cannot resolve it to an absolute path: {error}"),
+    })?;
+    let dir = dir.as_path();
     let (events, receiver) = mpsc::channel::<Vec<PathBuf>>(EVENT_BUFFER);
     let watcher = match notifications(dir, events) {
         Ok(watcher) => Some(watcher),
@@ -196,6 +250,9 @@ pub async fn watch_plugin_dir(
             None
         }
     };
+    if watcher.is_some() {
+        tracing::debug!(dir = %dir.display(), "watching the lane plugin directory");
+    }
     let shared = Arc::new(Shared {
         runtime: runtime.clone(),
         node: node.clone(),
@@ -204,6 +261,8 @@ pub async fn watch_plugin_dir(
         config,
         plugins: tokio::sync::Mutex::new(BTreeMap::new()),
         slots: Mutex::new(BTreeMap::new()),
+        refused: Mutex::new(BTreeMap::new()),
+        notifying: AtomicBool::new(watcher.is_some()),
     });
     // Watching started first, so nothing written during this scan is missed.
     shared.rescan().await;
@@ -233,9 +292,20 @@ fn notifications(
 }
 
 impl PluginWatch {
-    /// The watched directory.
+    /// The watched directory (absolute).
     pub fn dir(&self) -> &Path {
         &self.shared.dir
+    }
+
+    /// Whether filesystem notifications arrive; false when the watch runs on rescans alone
+    /// (it said so in the log).
+    pub fn notifications(&self) -> bool {
+        self.shared.notifying.load(Ordering::Relaxed)
+    }
+
+    /// The plugin files that serve no lane now, and why, by file name.
+    pub fn refused(&self) -> Vec<PluginRefusal> {
+        self.shared.refused().values().cloned().collect()
     }
 
     /// The slot serving `lane_id`, if a plugin of this directory loaded it.
@@ -259,6 +329,20 @@ impl PluginWatch {
     /// Rescans the directory now (as the periodic rescan does) and reloads what changed.
     pub async fn rescan(&self) {
         self.shared.rescan().await;
+    }
+
+    /// Re-admits `digest` of `lane_id` ([`Withdrawals::reinstate`]), records
+    /// `lane.reinstated`, and reloads the plugin files of that lane (and those serving no lane)
+    /// so a file holding the digest is activated now.
+    pub async fn reinstate(
+        &self,
+        lane_id: &str,
+        digest: &str,
+    ) -> Result<Withdrawal, WithdrawalsError> {
+        let withdrawal = self.shared.config.withdrawals.reinstate(lane_id, digest)?;
+        crate::withdrawals::record_reinstated(&self.shared.node, &withdrawal).await;
+        self.shared.retry(lane_id).await;
+        Ok(withdrawal)
     }
 
     /// Stops the watch and waits for a reload in progress to finish.
@@ -289,7 +373,16 @@ async fn run(shared: Arc<Shared>, mut events: mpsc::Receiver<Vec<PathBuf>>, stop
                     }
                 }
                 // The watcher is gone: carry on with rescans until stopped.
-                None => notifications = false,
+                None => {
+                    notifications = false;
+                    if shared.notifying.swap(false, Ordering::Relaxed) {
+                        tracing::warn!(
+                            dir = %shared.dir.display(),
+                            rescan_ms = shared.config.rescan.as_millis() as u64,
+                            "filesystem notifications for the lane plugin directory stopped; rescanning only"
+                        );
+                    }
+                }
             },
             () = sleep_until(next_due), if next_due.is_some() => {
                 let now = Instant::now();
@@ -300,7 +393,7 @@ async fn run(shared: Arc<Shared>, mut events: mpsc::Receiver<Vec<PathBuf>>, stop
                     .collect();
                 for stem in ready {
                     due.remove(&stem);
-                    shared.reload(&stem).await;
+                    shared.reload(&stem, Trigger::Notification).await;
                 }
             },
             _ = rescan.tick() => shared.rescan().await,
@@ -319,6 +412,28 @@ async fn sleep_until(at: Option<Instant>) {
 impl Shared {
     fn slots(&self) -> MutexGuard<'_, BTreeMap<String, LaneSlot>> {
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn refused(&self) -> MutexGuard<'_, BTreeMap<String, PluginRefusal>> {
+        self.refused.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Forgets what was seen of the plugins of `lane_id` and of those serving no lane, then
+    /// rescans: those files are tried again.
+    async fn retry(&self, lane_id: &str) {
+        {
+            let mut plugins = self.plugins.lock().await;
+            for plugin in plugins.values_mut() {
+                let ours = plugin.slot.as_ref().is_none_or(|s| s.lane_id() == lane_id);
+                if ours {
+                    plugin.seen = Fingerprint {
+                        wasm: None,
+                        manifest: None,
+                    };
+                }
+            }
+        }
+        self.rescan().await;
     }
 
     /// The plugin stem of a `<stem>.wasm` or `<stem>.toml` directly in the directory.
@@ -347,12 +462,12 @@ impl Shared {
             }
         }
         for stem in stems {
-            self.reload(&stem).await;
+            self.reload(&stem, Trigger::Rescan).await;
         }
     }
 
     /// Loads, swaps or leaves the plugin `stem` according to what changed on disk.
-    async fn reload(&self, stem: &str) {
+    async fn reload(&self, stem: &str, trigger: Trigger) {
         let wasm = self.dir.join(format!("{stem}.wasm"));
         let mut plugins = self.plugins.lock().await;
         let seen = Fingerprint::of(&wasm);
@@ -362,11 +477,13 @@ impl Shared {
                 manifest: None,
             },
             slot: None,
+            refusal: None,
         });
         if plugin.seen == seen {
             return;
         }
         plugin.seen = seen;
+        tracing::debug!(plugin = %wasm.display(), trigger = trigger.as_str(), "lane plugin changed");
         if seen.wasm.is_none() {
             if let Some(slot) = &plugin.slot {
                 tracing::warn!(
@@ -376,6 +493,8 @@ impl Shared {
                     "lane plugin file removed; the lane keeps serving its current generation"
                 );
             }
+            plugin.refusal = None;
+            self.refused().remove(stem);
             return;
         }
         match &plugin.slot {
@@ -384,26 +503,45 @@ impl Shared {
                     plugin = %wasm.display(),
                     lane_id = activation.lane_id,
                     generation = activation.generation,
+                    trigger = trigger.as_str(),
                     "lane plugin reloaded"
                 ),
-                Ok(SwapOutcome::Unchanged { .. }) => {}
+                // Logged by the slot.
+                Ok(SwapOutcome::Unchanged { .. } | SwapOutcome::Withdrawn { .. }) => {}
                 // Recorded as lane.rejected by the slot.
                 Err(_) => {}
             },
-            None => plugin.slot = self.load_new(&wasm).await,
+            None => match self.load_new(&wasm, trigger).await {
+                Ok(slot) => {
+                    plugin.slot = Some(slot);
+                    plugin.refusal = None;
+                    self.refused().remove(stem);
+                }
+                Err(refusal) => {
+                    self.refused().insert(stem.to_owned(), refusal.clone());
+                    plugin.refusal = Some(refusal);
+                }
+            },
         }
     }
 
-    /// A plugin file the watch has not served yet: a new lane, registered with the node.
-    async fn load_new(&self, wasm: &Path) -> Option<LaneSlot> {
+    /// A plugin file the watch has not served yet: a new lane, registered with the node, or
+    /// why not.
+    async fn load_new(&self, wasm: &Path, trigger: Trigger) -> Result<LaneSlot, PluginRefusal> {
         let rollback = self.config.rollback.clone();
-        let loaded = LaneSlot::load_plugin(&self.runtime, wasm, &self.policy, rollback).await;
+        let loaded = LaneSlot::open_plugin(
+            &self.runtime,
+            wasm,
+            &self.policy,
+            rollback,
+            &self.config.withdrawals,
+        )
+        .await;
         let slot = match loaded {
             Ok(slot) => slot,
             Err(error) => {
                 let lane_id = plugins::read_manifest(wasm).ok().map(|(_, m)| m.lane_id);
-                self.reject_new(wasm, lane_id.as_deref(), &error).await;
-                return None;
+                return Err(self.reject_new(wasm, lane_id.as_deref(), &error).await);
             }
         };
         let taken = self.slots().contains_key(slot.lane_id());
@@ -412,24 +550,32 @@ impl Shared {
                 lane_id: slot.lane_id().to_owned(),
                 origin: wasm.display().to_string(),
             };
-            self.reject_new(wasm, Some(slot.lane_id()), &error).await;
-            return None;
+            return Err(self.reject_new(wasm, Some(slot.lane_id()), &error).await);
         }
         if let Err(rejection) = register_lane_slot(&self.node, &slot).await {
             let error = SwapError::Target {
                 lane_id: slot.lane_id().to_owned(),
                 message: rejection.message.unwrap_or_default(),
             };
-            self.reject_new(wasm, Some(slot.lane_id()), &error).await;
-            return None;
+            return Err(self.reject_new(wasm, Some(slot.lane_id()), &error).await);
         }
-        tracing::info!(plugin = %wasm.display(), lane_id = slot.lane_id(), "lane plugin loaded");
+        tracing::info!(
+            plugin = %wasm.display(),
+            lane_id = slot.lane_id(),
+            trigger = trigger.as_str(),
+            "lane plugin loaded"
+        );
         self.slots().insert(slot.lane_id().to_owned(), slot.clone());
-        Some(slot)
+        Ok(slot)
     }
 
-    /// Records `lane.rejected` for a plugin that serves no lane yet.
-    async fn reject_new(&self, wasm: &Path, lane_id: Option<&str>, error: &SwapError) {
+    /// Records `lane.rejected` for a plugin that serves no lane yet; returns the refusal.
+    async fn reject_new(
+        &self,
+        wasm: &Path,
+        lane_id: Option<&str>,
+        error: &SwapError,
+    ) -> PluginRefusal {
         tracing::warn!(plugin = %wasm.display(), stage = error.stage(), %error, "lane plugin refused");
         let refused_digest = tokio::fs::read(wasm)
             .await
@@ -447,5 +593,11 @@ impl Shared {
         self.node
             .record_evidence(LANE_REJECTED, lane_id, payload)
             .await;
+        PluginRefusal {
+            source: wasm.to_owned(),
+            lane_id: lane_id.map(str::to_owned),
+            stage: error.stage(),
+            reason: error.to_string(),
+        }
     }
 }

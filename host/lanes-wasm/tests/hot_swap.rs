@@ -4,128 +4,24 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
+mod swap_support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use ep_contracts::boundary::{
-    AcceptableAttestation, AdmissionRejection, AdmissionRequest, AuthorityRef, ExecutionResult,
-    Map, ResultStatus,
-};
+use ep_contracts::boundary::ResultStatus;
 use ep_lanes_wasm::swap::{LANE_ACTIVATED, LANE_REJECTED, LANE_ROLLED_BACK};
 use ep_lanes_wasm::{
-    HostPolicy, LaneLimits, LaneSlot, LaneSource, RollbackPolicy, RollbackReason, SwapError,
-    SwapOutcome, WASM_ENGINE_CLASS, WIT_PACKAGE, WatchConfig, WatchError, register_lane_slot,
-    watch_plugin_dir,
+    HostPolicy, LaneSlot, LaneSource, RollbackPolicy, RollbackReason, SwapError, SwapOutcome,
+    WIT_PACKAGE, WatchConfig, WatchError, WithdrawalState, register_lane_slot, watch_plugin_dir,
 };
-use ep_node::node::Node;
-use ep_node::sinks::memory::MemorySink;
-use ep_node::{AuthorityVerifier, LaneAdapter};
+use ep_node::LaneAdapter;
 use serde_json::{Value, json};
 use support::*;
-
-/// Allows every authority ref (authority is not what these tests are about).
-struct AllowAll;
-
-#[async_trait]
-impl AuthorityVerifier for AllowAll {
-    fn verifier_id(&self) -> &str {
-        "allow-all"
-    }
-    async fn verify(
-        &self,
-        _authority: &AuthorityRef,
-        _request: &AdmissionRequest,
-    ) -> Result<Map, AdmissionRejection> {
-        Ok(Map::new())
-    }
-}
-
-/// A node that admits everything, with a memory sink.
-fn node() -> (Node, Arc<MemorySink>) {
-    let node = Node::new("node-hot-swap");
-    let sink = Arc::new(MemorySink::new("memory"));
-    node.register_evidence_sink(sink.clone());
-    node.register_authority_verifier(Arc::new(AllowAll));
-    node.complete_registration();
-    (node, sink)
-}
-
-/// A governed request for lane `echo` accepting the wasm engine class.
-fn governed(payload: Value) -> AdmissionRequest {
-    let mut request = AdmissionRequest::new("echo");
-    request.payload = obj(payload);
-    request.authority_ref = Some(AuthorityRef {
-        reference: Some("allow".to_owned()),
-        ..AuthorityRef::default()
-    });
-    request.acceptable_attestation = AcceptableAttestation::of([WASM_ENGINE_CLASS]);
-    request
-}
-
-/// The component digest the result's wasm evidence names (exactly one entry, exactly one
-/// digest).
-fn digest_of(result: &ExecutionResult) -> String {
-    assert_eq!(result.evidence.len(), 1, "{result:?}");
-    let entry = &result.evidence[0];
-    assert_eq!(entry["kind"], "wasm_lane.execution");
-    entry["component_digest"]
-        .as_str()
-        .expect("a component digest")
-        .to_owned()
-}
-
-/// Payloads of every record of `evidence_type`, oldest first.
-fn payloads(sink: &MemorySink, evidence_type: &str) -> Vec<Value> {
-    sink.records()
-        .into_iter()
-        .filter(|r| r.evidence_type.as_deref() == Some(evidence_type))
-        .map(|r| r.payload)
-        .collect()
-}
-
-/// Polls the sink until a record of `evidence_type` matches `predicate` (hang guard only).
-async fn wait_for(
-    sink: &MemorySink,
-    evidence_type: &str,
-    predicate: impl Fn(&Value) -> bool,
-) -> Value {
-    guarded(async {
-        loop {
-            if let Some(found) = payloads(sink, evidence_type).into_iter().find(&predicate) {
-                return found;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-}
-
-fn bytes_of(name: &str) -> Arc<[u8]> {
-    std::fs::read(guest(name)).unwrap().into()
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    ep_contracts::canonical::sha256_ref(bytes)
-}
-
-/// A slot serving the `echo` guest as generation 1 (default grants and limits).
-async fn echo_slot(rollback: RollbackPolicy) -> LaneSlot {
-    let rt = runtime();
-    let lane = load(&rt, "echo", LaneLimits::default()).await;
-    LaneSlot::new(lane, guest("echo").display().to_string(), rollback).unwrap()
-}
-
-async fn activate(slot: &LaneSlot, bytes: &Arc<[u8]>) -> u64 {
-    match guarded(slot.swap_component(LaneSource::Bytes(Arc::clone(bytes)))).await {
-        Ok(SwapOutcome::Activated(activation)) => activation.generation,
-        other => panic!("expected an activation, got {other:?}"),
-    }
-}
+use swap_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn swaps_under_load_lose_no_execution_and_each_result_names_one_of_the_two_digests() {
@@ -275,34 +171,6 @@ async fn an_execution_runs_on_the_generation_that_validated_it_and_that_generati
     let result = guarded(slot.execute(third, ctx())).await;
     assert_eq!(digest_of(&result), sha256(&echo_v2));
     assert_eq!(result.evidence[0]["metrics"]["guest_version"], 2);
-}
-
-/// A plugin directory with `echo.wasm` + `echo.toml` (events granted).
-fn plugin_dir() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let wasm = dir.path().join("echo.wasm");
-    std::fs::copy(guest("echo"), &wasm).unwrap();
-    write_manifest(&wasm, &manifest("echo", ""));
-    (dir, wasm)
-}
-
-fn manifest(lane_id: &str, extra: &str) -> String {
-    format!(
-        "lane_id = \"{lane_id}\"\nversion = \"1.0.0\"\nwit_version = \"{WIT_PACKAGE}\"\n\
-         [grants]\nevents = true\n{extra}"
-    )
-}
-
-fn write_manifest(wasm: &Path, text: &str) {
-    std::fs::write(wasm.with_extension("toml"), text).unwrap();
-}
-
-/// Writes `name.wasm` (from `bytes`) and `name.toml` into `dir` and returns the wasm path.
-fn candidate(dir: &Path, name: &str, bytes: &[u8], manifest_text: &str) -> PathBuf {
-    let wasm = dir.join(format!("{name}.wasm"));
-    std::fs::write(&wasm, bytes).unwrap();
-    write_manifest(&wasm, manifest_text);
-    wasm
 }
 
 #[tokio::test]
@@ -480,24 +348,25 @@ async fn an_operator_rolls_back_to_the_previous_generation_once() {
         "{error}"
     );
     assert_eq!(error.stage(), "rollback");
-    // The next publish gets a fresh number and can be rolled back again.
+    // The digest rolled back from stays out ...
+    let again = guarded(slot.swap_component(LaneSource::Bytes(Arc::clone(&echo_v2))))
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        SwapOutcome::Withdrawn {
+            digest: sha256(&echo_v2),
+            state: WithdrawalState::Withdrawn,
+            serving_generation: 1,
+        }
+    );
+    assert_eq!(slot.withdrawn()[0].digest, sha256(&echo_v2));
+    // ... until the operator reinstates it; the next publish gets a fresh number and can be
+    // rolled back again.
+    guarded(slot.reinstate(&sha256(&echo_v2))).await.unwrap();
+    assert!(slot.withdrawn().is_empty());
     assert_eq!(activate(&slot, &echo_v2).await, 3);
     assert_eq!(guarded(slot.rollback()).await.unwrap().to_generation, 1);
-}
-
-/// Replaces `path` with `bytes` the way a deploy does: write beside it, then rename over it.
-fn replace_file(path: &Path, bytes: &[u8]) {
-    let staged = path.with_extension("staged");
-    std::fs::write(&staged, bytes).unwrap();
-    std::fs::rename(&staged, path).unwrap();
-}
-
-fn watch_config() -> WatchConfig {
-    WatchConfig {
-        debounce: Duration::from_millis(100),
-        rescan: Duration::from_millis(500),
-        ..WatchConfig::default()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

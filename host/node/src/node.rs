@@ -297,6 +297,21 @@ impl Node {
         self.write_registry().lanes.insert(lane_id, lane);
     }
 
+    /// Unregisters the lane `lane_id` (a lane the host stops serving); whether one was
+    /// registered. Executions already admitted to it finish; later requests for it are refused
+    /// as `lane_not_registered`.
+    pub fn unregister_lane(&self, lane_id: &str) -> bool {
+        tracing::debug!(lane_id, "lane unregistered");
+        self.write_registry().lanes.remove(lane_id).is_some()
+    }
+
+    /// Removes the target `target_id` from the routing table (no request is routed to it any
+    /// more, and `describe` no longer lists it); whether it was there.
+    pub fn disconnect_target(&self, target_id: &str) -> bool {
+        tracing::debug!(target_id, "target disconnected");
+        self.write_registry().targets.remove(target_id).is_some()
+    }
+
     /// Registers a target verifier; verifiers are consulted in registration order and an id
     /// registered again replaces the earlier verifier in its place.
     pub fn register_target_verifier(&self, verifier: Arc<dyn TargetVerifier>) {

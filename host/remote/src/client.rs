@@ -685,6 +685,17 @@ impl RemoteRuntimeClient {
         })
     }
 
+    /// `POST /v1/lanes/{lane_id}/digests/{digest}/reinstate`: re-admits a digest a rollback
+    /// withdrew or quarantined (operator token); returns the answer.
+    pub async fn reinstate(&self, lane_id: &str, digest: &str) -> Result<Value, RemoteError> {
+        let path = format!(
+            "/v1/lanes/{}/digests/{}/reinstate",
+            encode_segment(lane_id),
+            encode_segment(digest)
+        );
+        self.call_json(Method::POST, &path, true).await
+    }
+
     /// `GET /healthz`: `{"status": "ok"}`; a draining host answers 503, returned as
     /// [`RemoteError::Api`] with code `unexpected_response` when it has no envelope.
     pub async fn health(&self) -> Result<Value, RemoteError> {

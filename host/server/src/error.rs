@@ -49,4 +49,7 @@ pub enum ServeError {
     /// The wasm runtime could not start.
     #[error("wasm runtime: {0}")]
     Wasm(String),
+    /// The withdrawn and quarantined lane digests could not be read.
+    #[error(transparent)]
+    Withdrawals(#[from] ep_lanes_wasm::WithdrawalsError),
 }

@@ -36,7 +36,8 @@ pub mod observability;
 pub mod service;
 
 pub use api::{
-    ApiOptions, LaneAdmin, LaneStatus, ReloadReport, ServerLimits, SlotAdmin, serve_node,
+    ApiOptions, LaneAdmin, LaneStatus, RefusedLane, Reinstated, ReloadReport, ServerLimits,
+    SlotAdmin, serve_node,
 };
 pub use config::{ConfigError, LogFormat, ServeConfig};
 pub use error::ServeError;

@@ -106,7 +106,8 @@ impl Metrics {
         let lane_transitions = Family::<Labels, Counter>::default();
         registry.register(
             "lane_transitions",
-            "Lane generation transitions (lane.activated, lane.rejected, lane.rolled_back) by lane",
+            "Lane transitions (lane.activated, lane.rejected, lane.rolled_back, lane.reinstated, \
+             lane.retired) by lane",
             lane_transitions.clone(),
         );
         let lane_generation = Family::<Labels, Gauge>::default();
@@ -277,7 +278,8 @@ impl Metrics {
                     ]))
                     .inc();
             }
-            "lane.activated" | "lane.rejected" | "lane.rolled_back" => {
+            "lane.activated" | "lane.rejected" | "lane.rolled_back" | "lane.reinstated"
+            | "lane.retired" => {
                 self.lane_transitions
                     .get_or_create(&labels(&[("lane", lane), ("transition", kind)]))
                     .inc();

@@ -6,15 +6,25 @@
 //! a signing key.
 //!
 //! A fresh `serve` with no files starts: missing directories are created, a missing plugin
-//! directory is skipped, a lane the policy refuses is logged and left out.
+//! directory is skipped, a lane the policy refuses is logged and left out (and listed, with
+//! why, in [`StartupInfo::refused`]).
+//!
+//! Rolled-back digests are kept out of service in `<data_dir>/lanes` ([`Withdrawals`]): a
+//! reload or a restart never activates a digest an operator rolled back (until another
+//! artifact arrives) or one an automatic rollback quarantined, until it is reinstated
+//! ([`LaneAdmin::reinstate`]).
 //!
 //! Reloads ([`Service::reload`], SIGHUP, `POST /v1/admin/reload`) read the config file and its
 //! policy again. A config or policy that does not load is refused and the serving lanes stay. An
-//! unchanged policy rescans the plugin directory; a changed one reloads every lane under it, and
-//! is refused whole if a lane serving now would be refused by it. Other changed keys (listen
-//! address, limits, node id) need a restart.
+//! unchanged policy rescans the plugin directory; a changed one reloads every lane under it: a
+//! lane it still serves is replaced by a slot linked with the new grants (every later call,
+//! even of an execution admitted before, runs on the new slot), and a lane it refuses stops
+//! serving — unregistered, its target disconnected, named in the report's `refused`. Other
+//! changed keys (listen address, limits, node id) need a restart.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod lanes;
+
+use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -22,8 +32,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ep_lanes_wasm::{
-    HostPolicy, LaneSlot, PluginWatch, RollBack, RollbackPolicy, SwapError, WasmRuntime,
-    WatchConfig, load_embedded, register_lane_slot, watch_plugin_dir,
+    HostPolicy, LaneSlot, RollBack, SwapError, WasmRuntime, Withdrawals, WithdrawalsError,
 };
 use ep_node::authority::{SigningKeyFile, TrustStore};
 use ep_node::node::Node;
@@ -31,10 +40,17 @@ use ep_node::sinks::file_chain::{FileChainSink, NodeKey};
 use ep_node::verifiers::ed25519_authority::Ed25519AuthorityVerifier;
 use ep_node::verifiers::local_weak::LocalWeakVerifier;
 
-use crate::api::{ApiOptions, LaneAdmin, LaneStatus, ReloadReport, ServerLimits, serve_node};
+use crate::api::{
+    ApiOptions, LaneAdmin, LaneStatus, RefusedLane, Reinstated, ReloadReport, ServerLimits,
+    serve_node,
+};
 use crate::config::ServeConfig;
 use crate::error::ServeError;
 use crate::lifecycle::RunningServer;
+use lanes::{Loader, Plugins, wasm_files};
+
+/// The directory (in `data_dir`) of the withdrawn and quarantined lane digests.
+pub const WITHDRAWALS_DIR: &str = "lanes";
 
 /// File name of the development signing key in `data_dir`.
 pub const DEV_KEY_FILE: &str = "dev-signing-key.json";
@@ -63,41 +79,33 @@ pub struct StartupInfo {
     pub token_file: PathBuf,
     /// The plugin directory, when it exists.
     pub plugins_dir: Option<PathBuf>,
-    /// Lanes refused at start, with why.
-    pub refused: Vec<String>,
-}
-
-/// Where the plugin lanes come from.
-enum Plugins {
-    /// No plugin directory.
-    None,
-    /// A watched directory.
-    Watched(Arc<PluginWatch>),
-    /// A directory loaded once (reloads swap changed files); `.wasm` path → slot.
-    Fixed(BTreeMap<PathBuf, LaneSlot>),
-}
-
-impl Plugins {
-    fn slots(&self) -> Vec<LaneSlot> {
-        match self {
-            Self::None => Vec::new(),
-            Self::Watched(watch) => watch.slots(),
-            Self::Fixed(slots) => slots.values().cloned().collect(),
-        }
-    }
+    /// Every lane (built-in or plugin) not served at start, with why.
+    pub refused: Vec<RefusedLane>,
 }
 
 /// The lanes now serving.
 struct Lanes {
     policy: HostPolicy,
     builtins: Vec<LaneSlot>,
+    /// Built-in lanes the policy refuses.
+    refused_builtins: Vec<RefusedLane>,
     plugins: Plugins,
+}
+
+impl Lanes {
+    /// Every lane not served now: refused built-ins, then refused plugin files.
+    fn refused(&self) -> Vec<RefusedLane> {
+        let mut refused = self.refused_builtins.clone();
+        refused.extend(self.plugins.refused());
+        refused
+    }
 }
 
 /// The assembled service; it is the API's [`LaneAdmin`].
 pub struct Service {
     node: Node,
     runtime: WasmRuntime,
+    withdrawals: Withdrawals,
     info: StartupInfo,
     config: Mutex<ServeConfig>,
     lanes: Mutex<Lanes>,
@@ -143,18 +151,27 @@ impl Service {
         let runtime = WasmRuntime::new(config.limits.runtime_config())
             .map_err(|e| ServeError::Wasm(e.to_string()))?;
         let policy = load_policy(config)?;
-        let mut refused = Vec::new();
-        let plugins = load_plugins(&runtime, &node, config, &policy, &mut refused)
-            .await
-            .map_err(ServeError::Policy)?;
-        let builtins = load_builtins(&runtime, &policy, &mut refused).await;
-        let served: BTreeSet<String> = plugins
-            .slots()
-            .iter()
-            .map(|s| s.lane_id().to_owned())
-            .collect();
-        let builtins = register_builtins(&node, builtins, &served, &mut refused).await;
+        let withdrawals = Withdrawals::open(&config.data_dir.join(WITHDRAWALS_DIR))?;
+        let loader = Loader {
+            runtime: &runtime,
+            node: &node,
+            policy: &policy,
+            withdrawals: &withdrawals,
+        };
+        let plugins = loader.plugins(config).await.map_err(ServeError::Policy)?;
+        let mut refused_builtins = Vec::new();
+        let builtins = loader.builtins(&mut refused_builtins).await;
+        let served = lane_ids(&plugins.slots());
+        let builtins = loader
+            .register_builtins(builtins, &served, &mut refused_builtins)
+            .await;
         node.complete_registration();
+        let lanes = Lanes {
+            policy,
+            builtins,
+            refused_builtins,
+            plugins,
+        };
         let info = StartupInfo {
             node_id: config.node.id.clone(),
             evidence_log,
@@ -168,18 +185,15 @@ impl Service {
                 .dir
                 .is_dir()
                 .then(|| config.plugins.dir.clone()),
-            refused,
+            refused: lanes.refused(),
         };
         let service = Arc::new(Self {
             node,
             runtime: runtime.clone(),
+            withdrawals,
             info,
             config: Mutex::new(config.clone()),
-            lanes: Mutex::new(Lanes {
-                policy,
-                builtins,
-                plugins,
-            }),
+            lanes: Mutex::new(lanes),
             reloading: tokio::sync::Mutex::new(()),
         });
         let options = ApiOptions {
@@ -228,6 +242,20 @@ impl Service {
         slots
     }
 
+    /// The host's withdrawn and quarantined lane digests.
+    pub fn withdrawals(&self) -> &Withdrawals {
+        &self.withdrawals
+    }
+
+    fn loader<'a>(&'a self, policy: &'a HostPolicy) -> Loader<'a> {
+        Loader {
+            runtime: &self.runtime,
+            node: &self.node,
+            policy,
+            withdrawals: &self.withdrawals,
+        }
+    }
+
     /// Stops watching the plugin directory (the lanes keep serving until the node goes).
     pub async fn stop(&self) {
         let plugins = std::mem::replace(&mut self.lanes_state().plugins, Plugins::None);
@@ -259,6 +287,7 @@ impl Service {
                 policy,
                 errors: vec![error],
                 lanes: self.slots().iter().map(LaneStatus::of).collect(),
+                refused: self.lanes_state().refused(),
                 ..ReloadReport::default()
             }
         };
@@ -274,16 +303,18 @@ impl Service {
         let mut errors = Vec::new();
         let policy_changed = policy != old_policy || config.plugins != current.plugins;
         if policy_changed {
-            if let Err(error) = self.reload_all(&config, &policy, &mut errors).await {
+            if let Err(error) = self.reload_all(&config, &policy).await {
                 return refuse(error, old_policy.source().to_owned());
             }
         } else {
             self.rescan(&config, &policy, &mut errors).await;
         }
         *self.config.lock().unwrap_or_else(PoisonError::into_inner) = config;
+        let refused = self.lanes_state().refused();
         tracing::info!(
             policy = policy.source(),
             policy_changed,
+            refused = refused.len(),
             "configuration reloaded"
         );
         ReloadReport {
@@ -293,6 +324,7 @@ impl Service {
             policy_changed,
             errors,
             lanes: self.slots().iter().map(LaneStatus::of).collect(),
+            refused,
         }
     }
 
@@ -302,7 +334,7 @@ impl Service {
             let state = self.lanes_state();
             match &state.plugins {
                 Plugins::Watched(watch) => (Some(Arc::clone(watch)), None),
-                Plugins::Fixed(slots) => (None, Some(slots.clone())),
+                Plugins::Fixed { slots, refused } => (None, Some((slots.clone(), refused.clone()))),
                 Plugins::None => (None, None),
             }
         };
@@ -310,7 +342,8 @@ impl Service {
             watch.rescan().await;
             return;
         }
-        if let Some(mut slots) = fixed {
+        let loader = self.loader(policy);
+        if let Some((mut slots, mut refused)) = fixed {
             for path in wasm_files(&config.plugins.dir) {
                 match slots.get(&path) {
                     Some(slot) => {
@@ -318,70 +351,80 @@ impl Service {
                             errors.push(error.to_string());
                         }
                     }
-                    None => {
-                        if let Some(slot) =
-                            load_one(&self.runtime, &self.node, &path, policy, errors).await
-                        {
+                    None => match loader.one(&path).await {
+                        Ok(slot) => {
+                            refused.remove(&path);
                             slots.insert(path, slot);
                         }
-                    }
+                        Err(refusal) => {
+                            refused.insert(path, refusal);
+                        }
+                    },
                 }
             }
-            self.lanes_state().plugins = Plugins::Fixed(slots);
+            refused.retain(|path, _| path.is_file());
+            self.lanes_state().plugins = Plugins::Fixed { slots, refused };
             return;
         }
         if config.plugins.dir.is_dir() {
-            match load_plugins(&self.runtime, &self.node, config, policy, errors).await {
+            match loader.plugins(config).await {
                 Ok(plugins) => self.lanes_state().plugins = plugins,
                 Err(error) => errors.push(error),
             }
         }
     }
 
-    /// A new policy: every lane reloaded under it, or nothing changes.
-    async fn reload_all(
-        &self,
-        config: &ServeConfig,
-        policy: &HostPolicy,
-        errors: &mut Vec<String>,
-    ) -> Result<(), String> {
-        let serving: BTreeSet<String> = self
-            .slots()
-            .iter()
-            .map(|s| s.lane_id().to_owned())
-            .collect();
-        let mut builtin_errors = Vec::new();
-        let builtins = load_builtins(&self.runtime, policy, &mut builtin_errors).await;
-        let loaded: BTreeSet<String> = builtins.iter().map(|s| s.lane_id().to_owned()).collect();
-        let lost: Vec<&str> = ep_builtin_lanes::all()
-            .iter()
-            .map(|b| b.name)
-            .filter(|name| serving.contains(*name) && !loaded.contains(*name))
-            .collect();
-        if !lost.is_empty() {
-            return Err(format!(
-                "the new policy refuses lanes that serve now ({}): {}",
-                lost.join(", "),
-                builtin_errors.join("; ")
-            ));
-        }
-        errors.extend(builtin_errors);
-        let plugins = load_plugins(&self.runtime, &self.node, config, policy, errors).await?;
-        let served: BTreeSet<String> = plugins
-            .slots()
-            .iter()
-            .map(|s| s.lane_id().to_owned())
-            .collect();
-        let builtins = register_builtins(&self.node, builtins, &served, errors).await;
-        let old = {
+    /// A new policy: every lane loaded again under it, as new slots. The slots serving before
+    /// are retired: each hands every later call to the slot of its lane under the new policy,
+    /// or, for a lane the new policy refuses, stops serving.
+    async fn reload_all(&self, config: &ServeConfig, policy: &HostPolicy) -> Result<(), String> {
+        let before = self.slots();
+        let loader = self.loader(policy);
+        let mut refused_builtins = Vec::new();
+        let builtins = loader.builtins(&mut refused_builtins).await;
+        let plugins = loader.plugins(config).await?;
+        let served = lane_ids(&plugins.slots());
+        let builtins = loader
+            .register_builtins(builtins, &served, &mut refused_builtins)
+            .await;
+        let (old, refused) = {
             let mut state = self.lanes_state();
             state.policy = policy.clone();
             state.builtins = builtins;
-            std::mem::replace(&mut state.plugins, plugins)
+            state.refused_builtins = refused_builtins;
+            let old = std::mem::replace(&mut state.plugins, plugins);
+            (old, state.refused())
         };
-        drop(old);
+        // The old watch must not swap anything into the old slots any more.
+        if let Plugins::Watched(watch) = old {
+            match Arc::try_unwrap(watch) {
+                Ok(watch) => watch.stop().await,
+                Err(shared) => drop(shared),
+            }
+        }
+        let after = self.slots();
+        for slot in before {
+            let successor = after.iter().find(|s| s.lane_id() == slot.lane_id());
+            let reason = refused
+                .iter()
+                .find(|r| r.lane_id.as_deref() == Some(slot.lane_id()))
+                .map_or_else(
+                    || {
+                        "the policy was reloaded and the lane's plugin file is gone, so it \
+                         cannot be loaded under the new policy"
+                            .to_owned()
+                    },
+                    |r| format!("the reloaded policy refuses it: {}", r.reason),
+                );
+            slot.retire(successor, &reason).await;
+        }
         Ok(())
     }
+}
+
+/// The lane ids of `slots`.
+fn lane_ids(slots: &[LaneSlot]) -> BTreeSet<String> {
+    slots.iter().map(|s| s.lane_id().to_owned()).collect()
 }
 
 #[async_trait]
@@ -401,6 +444,48 @@ impl LaneAdmin for Service {
 
     async fn reload(&self) -> ReloadReport {
         Service::reload(self).await
+    }
+
+    async fn reinstate(&self, lane_id: &str, digest: &str) -> Result<Reinstated, WithdrawalsError> {
+        let _turn = self.reloading.lock().await;
+        let watch = match &self.lanes_state().plugins {
+            Plugins::Watched(watch) => Some(Arc::clone(watch)),
+            _ => None,
+        };
+        let withdrawal = match watch {
+            Some(watch) => watch.reinstate(lane_id, digest).await?,
+            None => {
+                let serving = self.slots().into_iter().find(|s| s.lane_id() == lane_id);
+                let withdrawal = match serving {
+                    Some(slot) => slot.reinstate(digest).await?,
+                    None => {
+                        let withdrawal = self.withdrawals.reinstate(lane_id, digest)?;
+                        ep_lanes_wasm::withdrawals::record_reinstated(&self.node, &withdrawal)
+                            .await;
+                        withdrawal
+                    }
+                };
+                let config = self
+                    .config
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                let policy = self.lanes_state().policy.clone();
+                let mut errors = Vec::new();
+                self.rescan(&config, &policy, &mut errors).await;
+                withdrawal
+            }
+        };
+        Ok(Reinstated {
+            lane_id: withdrawal.lane_id,
+            digest: withdrawal.digest,
+            was: withdrawal.state,
+            lane: self
+                .slots()
+                .iter()
+                .find(|s| s.lane_id() == lane_id)
+                .map(LaneStatus::of),
+        })
     }
 }
 
@@ -550,135 +635,6 @@ fn prepare_dev_key(config: &ServeConfig) -> Result<Option<PathBuf>, ServeError> 
         }
     }
     Ok(Some(path))
-}
-
-/// The first-party lanes that load under `policy`, each in a slot of its own (not registered).
-async fn load_builtins(
-    runtime: &WasmRuntime,
-    policy: &HostPolicy,
-    refused: &mut Vec<String>,
-) -> Vec<LaneSlot> {
-    let mut slots = Vec::new();
-    for builtin in ep_builtin_lanes::all() {
-        let label = format!("<built-in>/{}.wasm", builtin.name);
-        let lane = match load_embedded(
-            runtime,
-            builtin.name,
-            builtin.wasm,
-            builtin.manifest,
-            policy,
-        )
-        .await
-        {
-            Ok(lane) => lane,
-            Err(error) => {
-                tracing::warn!(lane = builtin.name, %error, "built-in lane not served");
-                refused.push(format!("{label}: {error}"));
-                continue;
-            }
-        };
-        match LaneSlot::new(lane, label.clone(), RollbackPolicy::default()) {
-            Ok(slot) => slots.push(slot),
-            Err(error) => refused.push(format!("{label}: {error}")),
-        }
-    }
-    slots
-}
-
-/// Registers the built-in slots whose lane no plugin serves; returns the ones registered.
-async fn register_builtins(
-    node: &Node,
-    builtins: Vec<LaneSlot>,
-    served_by_plugins: &BTreeSet<String>,
-    refused: &mut Vec<String>,
-) -> Vec<LaneSlot> {
-    let mut registered = Vec::new();
-    for slot in builtins {
-        if served_by_plugins.contains(slot.lane_id()) {
-            tracing::info!(lane = slot.lane_id(), "a plugin replaces the built-in lane");
-            continue;
-        }
-        match register_lane_slot(node, &slot).await {
-            Ok(_) => registered.push(slot),
-            Err(rejection) => refused.push(format!(
-                "<built-in>/{}.wasm: {}",
-                slot.lane_id(),
-                rejection.message.unwrap_or_default()
-            )),
-        }
-    }
-    registered
-}
-
-/// The plugin directory's lanes: watched, loaded once, or none when the directory is absent.
-async fn load_plugins(
-    runtime: &WasmRuntime,
-    node: &Node,
-    config: &ServeConfig,
-    policy: &HostPolicy,
-    refused: &mut Vec<String>,
-) -> Result<Plugins, String> {
-    let dir = &config.plugins.dir;
-    if !dir.is_dir() {
-        tracing::info!(dir = %dir.display(), "no lane plugin directory; serving the built-in lanes");
-        return Ok(Plugins::None);
-    }
-    if config.plugins.watch {
-        let watch = watch_plugin_dir(runtime, node, dir, policy.clone(), WatchConfig::default())
-            .await
-            .map_err(|e| e.to_string())?;
-        return Ok(Plugins::Watched(Arc::new(watch)));
-    }
-    let mut slots = BTreeMap::new();
-    for path in wasm_files(dir) {
-        if let Some(slot) = load_one(runtime, node, &path, policy, refused).await {
-            slots.insert(path, slot);
-        }
-    }
-    Ok(Plugins::Fixed(slots))
-}
-
-/// One plugin file as a registered slot, or its refusal in `refused`.
-async fn load_one(
-    runtime: &WasmRuntime,
-    node: &Node,
-    path: &Path,
-    policy: &HostPolicy,
-    refused: &mut Vec<String>,
-) -> Option<LaneSlot> {
-    let slot = match LaneSlot::load_plugin(runtime, path, policy, RollbackPolicy::default()).await {
-        Ok(slot) => slot,
-        Err(error) => {
-            tracing::warn!(plugin = %path.display(), %error, "lane plugin refused");
-            refused.push(error.to_string());
-            return None;
-        }
-    };
-    match register_lane_slot(node, &slot).await {
-        Ok(_) => Some(slot),
-        Err(rejection) => {
-            refused.push(format!(
-                "{}: {}",
-                path.display(),
-                rejection.message.unwrap_or_default()
-            ));
-            None
-        }
-    }
-}
-
-/// The `*.wasm` files of `dir`, sorted (none when unreadable).
-fn wasm_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|entry| entry.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "wasm") && p.is_file())
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
 }
 
 #[cfg(test)]

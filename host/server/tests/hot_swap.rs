@@ -1,7 +1,10 @@
 //! Hot swap of a real wasm lane while several clients hammer `/v1/execute` over the API: no
 //! request fails, both generations serve, and the operator routes list and roll back the lane.
+//! Rollbacks stick: an unchanged reload, and a restart on the same state and plugin
+//! directories, keep a rolled-back version out until the operator reinstates it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod served;
 mod support;
 
 use std::collections::BTreeSet;
@@ -202,4 +205,162 @@ async fn swapping_a_wasm_lane_under_api_load_fails_no_request() {
         .filter(|r| record_type(r) == "execution.completed")
         .count();
     assert_eq!(completed, total + 1);
+}
+
+/// A host started by `start` on `config`, with the tests' operator token.
+async fn serve(config: &ep_server::ServeConfig) -> (ep_server::RunningServer, Http) {
+    served::use_test_token(config);
+    let server = guarded(ep_server::start(config.clone())).await.unwrap();
+    let http = Http::new(&server.url());
+    (server, http)
+}
+
+async fn stop(server: ep_server::RunningServer) {
+    let report = guarded(server.shutdown(Duration::from_secs(30))).await;
+    assert_eq!(report.flush_error, None);
+}
+
+/// Asserts the lane `echo` serves `digest` (listed and executed) and lists `withdrawn` as
+/// `(digest, state)`.
+async fn assert_echo(http: &Http, digest: &str, withdrawn: &[(&str, &str)]) {
+    let lane = served::listed(http, "echo").await.unwrap();
+    assert_eq!(lane["digest"], digest, "{lane}");
+    let listed: Vec<(String, String)> = lane["withdrawn"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["digest"].as_str().unwrap().to_owned(),
+                w["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = withdrawn
+        .iter()
+        .map(|(d, s)| ((*d).to_owned(), (*s).to_owned()))
+        .collect();
+    assert_eq!(listed, expected, "{lane}");
+    assert_eq!(served::echo_digest(http).await, digest);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unchanged_reload_keeps_rolled_back_versions_out_also_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = served::setup(dir.path(), false);
+    let plugins = dir.path().join("plugins");
+    let (echo, echo_v2, trap) = (
+        served::bytes_of("echo"),
+        served::bytes_of("echo-v2"),
+        served::bytes_of("trap-echo"),
+    );
+    let (a, b, t) = (
+        served::sha256(&echo),
+        served::sha256(&echo_v2),
+        served::sha256(&trap),
+    );
+
+    // Operator rollback: v2 deployed and reloaded, rolled back; unchanged reloads keep it out.
+    let (server, http) = serve(&config).await;
+    assert_echo(&http, &a, &[]).await;
+    served::deploy(&plugins, "echo", &echo_v2);
+    assert_eq!(
+        served::reload(&http).await["lanes"][0]["digest"],
+        b.as_str()
+    );
+    let rollback = http.operator_post("/v1/lanes/echo/rollback").await;
+    assert_eq!(
+        rollback.json()["to_digest"],
+        a.as_str(),
+        "{}",
+        rollback.body
+    );
+    for _ in 0..2 {
+        let report = served::reload(&http).await;
+        assert_eq!(report["status"], "reloaded", "{report}");
+        assert_echo(&http, &a, &[(&b, "withdrawn")]).await;
+    }
+    stop(server).await;
+
+    // A new host on the same state and plugin directories: v2 is still in the file, still out.
+    let (server, http) = serve(&config).await;
+    assert_echo(&http, &a, &[(&b, "withdrawn")]).await;
+    served::reload(&http).await;
+    assert_echo(&http, &a, &[(&b, "withdrawn")]).await;
+
+    // Automatic rollback: a version that traps on every call is deployed (another artifact:
+    // the operator's withdrawal of v2 ends) and rolled back after its first faults.
+    served::deploy(&plugins, "echo", &trap);
+    assert_eq!(
+        served::reload(&http).await["lanes"][0]["digest"],
+        t.as_str()
+    );
+    let callers: Vec<_> = (0..8)
+        .map(|n| {
+            let http = http.clone();
+            tokio::spawn(async move {
+                let reply = http
+                    .post("/v1/execute", &served::direct("echo", json!({"n": n})))
+                    .await;
+                reply.json()["evidence"][0]["component_digest"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+        })
+        .collect();
+    let mut ran_on_trap = 0;
+    for caller in callers {
+        if guarded(caller).await.unwrap().as_deref() == Some(t.as_str()) {
+            ran_on_trap += 1;
+        }
+    }
+    guarded(async {
+        while served::listed(&http, "echo").await.unwrap()["digest"] != a.as_str() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    for _ in 0..2 {
+        served::reload(&http).await;
+        assert_echo(&http, &a, &[(&t, "quarantined")]).await;
+    }
+    stop(server).await;
+
+    // The rollback record counts every execution that ran on the trapping generation.
+    let records = read_chain(&config.evidence.log_path());
+    let rolled_back: Vec<&Value> = records
+        .iter()
+        .filter(|r| record_type(r) == "lane.rolled_back")
+        .map(record_payload)
+        .collect();
+    assert_eq!(rolled_back.len(), 2, "{rolled_back:?}");
+    let automatic = rolled_back[1];
+    assert_eq!(automatic["reason"], "automatic");
+    assert_eq!(automatic["withdrawal"], "quarantined");
+    let completed_on_trap = records
+        .iter()
+        .filter(|r| record_type(r) == "execution.completed")
+        .filter(|r| record_payload(r)["lane_evidence"][0]["component_digest"] == t.as_str())
+        .count();
+    assert_eq!(completed_on_trap, ran_on_trap);
+    assert_eq!(automatic["executions"], ran_on_trap, "{automatic}");
+    assert!(ran_on_trap >= 3, "{automatic}");
+
+    // And across another restart; until the operator reinstates it.
+    let (server, http) = serve(&config).await;
+    assert_echo(&http, &a, &[(&t, "quarantined")]).await;
+    let path = format!("/v1/lanes/echo/digests/{t}/reinstate");
+    let reinstated = http.operator_post(&path).await;
+    assert_eq!(reinstated.status, 200, "{}", reinstated.body);
+    let answer = reinstated.json();
+    assert_eq!(answer["was"], "quarantined", "{answer}");
+    assert_eq!(answer["lane"]["digest"], t.as_str(), "{answer}");
+    let again = http.operator_post(&path).await;
+    assert_eq!(
+        (again.status, again.code()),
+        (404, "not_withdrawn".to_owned())
+    );
+    stop(server).await;
+    let records = read_chain(&config.evidence.log_path());
+    assert!(records.iter().any(|r| record_type(r) == "lane.reinstated"));
 }

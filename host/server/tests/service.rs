@@ -3,49 +3,20 @@
 //! and policy changes while a bad policy or config is refused and the old one keeps serving.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod served;
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use ep_contracts::boundary::{AcceptableAttestation, AdmissionRequest};
-use ep_lanes_wasm::testing::build_guest;
-use ep_lanes_wasm::{WASM_ENGINE_CLASS, WIT_PACKAGE};
+use ep_lanes_wasm::WASM_ENGINE_CLASS;
+use ep_lanes_wasm::test_server::TestServer;
 use ep_node::authority::{SigningKeyFile, sign_request};
 use ep_server::config::DEFAULT_CONFIG;
 use ep_server::{ServeConfig, start};
 use serde_json::{Value, json};
+use served::{deploy, direct, guest, listed, reload, setup};
 use support::*;
-
-fn guest(name: &str) -> std::path::PathBuf {
-    match build_guest(name) {
-        Ok(path) => path,
-        Err(error) => panic!("{error}"),
-    }
-}
-
-fn manifest(extra: &str) -> String {
-    format!(
-        "lane_id = \"echo\"\nversion = \"1.0.0\"\nwit_version = \"{WIT_PACKAGE}\"\n\
-         [grants]\nevents = true\n{extra}"
-    )
-}
-
-/// A config in `dir` on a free port, with `policy.toml` and `plugins/echo.{wasm,toml}`.
-fn setup(dir: &Path) -> ServeConfig {
-    let plugins = dir.join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(guest("echo"), plugins.join("echo.wasm")).unwrap();
-    std::fs::write(plugins.join("echo.toml"), manifest("")).unwrap();
-    std::fs::write(dir.join("policy.toml"), "[default]\nevents = true\n").unwrap();
-    let text = DEFAULT_CONFIG
-        .replace("listen = \"127.0.0.1:8787\"", "listen = \"127.0.0.1:0\"")
-        .replace("file = \"\"", "file = \"policy.toml\"")
-        .replace("format = \"human\"", "format = \"json\"");
-    let path = dir.join("serve.toml");
-    std::fs::write(&path, text).unwrap();
-    ServeConfig::load(Some(&path)).unwrap()
-}
 
 /// A governed `echo` request signed with the development key.
 fn signed(key: &SigningKeyFile, payload: Value) -> AdmissionRequest {
@@ -65,7 +36,7 @@ fn signed(key: &SigningKeyFile, payload: Value) -> AdmissionRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_configured_service_serves_plugins_with_the_development_key_and_reloads() {
     let dir = tempfile::tempdir().unwrap();
-    let config = setup(dir.path());
+    let config = served::setup(dir.path(), true);
     let server = guarded(start(config.clone())).await.unwrap();
     let service = server.service().unwrap().clone();
     let info = service.info().clone();
@@ -200,11 +171,7 @@ async fn a_bad_config_names_the_file_and_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unwatched_plugin_directory_is_reloaded_on_request() {
     let dir = tempfile::tempdir().unwrap();
-    setup(dir.path());
-    let path = dir.path().join("serve.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, text.replace("watch = true", "watch = false")).unwrap();
-    let config = ServeConfig::load(Some(&path)).unwrap();
+    let config = served::setup(dir.path(), false);
     assert!(!config.plugins.watch);
     let server = guarded(start(config)).await.unwrap();
     let service = server.service().unwrap().clone();
@@ -237,7 +204,7 @@ async fn the_service_signs_its_evidence_head_with_the_node_key_and_refuses_an_un
         HeadKey, HeadStatus, VerifyOptions, head_path, verify_chain_with,
     };
     let dir = tempfile::tempdir().unwrap();
-    let config = setup(dir.path());
+    let config = setup(dir.path(), true);
     let server = guarded(start(config.clone())).await.unwrap();
     let info = server.service().unwrap().info().clone();
     let report = guarded(server.shutdown(Duration::from_secs(30))).await;
@@ -287,4 +254,165 @@ async fn the_service_signs_its_evidence_head_with_the_node_key_and_refuses_an_un
         error.contains("not signed") && error.contains("refusing to continue"),
         "{error}"
     );
+}
+
+/// The policy of the revocation test: `[lanes.http]` may reach `grants` (none: no grant).
+fn http_policy(grants: &[&TestServer]) -> String {
+    let patterns: Vec<String> = grants
+        .iter()
+        .map(|upstream| format!("\"http://127.0.0.1:{}\"", upstream.addr().port()))
+        .collect();
+    let mut policy = "[default]\nevents = true\n".to_owned();
+    if !patterns.is_empty() {
+        policy.push_str(&format!("[lanes.http]\nhttp = [{}]\n", patterns.join(", ")));
+    }
+    policy
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_reload_narrows_and_revokes_a_running_plugin_lanes_grant() {
+    let (a, b) = (
+        TestServer::start().await.unwrap(),
+        TestServer::start().await.unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = served::setup(dir.path(), true);
+    // The HTTP lane, served from the plugin directory.
+    let http_lane = ep_builtin_lanes::all()
+        .iter()
+        .find(|lane| lane.name == "http")
+        .unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::write(plugins.join("http.toml"), http_lane.manifest).unwrap();
+    deploy(&plugins, "http", http_lane.wasm);
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, http_policy(&[&a, &b])).unwrap();
+    served::use_test_token(&config);
+    let server = guarded(start(config.clone())).await.unwrap();
+    let http = Http::new(&server.url());
+    let fetch = |upstream: &TestServer| direct("http", json!({"url": upstream.url("/hello")}));
+
+    for upstream in [&a, &b] {
+        let reply = http.post("/v1/execute", &fetch(upstream)).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    assert_eq!((a.seen().len(), b.seen().len()), (1, 1));
+    let lane = listed(&http, "http").await.unwrap();
+    assert!(
+        lane["source"].as_str().unwrap().ends_with("http.wasm"),
+        "{lane}"
+    );
+
+    // Narrowed to `a`: from the reload on, `b` is out of reach.
+    std::fs::write(&policy, http_policy(&[&a])).unwrap();
+    let report = reload(&http).await;
+    assert_eq!(report["status"], "reloaded", "{report}");
+    assert_eq!(report["policy_changed"], true);
+    let reply = http.post("/v1/execute", &fetch(&b)).await;
+    assert_ne!(reply.status, 200, "{}", reply.body);
+    let reply = http.post("/v1/execute", &fetch(&a)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!((a.seen().len(), b.seen().len()), (2, 1));
+
+    // Revoked: the lane stops serving — gone from the lanes, from `describe`, and no later
+    // request reaches the upstream.
+    std::fs::write(&policy, http_policy(&[])).unwrap();
+    let report = reload(&http).await;
+    assert_eq!(report["status"], "reloaded", "{report}");
+    let refused: Vec<&str> = report["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["lane_id"] == "http")
+        .map(|r| r["source"].as_str().unwrap())
+        .collect();
+    assert!(
+        refused
+            .iter()
+            .any(|source| source.ends_with("plugins/http.wasm"))
+            && refused.contains(&"<built-in>/http.wasm"),
+        "{report}"
+    );
+    assert!(listed(&http, "http").await.is_none());
+    let described = http.get("/v1/node").await.json();
+    let names = |key: &str| -> Vec<Value> {
+        described[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["lane_id"].clone())
+            .collect()
+    };
+    assert!(
+        !names("registered_lanes").contains(&json!("http")),
+        "{described}"
+    );
+    assert!(
+        !names("verified_targets").contains(&json!("http")),
+        "{described}"
+    );
+    for _ in 0..5 {
+        let reply = http.post("/v1/execute", &fetch(&a)).await;
+        assert_eq!(reply.status, 404, "{}", reply.body);
+    }
+    assert_eq!((a.seen().len(), b.seen().len()), (2, 1));
+    // The echo plugin, still granted, kept serving throughout.
+    assert_eq!(listed(&http, "echo").await.unwrap()["generation"], 1);
+
+    let report = guarded(server.shutdown(Duration::from_secs(30))).await;
+    assert_eq!(report.flush_error, None);
+    let records = read_chain(&config.evidence.log_path());
+    let retired: Vec<&Value> = records
+        .iter()
+        .filter(|r| record_type(r) == "lane.retired")
+        .map(record_payload)
+        .collect();
+    assert_eq!(retired.len(), 1, "{retired:?}");
+    assert_eq!(retired[0]["lane_id"], "http");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_start_up_summary_and_reload_report_name_every_refused_lane() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = served::setup(dir.path(), true);
+    let plugins = dir.path().join("plugins");
+    // Asks for logging, which the policy denies.
+    std::fs::write(
+        plugins.join("chatty.toml"),
+        served::manifest("logging = true\n").replace("\"echo\"", "\"uses-logging\""),
+    )
+    .unwrap();
+    std::fs::copy(guest("uses-logging"), plugins.join("chatty.wasm")).unwrap();
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        "[default]\nevents = true\nlogging = false\n",
+    )
+    .unwrap();
+    served::use_test_token(&config);
+    let server = guarded(start(config)).await.unwrap();
+    let info = server.service().unwrap().info().clone();
+    let lines: Vec<String> = info.refused.iter().map(ToString::to_string).collect();
+    let chatty = info
+        .refused
+        .iter()
+        .find(|r| r.lane_id.as_deref() == Some("uses-logging"))
+        .unwrap_or_else(|| panic!("the refused plugin is listed: {lines:?}"));
+    assert!(chatty.source.ends_with("chatty.wasm"), "{chatty:?}");
+    assert!(chatty.reason.contains("logging"), "{chatty:?}");
+    // The built-in HTTP lane, which the policy grants no outbound HTTP, is listed too.
+    assert!(
+        info.refused
+            .iter()
+            .any(|r| r.source == "<built-in>/http.wasm"),
+        "{lines:?}"
+    );
+    let report = reload(&Http::new(&server.url())).await;
+    let refused = report["refused"].as_array().unwrap();
+    assert_eq!(refused.len(), info.refused.len(), "{report}");
+    assert!(
+        refused.iter().any(|r| r["lane_id"] == "uses-logging"),
+        "{report}"
+    );
+    let report = guarded(server.shutdown(Duration::from_secs(30))).await;
+    assert_eq!(report.flush_error, None);
 }

@@ -1,8 +1,9 @@
 //! `lanes check` and `lanes list`: load WebAssembly lane plugins (component + manifest) under
 //! the operator's policy, without registering them anywhere. `lanes list` on its own shows what
-//! `serve` would serve on the same configuration: the built-in lanes and the plugin directory.
-//! With `--remote`, `lanes list`, `lanes reload` and `lanes rollback` administer a running host
-//! (operator token).
+//! `serve` would serve on the same configuration: the built-in lanes and the plugin directory,
+//! and the digests the host's state directory keeps withdrawn or quarantined. With `--remote`,
+//! `lanes list`, `lanes reload`, `lanes rollback` and `lanes reinstate` administer a running
+//! host (operator token).
 
 use std::path::{Path, PathBuf};
 
@@ -76,27 +77,48 @@ pub fn run(cmd: LanesCommand) -> Result<(), CliError> {
                 .map_err(|e| CliError::msg(format!("{}: {e}", operator.remote)))?;
             super::remote::print_json(&rolled)
         }
+        LanesCommand::Reinstate {
+            lane,
+            digest,
+            operator,
+        } => {
+            let client = super::remote::operator_client(&operator)?;
+            let answer = runtime
+                .block_on(client.reinstate(&lane, &digest))
+                .map_err(|e| CliError::msg(format!("{}: {e}", operator.remote)))?;
+            super::remote::print_json(&answer)
+        }
         LanesCommand::List {
             plugins: Some(plugins),
             policy,
+            state_dir,
             ..
         } => {
             let policy = load_policy(policy.as_deref())?;
+            let withdrawn = withdrawals(state_dir.as_deref())?;
             runtime.block_on(async {
                 let wasm = WasmRuntime::new(RuntimeConfig::default()).map_err(CliError::msg)?;
                 let report = load_plugin_dir(&wasm, &plugins, &policy).await;
                 let refused = plugin_refusals(&report);
-                print_listing(&report.loaded, &refused)?;
+                print_listing(&report.loaded, &refused, &withdrawn)?;
                 check_refusals(refused.len(), report.loaded.len(), &plugins)
             })
         }
-        LanesCommand::List { policy, config, .. } => {
+        LanesCommand::List {
+            policy,
+            config,
+            state_dir,
+            ..
+        } => {
             let config = load_config(config.as_deref())?;
             let policy = load_policy(policy.as_deref().or(config.policy.file.as_deref()))?;
+            let withdrawn = withdrawals(Some(
+                state_dir.as_deref().unwrap_or(config.data_dir.as_path()),
+            ))?;
             runtime.block_on(async {
                 let wasm =
                     WasmRuntime::new(config.limits.runtime_config()).map_err(CliError::msg)?;
-                host_listing(&wasm, &config.plugins.dir, &policy).await
+                host_listing(&wasm, &config.plugins.dir, &policy, &withdrawn).await
             })
         }
     }
@@ -106,7 +128,12 @@ pub fn run(cmd: LanesCommand) -> Result<(), CliError> {
 /// built-in lanes no plugin replaces, as `serve` assembles them. Exit 1 only when a plugin is
 /// refused: a built-in lane the policy leaves out (the HTTP lane without an HTTP grant) is the
 /// policy's decision, listed with its reason.
-async fn host_listing(wasm: &WasmRuntime, dir: &Path, policy: &HostPolicy) -> Result<(), CliError> {
+async fn host_listing(
+    wasm: &WasmRuntime,
+    dir: &Path,
+    policy: &HostPolicy,
+    withdrawn: &[ep_lanes_wasm::Withdrawal],
+) -> Result<(), CliError> {
     let (mut served, mut refused, plugins) = if dir.is_dir() {
         let report = load_plugin_dir(wasm, dir, policy).await;
         let refused = plugin_refusals(&report);
@@ -129,7 +156,7 @@ async fn host_listing(wasm: &WasmRuntime, dir: &Path, policy: &HostPolicy) -> Re
         }
     }
     served.sort_by(|a, b| a.lane_id().cmp(b.lane_id()));
-    print_listing(&served, &refused)?;
+    print_listing(&served, &refused, withdrawn)?;
     check_refusals(plugin_refused, plugins - plugin_refused, dir)
 }
 
@@ -148,16 +175,31 @@ fn plugin_refusals(report: &PluginDirReport) -> Vec<(String, String)> {
         .collect()
 }
 
-/// One `lane\tversion\tdigest` line per lane, then one `refused\tname\treason` line each.
-fn print_listing(served: &[WasmLane], refused: &[(String, String)]) -> Result<(), CliError> {
+/// One `lane\tversion\tdigest[\tstate]` line per lane, one line per withdrawn or quarantined
+/// digest, then one `refused\tname\treason` line each.
+fn print_listing(
+    served: &[WasmLane],
+    refused: &[(String, String)],
+    withdrawn: &[ep_lanes_wasm::Withdrawal],
+) -> Result<(), CliError> {
     for lane in served {
         let version = lane
             .manifest()
             .map_or_else(String::new, |m| m.version.to_string());
+        let state = withdrawn
+            .iter()
+            .find(|w| w.lane_id == lane.lane_id() && w.digest == lane.digest())
+            .map_or_else(String::new, |w| format!("\t{}", w.state));
         output::line(format_args!(
-            "{}\t{version}\t{}",
+            "{}\t{version}\t{}{state}",
             lane.lane_id(),
             lane.digest()
+        ))?;
+    }
+    for w in withdrawn {
+        output::line(format_args!(
+            "{}\t{}\t{}\trolled back {} (generation {}); `lanes reinstate {} {}` re-admits it",
+            w.state, w.lane_id, w.digest, w.at, w.generation, w.lane_id, w.digest
         ))?;
     }
     for (name, reason) in refused {
@@ -176,6 +218,20 @@ fn check_refusals(refused: usize, loaded: usize, dir: &Path) -> Result<(), CliEr
         refused + loaded,
         PathBuf::from(dir).display()
     )))
+}
+
+/// Where `serve` keeps its state on its defaults.
+const DEFAULT_STATE_DIR: &str = ".execution-plane";
+
+/// The withdrawn and quarantined lane digests a host keeps in `state_dir` (its `data_dir`;
+/// `.execution-plane` when not given): none when it keeps none.
+fn withdrawals(state_dir: Option<&Path>) -> Result<Vec<ep_lanes_wasm::Withdrawal>, CliError> {
+    let dir = state_dir
+        .unwrap_or(Path::new(DEFAULT_STATE_DIR))
+        .join(ep_server::service::WITHDRAWALS_DIR);
+    ep_lanes_wasm::Withdrawals::open(&dir)
+        .map(|store| store.all())
+        .map_err(|e| CliError::msg(one_line(&e.to_string())))
 }
 
 /// The policy file, or the built-in default policy.

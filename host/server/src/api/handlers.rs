@@ -94,6 +94,9 @@ async fn dispatch(
         )),
         Route::Reload => reload(shared, &parts.headers).await,
         Route::Rollback(lane_id) => rollback(shared, &parts.headers, &lane_id, request_id).await,
+        Route::Reinstate { lane_id, digest } => {
+            reinstate(shared, &parts.headers, &lane_id, &digest, request_id).await
+        }
         Route::Healthz => Ok(healthz(shared)),
         Route::Metrics => Ok(metrics(shared)),
     };
@@ -386,6 +389,38 @@ async fn rollback(
         )),
         Err(error) => {
             tracing::error!(request_id, %error, "rollback failed");
+            Err(ApiError::internal(request_id))
+        }
+    }
+}
+
+/// `POST /v1/lanes/{lane_id}/digests/{digest}/reinstate`: re-admits a withdrawn or quarantined
+/// digest (404 `not_withdrawn` when it is neither).
+async fn reinstate(
+    shared: &Shared,
+    headers: &HeaderMap,
+    lane_id: &str,
+    digest: &str,
+    request_id: &str,
+) -> Result<Response<ApiBody>, ApiError> {
+    check_optional_body(headers)?;
+    let not_withdrawn =
+        |message: String| ApiError::new(StatusCode::NOT_FOUND, "not_withdrawn", message);
+    let Some(admin) = &shared.options.lanes else {
+        return Err(not_withdrawn(format!(
+            "the host keeps no withdrawn digests of lane {lane_id:?}"
+        )));
+    };
+    match admin.reinstate(lane_id, digest).await {
+        Ok(reinstated) => {
+            let value = serde_json::to_value(&reinstated).unwrap_or_else(|_| json!({}));
+            Ok(json_response(StatusCode::OK, &value))
+        }
+        Err(error @ ep_lanes_wasm::WithdrawalsError::NotWithdrawn { .. }) => {
+            Err(not_withdrawn(error.to_string()))
+        }
+        Err(error) => {
+            tracing::error!(request_id, %error, "reinstate failed");
             Err(ApiError::internal(request_id))
         }
     }

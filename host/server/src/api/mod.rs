@@ -23,7 +23,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ep_lanes_wasm::{LaneSlot, PluginWatch, RollBack, SwapError, WasmRuntime};
+use ep_lanes_wasm::{
+    LaneSlot, PluginWatch, RollBack, SwapError, WasmRuntime, Withdrawal, WithdrawalsError,
+};
 use ep_node::CancelSignal;
 use ep_node::node::Node;
 use serde::Serialize;
@@ -152,6 +154,9 @@ pub struct LaneStatus {
     pub live_generations: Vec<u64>,
     /// Executions waiting for a turn in the serving generation's gate.
     pub queued: usize,
+    /// Digests of this lane rolled back and kept out of service: `withdrawn` (operator) or
+    /// `quarantined` (automatic), until reinstated.
+    pub withdrawn: Vec<Withdrawal>,
 }
 
 impl LaneStatus {
@@ -166,8 +171,43 @@ impl LaneStatus {
             source: current.source().to_owned(),
             live_generations: slot.live_generations(),
             queued: current.lane().queued(),
+            withdrawn: slot.withdrawn(),
         }
     }
+}
+
+/// A lane (or plugin file) the host does not serve, and why: in the start-up summary and in
+/// every reload report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefusedLane {
+    /// The lane id, when known (a plugin whose manifest does not parse has none).
+    pub lane_id: Option<String>,
+    /// The plugin file, or `<built-in>/<name>.wasm`.
+    pub source: String,
+    /// Why it is not served.
+    pub reason: String,
+}
+
+impl std::fmt::Display for RefusedLane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.lane_id {
+            Some(lane_id) => write!(f, "lane {lane_id} ({}): {}", self.source, self.reason),
+            None => write!(f, "{}: {}", self.source, self.reason),
+        }
+    }
+}
+
+/// What a reinstatement did (`POST /v1/lanes/{lane_id}/digests/{digest}/reinstate`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reinstated {
+    /// The lane.
+    pub lane_id: String,
+    /// The digest re-admitted.
+    pub digest: String,
+    /// What it was: `withdrawn` or `quarantined`.
+    pub was: ep_lanes_wasm::WithdrawalState,
+    /// The lane after the plugin files were reloaded (none when it serves from no slot).
+    pub lane: Option<LaneStatus>,
 }
 
 /// What a reload did (`POST /v1/admin/reload`, SIGHUP).
@@ -181,10 +221,13 @@ pub struct ReloadReport {
     pub policy: String,
     /// Whether the policy changed (lanes were reloaded under it).
     pub policy_changed: bool,
-    /// Why it was refused, or what went wrong with single lanes.
+    /// Why it was refused, or swaps that failed (those lanes keep serving what they served).
     pub errors: Vec<String>,
     /// The lanes served after the reload.
     pub lanes: Vec<LaneStatus>,
+    /// Every lane (built-in or plugin) not served after the reload, with why: a lane the new
+    /// policy refuses stops serving.
+    pub refused: Vec<RefusedLane>,
 }
 
 /// Lane administration behind the operator routes.
@@ -198,6 +241,10 @@ pub trait LaneAdmin: Send + Sync {
 
     /// Reloads the configuration's policy and the plugin directory.
     async fn reload(&self) -> ReloadReport;
+
+    /// Re-admits a withdrawn or quarantined `digest` of `lane_id` and reloads its plugin files
+    /// (`WithdrawalsError::NotWithdrawn` when it is neither).
+    async fn reinstate(&self, lane_id: &str, digest: &str) -> Result<Reinstated, WithdrawalsError>;
 }
 
 /// [`LaneAdmin`] over fixed slots and an optional plugin watch (a reload rescans the watch's
@@ -254,15 +301,52 @@ impl LaneAdmin for SlotAdmin {
     }
 
     async fn reload(&self) -> ReloadReport {
+        let mut refused = Vec::new();
         if let Some(watch) = &self.watch {
             watch.rescan().await;
+            refused = watch.refused().iter().map(RefusedLane::from).collect();
         }
         ReloadReport {
             status: "reloaded".to_owned(),
             config: "none".to_owned(),
             policy: "unchanged".to_owned(),
             lanes: self.lanes(),
+            refused,
             ..ReloadReport::default()
+        }
+    }
+
+    async fn reinstate(&self, lane_id: &str, digest: &str) -> Result<Reinstated, WithdrawalsError> {
+        let fixed = self.slots.iter().find(|s| s.lane_id() == lane_id);
+        let withdrawal = match (fixed, &self.watch) {
+            (Some(slot), _) => slot.reinstate(digest).await?,
+            (None, Some(watch)) => watch.reinstate(lane_id, digest).await?,
+            (None, None) => {
+                return Err(WithdrawalsError::NotWithdrawn {
+                    lane_id: lane_id.to_owned(),
+                    digest: digest.to_owned(),
+                });
+            }
+        };
+        Ok(Reinstated {
+            lane_id: withdrawal.lane_id,
+            digest: withdrawal.digest,
+            was: withdrawal.state,
+            lane: self
+                .all()
+                .iter()
+                .find(|s| s.lane_id() == lane_id)
+                .map(LaneStatus::of),
+        })
+    }
+}
+
+impl From<&ep_lanes_wasm::PluginRefusal> for RefusedLane {
+    fn from(refusal: &ep_lanes_wasm::PluginRefusal) -> Self {
+        Self {
+            lane_id: refusal.lane_id.clone(),
+            source: refusal.source.display().to_string(),
+            reason: refusal.reason.clone(),
         }
     }
 }

@@ -23,6 +23,13 @@ pub enum Route {
     Reload,
     /// `POST /v1/lanes/{lane_id}/rollback`
     Rollback(String),
+    /// `POST /v1/lanes/{lane_id}/digests/{digest}/reinstate`
+    Reinstate {
+        /// The lane.
+        lane_id: String,
+        /// The withdrawn or quarantined digest.
+        digest: String,
+    },
     /// `GET /healthz`
     Healthz,
     /// `GET /metrics`
@@ -32,7 +39,10 @@ pub enum Route {
 impl Route {
     /// Whether the route needs the operator token.
     pub fn is_operator(&self) -> bool {
-        matches!(self, Self::Lanes | Self::Reload | Self::Rollback(_))
+        matches!(
+            self,
+            Self::Lanes | Self::Reload | Self::Rollback(_) | Self::Reinstate { .. }
+        )
     }
 
     /// Whether the route takes a JSON body (`AdmissionRequest`).
@@ -51,6 +61,7 @@ impl Route {
             Self::Lanes => "lanes",
             Self::Reload => "reload",
             Self::Rollback(_) => "rollback",
+            Self::Reinstate { .. } => "reinstate",
             Self::Healthz => "healthz",
             Self::Metrics => "metrics",
         }
@@ -81,6 +92,15 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
         ["v1", "admin", "reload"] => (Route::Reload, Method::POST),
         ["v1", "lanes", lane_id, "rollback"] if !lane_id.is_empty() => {
             (Route::Rollback(decode(lane_id, path)?), Method::POST)
+        }
+        ["v1", "lanes", lane_id, "digests", digest, "reinstate"]
+            if !lane_id.is_empty() && !digest.is_empty() =>
+        {
+            let route = Route::Reinstate {
+                lane_id: decode(lane_id, path)?,
+                digest: decode(digest, path)?,
+            };
+            (route, Method::POST)
         }
         ["healthz"] => (Route::Healthz, Method::GET),
         ["metrics"] => (Route::Metrics, Method::GET),
@@ -113,6 +133,21 @@ mod tests {
             Route::Rollback("echo".to_owned())
         );
         assert_eq!(route(&Method::GET, "/v1/lanes").unwrap(), Route::Lanes);
+        let reinstate = route(&Method::POST, "/v1/lanes/echo/digests/sha256:ab/reinstate").unwrap();
+        assert_eq!(
+            reinstate,
+            Route::Reinstate {
+                lane_id: "echo".to_owned(),
+                digest: "sha256:ab".to_owned()
+            }
+        );
+        assert!(reinstate.is_operator());
+        assert_eq!(
+            route(&Method::GET, "/v1/lanes/echo/digests/sha256:ab/reinstate")
+                .unwrap_err()
+                .status,
+            405
+        );
     }
 
     #[test]
