@@ -13,6 +13,8 @@
 //! | cancel signal                           | `cancellation`            | `cancelled`        |
 //! | instantiation failed                    | `launch_failed`           | `instantiation`    |
 //! | lane wait queue full                    | `placement_unavailable`   | `lane_saturated`   |
+//! | a stream outlived its lifetime          | `timeout`                 | `stream_lifetime`  |
+//! | a stream spent its event budget         | `policy_denied`           | `stream_event_budget` |
 
 use std::time::Duration;
 
@@ -83,6 +85,10 @@ pub(crate) enum Fault {
         max_concurrent: usize,
         max_queued: usize,
     },
+    /// A stream lived as long as its lifetime allows.
+    StreamLifetime { lifetime: Duration },
+    /// A stream yielded as many events as its budget allows.
+    StreamEventBudget { budget: u64 },
 }
 
 impl Fault {
@@ -97,6 +103,8 @@ impl Fault {
             Self::Cancelled => "cancelled",
             Self::Instantiation { .. } => "instantiation",
             Self::Saturated { .. } => "lane_saturated",
+            Self::StreamLifetime { .. } => "stream_lifetime",
+            Self::StreamEventBudget { .. } => "stream_event_budget",
         }
     }
 
@@ -137,6 +145,17 @@ impl Fault {
             Self::Saturated { .. } => (
                 FailureClass::PlacementUnavailable,
                 format!("lane {lane_id} is saturated: every slot is busy and its queue is full"),
+            ),
+            Self::StreamLifetime { lifetime } => (
+                FailureClass::Timeout,
+                format!(
+                    "stream on lane {lane_id} reached its {} ms lifetime",
+                    lifetime.as_millis()
+                ),
+            ),
+            Self::StreamEventBudget { budget } => (
+                FailureClass::PolicyDenied,
+                format!("stream on lane {lane_id} spent its budget of {budget} events"),
             ),
         };
         let mut failure = Failure::new(class, reason).with_detail("cause", self.cause());
@@ -189,6 +208,12 @@ impl Fault {
                 failure = failure
                     .with_detail("max_concurrent", *max_concurrent as u64)
                     .with_detail("max_queued", *max_queued as u64);
+            }
+            Self::StreamLifetime { lifetime } => {
+                failure = failure.with_detail("lifetime_ms", lifetime.as_millis() as u64);
+            }
+            Self::StreamEventBudget { budget } => {
+                failure = failure.with_detail("max_stream_events", *budget);
             }
         }
         failure

@@ -92,7 +92,7 @@ pub use error::{EngineError, LoadError};
 pub use generation::{FaultCounts, Generation, RollbackPolicy, Usage};
 pub use grants::Grants;
 pub use lane::{LaneSource, WasmLane};
-pub use limits::LaneLimits;
+pub use limits::{DEFAULT_STREAM_EVENTS, DEFAULT_STREAM_LIFETIME, LaneLimits};
 pub use manifest::{LaneManifest, ManifestError, WIT_PACKAGE};
 pub use plugins::{PluginDirReport, PluginError, load_plugin, load_plugin_dir};
 pub use policy::{HostPolicy, LanePolicy, PolicyError};

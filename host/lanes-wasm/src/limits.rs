@@ -48,7 +48,19 @@ pub struct LaneLimits {
     pub max_queued: usize,
     /// Bytes of one outbound HTTP response body a lane may receive.
     pub max_response_bytes: u64,
+    /// Events one stream may yield in all (its budget); the stream then ends with a
+    /// `policy_denied` failure (cause `stream_event_budget`).
+    pub max_stream_events: u64,
+    /// How long one stream may live in all, whatever each pull's deadline; it then ends with a
+    /// `timeout` failure (cause `stream_lifetime`).
+    pub max_stream_lifetime: Duration,
 }
+
+/// Default event budget of one stream: a lane that needs more asks in its manifest and the
+/// operator raises the policy ceiling.
+pub const DEFAULT_STREAM_EVENTS: u64 = 100_000;
+/// Default lifetime of one stream (5 minutes).
+pub const DEFAULT_STREAM_LIFETIME: Duration = Duration::from_secs(300);
 
 impl Default for LaneLimits {
     /// The defaults are consistent with each other: `max_memory_bytes` (64 MiB, the runtime's
@@ -75,6 +87,8 @@ impl Default for LaneLimits {
             max_concurrent: 16,
             max_queued: 64,
             max_response_bytes: 16 << 20,
+            max_stream_events: DEFAULT_STREAM_EVENTS,
+            max_stream_lifetime: DEFAULT_STREAM_LIFETIME,
         }
     }
 }

@@ -42,6 +42,11 @@ pub struct LimitRequest {
     pub timeout_ms: Option<u64>,
     /// Executions (including open streams) of the lane at once.
     pub max_concurrency: Option<u64>,
+    /// Events one stream may yield in all (default 100 000; more needs the policy's ceiling).
+    pub stream_events: Option<u64>,
+    /// Longest one stream may live, in milliseconds (default 300 000; more needs the policy's
+    /// ceiling).
+    pub stream_lifetime_ms: Option<u64>,
 }
 
 impl LimitRequest {
@@ -51,6 +56,8 @@ impl LimitRequest {
             ("max_memory_mb", self.max_memory_mb),
             ("timeout_ms", self.timeout_ms),
             ("max_concurrency", self.max_concurrency),
+            ("stream_events", self.stream_events),
+            ("stream_lifetime_ms", self.stream_lifetime_ms),
         ]
         .into_iter()
         .find(|(_, value)| *value == Some(0))

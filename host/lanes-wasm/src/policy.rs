@@ -2,7 +2,8 @@
 //!
 //! ```toml
 //! # Lanes without a section of their own. Omitted keys: events and logging allowed, limits
-//! # as `LaneLimits::default()` (32 MiB, 600 000 ms, 16 concurrent).
+//! # as `LaneLimits::default()` (64 MiB, 600 000 ms, 16 concurrent; streams 300 000 ms and
+//! # 100 000 events).
 //! [default]
 //! events = true
 //! logging = false
@@ -13,6 +14,11 @@
 //! max_memory_mb = 16
 //! timeout_ms = 5000
 //! max_concurrency = 4
+//! # Streams: a finite lifetime and event budget by default (300 000 ms, 100 000 events). A
+//! # long-lived SSE or WebSocket lane asks for more in its manifest's [limits]; it gets it
+//! # only up to these ceilings, which the operator raises here.
+//! stream_lifetime_ms = 3600000
+//! stream_events = 10000000
 //!
 //! # Outbound HTTP: URL patterns (none by default). `http_private` patterns may resolve to
 //! # loopback / private / link-local addresses; `http` ones to public addresses only.
@@ -57,6 +63,10 @@ pub struct LanePolicy {
     pub timeout_ms: u64,
     /// Ceiling on concurrent executions of the lane.
     pub max_concurrency: u64,
+    /// Ceiling on one stream's event budget.
+    pub stream_events: u64,
+    /// Ceiling on one stream's lifetime, in milliseconds.
+    pub stream_lifetime_ms: u64,
 }
 
 impl Default for LanePolicy {
@@ -70,6 +80,9 @@ impl Default for LanePolicy {
             max_memory_mb: (limits.max_memory_bytes >> 20) as u64,
             timeout_ms: u64::try_from(limits.max_timeout.as_millis()).unwrap_or(u64::MAX),
             max_concurrency: limits.max_concurrent as u64,
+            stream_events: limits.max_stream_events,
+            stream_lifetime_ms: u64::try_from(limits.max_stream_lifetime.as_millis())
+                .unwrap_or(u64::MAX),
         }
     }
 }
@@ -112,6 +125,8 @@ struct RawLanePolicy {
     max_memory_mb: Option<u64>,
     timeout_ms: Option<u64>,
     max_concurrency: Option<u64>,
+    stream_events: Option<u64>,
+    stream_lifetime_ms: Option<u64>,
 }
 
 impl RawLanePolicy {
@@ -120,6 +135,8 @@ impl RawLanePolicy {
             max_memory_mb: self.max_memory_mb,
             timeout_ms: self.timeout_ms,
             max_concurrency: self.max_concurrency,
+            stream_events: self.stream_events,
+            stream_lifetime_ms: self.stream_lifetime_ms,
         }
     }
 
@@ -139,6 +156,8 @@ impl RawLanePolicy {
             max_memory_mb: self.max_memory_mb.unwrap_or(base.max_memory_mb),
             timeout_ms: self.timeout_ms.unwrap_or(base.timeout_ms),
             max_concurrency: self.max_concurrency.unwrap_or(base.max_concurrency),
+            stream_events: self.stream_events.unwrap_or(base.stream_events),
+            stream_lifetime_ms: self.stream_lifetime_ms.unwrap_or(base.stream_lifetime_ms),
         })
     }
 }
@@ -166,7 +185,8 @@ pub enum PolicyError {
     /// Not TOML, an unknown key or a value of the wrong type.
     #[error(
         "lane policy {source_name}: {message}; fix the policy (keys: [default] and \
-         [lanes.<lane_id>] with events, logging, max_memory_mb, timeout_ms, max_concurrency)"
+         [lanes.<lane_id>] with events, logging, max_memory_mb, timeout_ms, max_concurrency, \
+         stream_events, stream_lifetime_ms)"
     )]
     Syntax {
         /// The policy file.
@@ -359,7 +379,23 @@ impl HostPolicy {
         let memory_mb = cap(manifest.limits.max_memory_mb, policy.max_memory_mb);
         let timeout_ms = cap(manifest.limits.timeout_ms, policy.timeout_ms);
         let concurrency = cap(manifest.limits.max_concurrency, policy.max_concurrency);
+        // Stream limits: the finite default unless the manifest asks, never above the ceiling.
+        let defaults = LaneLimits::default();
+        let stream_events = manifest
+            .limits
+            .stream_events
+            .unwrap_or(defaults.max_stream_events)
+            .min(policy.stream_events);
+        let default_lifetime =
+            u64::try_from(defaults.max_stream_lifetime.as_millis()).unwrap_or(u64::MAX);
+        let stream_lifetime_ms = manifest
+            .limits
+            .stream_lifetime_ms
+            .unwrap_or(default_lifetime)
+            .min(policy.stream_lifetime_ms);
         let mut limits = LaneLimits {
+            max_stream_events: stream_events,
+            max_stream_lifetime: Duration::from_millis(stream_lifetime_ms),
             max_memory_bytes: usize::try_from(memory_mb)
                 .ok()
                 .and_then(|mb| mb.checked_mul(1 << 20))
@@ -415,6 +451,41 @@ mod tests {
         assert!(lane.events && !lane.logging);
         assert_eq!((lane.max_memory_mb, lane.timeout_ms), (8, 100));
         assert_eq!(policy.for_lane("other").timeout_ms, 600_000);
+    }
+
+    #[test]
+    fn streams_are_finite_unless_the_manifest_asks_and_the_operator_grants_more() {
+        let asks = "[limits]\nstream_lifetime_ms = 86400000\nstream_events = 1000000000\n";
+        // On the default policy, asking for more still gets the finite defaults.
+        let e = HostPolicy::default().effective(&manifest(asks)).unwrap();
+        assert_eq!(
+            e.limits.max_stream_events,
+            crate::limits::DEFAULT_STREAM_EVENTS
+        );
+        assert_eq!(
+            e.limits.max_stream_lifetime,
+            crate::limits::DEFAULT_STREAM_LIFETIME
+        );
+        // The operator raises the ceilings: the lane gets what it asked for, up to them.
+        let policy = HostPolicy::parse(
+            "[lanes.echo]\nstream_lifetime_ms = 3600000\nstream_events = 2000000000\n",
+            "p.toml",
+        )
+        .unwrap();
+        let e = policy.effective(&manifest(asks)).unwrap();
+        assert_eq!(e.limits.max_stream_lifetime, Duration::from_secs(3600));
+        assert_eq!(e.limits.max_stream_events, 1_000_000_000);
+        // A lane that asks for nothing keeps the defaults even under raised ceilings.
+        let e = policy.effective(&manifest("")).unwrap();
+        assert_eq!(
+            e.limits.max_stream_events,
+            crate::limits::DEFAULT_STREAM_EVENTS
+        );
+        // Zero is refused, like every limit.
+        let err = HostPolicy::parse("[default]\nstream_events = 0\n", "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`stream_events` in [default]"), "{err}");
     }
 
     #[test]

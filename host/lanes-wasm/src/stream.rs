@@ -4,7 +4,10 @@
 //! concurrency gate; dropping the stream drops them all.
 //!
 //! Each pull gets the request's full deadline budget (epochs + a tokio timeout), measured from
-//! the pull, so a long-lived stream is bounded per step, not in total. Events the guest emits
+//! the pull, cut short by the stream's lifetime (`LaneLimits::max_stream_lifetime`); and a
+//! stream yields at most `LaneLimits::max_stream_events` events. Either end is a final
+//! `lane.failed` event (`timeout` cause `stream_lifetime`, `policy_denied` cause
+//! `stream_event_budget`), so no stream runs or streams without bound. Events the guest emits
 //! through `events.emit` while a pull runs come out before the pulled item. A fault during setup
 //! or a pull ends the stream with one final `lane.failed` event whose payload is
 //! `{"status": "failed", "error": <dumped failure>}`; the guest's own refusal of the stream is
@@ -42,6 +45,13 @@ struct Running {
     cancel: CancelSignal,
     ready: VecDeque<ExecutionEvent>,
     done: bool,
+    /// When the stream's lifetime ends.
+    ends_at: Instant,
+    /// Events handed out so far, against `core.limits.max_stream_events`.
+    yielded: u64,
+    /// The host's final failure event, handed out after `ready` whatever the budget (kept
+    /// apart so a guest cannot dodge the budget by naming its events like it).
+    last: Option<ExecutionEvent>,
     _turn: OwnedSemaphorePermit,
 }
 
@@ -52,7 +62,9 @@ pub(crate) async fn open(
     ctx: ExecutionContext,
 ) -> Result<EventStream, AdmissionRejection> {
     let timeout = convert::timeout_for(&request, &core.limits);
-    let deadline = Instant::now() + timeout;
+    let opened_at = Instant::now();
+    let ends_at = opened_at + core.limits.max_stream_lifetime;
+    let deadline = (opened_at + timeout).min(ends_at);
     let wit = convert::wit_request(&request, &core.lane_id, timeout);
     let execution_ref = request.execution_ref.clone();
     let egress = crate::lane::EgressScope::of(&request);
@@ -113,6 +125,9 @@ pub(crate) async fn open(
         cancel: ctx.cancel,
         ready,
         done: false,
+        ends_at,
+        yielded: 0,
+        last: None,
         _turn: turn,
     };
     Ok(futures::stream::unfold(running, next).boxed())
@@ -122,19 +137,39 @@ pub(crate) async fn open(
 async fn next(mut running: Running) -> Option<(ExecutionEvent, Running)> {
     loop {
         if let Some(event) = running.ready.pop_front() {
+            let budget = running.core.limits.max_stream_events;
+            if running.yielded >= budget {
+                let event = end_with(&mut running, &Fault::StreamEventBudget { budget });
+                return Some((event, running));
+            }
+            running.yielded += 1;
             return Some((event, running));
         }
         if running.done {
-            return None;
+            return running.last.take().map(|event| (event, running));
+        }
+        if Instant::now() >= running.ends_at {
+            let fault = Fault::StreamLifetime {
+                lifetime: running.core.limits.max_stream_lifetime,
+            };
+            return Some((end_with(&mut running, &fault), running));
         }
         pull(&mut running).await;
     }
 }
 
+/// Ends the stream with the failure event of `fault`: nothing after it is handed out.
+fn end_with(running: &mut Running, fault: &Fault) -> ExecutionEvent {
+    running.ready.clear();
+    running.done = true;
+    failed_event(&running.core, &running.execution_ref, fault)
+}
+
 /// One `next()` call on the guest under a fresh deadline.
 async fn pull(running: &mut Running) {
     let timeout = running.timeout;
-    let deadline = Instant::now() + timeout;
+    let deadline = (Instant::now() + timeout).min(running.ends_at);
+    let lifetime_cut = deadline == running.ends_at;
     running.instance.store.data_mut().deadline = deadline;
     let resource = running.resource;
     let cancel = running.cancel.clone();
@@ -166,9 +201,15 @@ async fn pull(running: &mut Running) {
     match item {
         Ok(Some(event)) => running.ready.push_back(event),
         Ok(None) => running.done = true,
+        Err(Fault::Deadline { .. }) if lifetime_cut => {
+            let fault = Fault::StreamLifetime {
+                lifetime: running.core.limits.max_stream_lifetime,
+            };
+            running.last = Some(failed_event(&running.core, &running.execution_ref, &fault));
+            running.done = true;
+        }
         Err(fault) => {
-            let event = failed_event(&running.core, &running.execution_ref, &fault);
-            running.ready.push_back(event);
+            running.last = Some(failed_event(&running.core, &running.execution_ref, &fault));
             running.done = true;
         }
     }

@@ -1,6 +1,6 @@
 //! Test lane `echo`: execute returns the payload as output and emits one `echo.received`
-//! event; stream yields three `echo.chunk` events then ends; validate refuses operation
-//! `refuse` with `invalid_lane_request`.
+//! event; stream yields three `echo.chunk` events then ends (operation `forever`: events without
+//! end); validate refuses operation `refuse` with `invalid_lane_request`.
 
 use std::cell::Cell;
 
@@ -14,18 +14,19 @@ use exports::execution_plane::lane::lane_adapter::{
 
 struct Echo;
 
-/// Yields three events, then none.
+/// Yields three events, then none (or never ends, when `forever`).
 struct Chunks {
     sent: Cell<u32>,
+    forever: bool,
 }
 
 impl GuestEventStream for Chunks {
     fn next(&self) -> Option<Event> {
         let index = self.sent.get();
-        if index >= 3 {
+        if index >= 3 && !self.forever {
             return None;
         }
-        self.sent.set(index + 1);
+        self.sent.set(index.wrapping_add(1));
         Some(Event {
             event_type: "echo.chunk".to_owned(),
             payload_json: format!(r#"{{"index":{index}}}"#),
@@ -71,8 +72,12 @@ impl Guest for Echo {
         }
     }
 
-    fn stream(_request: ExecutionRequest) -> Result<EventStream, Rejection> {
-        Ok(EventStream::new(Chunks { sent: Cell::new(0) }))
+    fn stream(request: ExecutionRequest) -> Result<EventStream, Rejection> {
+        let forever = request.operation.as_deref() == Some("forever");
+        Ok(EventStream::new(Chunks {
+            sent: Cell::new(0),
+            forever,
+        }))
     }
 }
 
