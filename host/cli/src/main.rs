@@ -19,6 +19,11 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 use crate::error::CliError;
 
+/// mimalloc rather than the system allocator: an execution builds and drops many small JSON
+/// values, and glibc's malloc/free took a fifth of a served host's CPU (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // `serve` sets up its own logging from its configuration.

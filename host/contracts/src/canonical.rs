@@ -8,43 +8,58 @@
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-/// Writes `value` in canonical form.
+/// Writes `value` in canonical form: compact JSON (serde_json's escaping and number format)
+/// with the keys of every object sorted by their bytes.
 pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::with_capacity(256);
     write_canonical(value, &mut out);
-    out
+    // serde_json writes UTF-8 only; the fallback is never taken.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
+            out.push(b'{');
+            // serde_json's map is a BTreeMap unless a dependency turns on `preserve_order`:
+            // sorted already, so the sort is only a check.
+            if map.keys().zip(map.keys().skip(1)).all(|(a, b)| a <= b) {
+                for (i, (key, item)) in map.iter().enumerate() {
+                    write_entry(i, key, item, out);
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                if let Some(v) = map.get(key) {
-                    write_canonical(v, out);
+            } else {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                for (i, (key, item)) in entries.into_iter().enumerate() {
+                    write_entry(i, key, item, out);
                 }
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        scalar => out.push_str(&scalar.to_string()),
+        // Writing a scalar into a Vec cannot fail.
+        scalar => {
+            let _ = serde_json::to_writer(&mut *out, scalar);
+        }
     }
+}
+
+fn write_entry(i: usize, key: &str, item: &Value, out: &mut Vec<u8>) {
+    if i > 0 {
+        out.push(b',');
+    }
+    let _ = serde_json::to_writer(&mut *out, key);
+    out.push(b':');
+    write_canonical(item, out);
 }
 
 /// `sha256:<64 lowercase hex>` of `bytes`.
@@ -88,6 +103,55 @@ mod tests {
             canonical_json(&v),
             r#"{"a":{"c":null,"z":[1,{"x":3,"y":2}]},"b":1}"#
         );
+    }
+
+    /// The definition, written the slow way: sort every object's keys, print each piece with
+    /// serde_json.
+    fn reference(value: &Value) -> String {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                let items: Vec<String> = keys
+                    .into_iter()
+                    .map(|k| format!("{}:{}", Value::String(k.clone()), reference(&map[k])))
+                    .collect();
+                format!("{{{}}}", items.join(","))
+            }
+            Value::Array(items) => {
+                let items: Vec<String> = items.iter().map(reference).collect();
+                format!("[{}]", items.join(","))
+            }
+            scalar => scalar.to_string(),
+        }
+    }
+
+    fn arbitrary_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            ".*".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                proptest::collection::btree_map(".*", inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn canonical_json_is_the_sorted_compact_form(value in arbitrary_json()) {
+            proptest::prop_assert_eq!(canonical_json(&value), reference(&value));
+        }
     }
 
     #[test]

@@ -127,18 +127,74 @@ fn scan_raw_evidence_at(value: &Value, root: &str) -> Result<(), ContractError> 
     }
 }
 
-fn scan_into(value: &Value, path: &mut Vec<String>, findings: &mut Vec<RawFinding>) {
+/// The first of [`FORBIDDEN_RAW_SUBSTRINGS`] that `s` contains, compared case-insensitively.
+pub fn forbidden_substring(s: &str) -> Option<&'static str> {
+    lowercase_contains(s, &FORBIDDEN_RAW_SUBSTRINGS)
+}
+
+/// One step of a path into a value; joined into text only when a finding names it.
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn joined(path: &[Step<'_>]) -> String {
+    let mut out = String::new();
+    for (i, step) in path.iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        match step {
+            Step::Key(key) => out.push_str(key),
+            Step::Index(index) => out.push_str(&index.to_string()),
+        }
+    }
+    out
+}
+
+/// `s` lowercased (Unicode rules) is `word` (ASCII, lowercase); no allocation for ASCII `s`.
+fn lowercase_is(s: &str, word: &str) -> bool {
+    if s.is_ascii() {
+        s.eq_ignore_ascii_case(word)
+    } else {
+        s.to_lowercase() == word
+    }
+}
+
+/// The first of `needles` (ASCII, lowercase) that `s` lowercased (Unicode rules) contains.
+fn lowercase_contains<'n>(s: &str, needles: &[&'n str]) -> Option<&'n str> {
+    if s.is_ascii() {
+        let bytes = s.as_bytes();
+        needles.iter().copied().find(|needle| {
+            let needle = needle.as_bytes();
+            needle.is_empty()
+                || bytes
+                    .windows(needle.len())
+                    .any(|window| window.eq_ignore_ascii_case(needle))
+        })
+    } else {
+        let lower = s.to_lowercase();
+        needles
+            .iter()
+            .copied()
+            .find(|needle| lower.contains(needle))
+    }
+}
+
+fn scan_into<'a>(value: &'a Value, path: &mut Vec<Step<'a>>, findings: &mut Vec<RawFinding>) {
     match value {
         Value::Object(map) => {
             for (key, child) in map {
                 if SHAPE_ONLY_KEYS.contains(&key.as_str()) {
                     continue;
                 }
-                path.push(key.clone());
-                let lower = key.to_lowercase();
-                if FORBIDDEN_RAW_KEYS.contains(&lower.as_str()) {
+                path.push(Step::Key(key));
+                if FORBIDDEN_RAW_KEYS
+                    .iter()
+                    .any(|word| lowercase_is(key, word))
+                {
                     findings.push(RawFinding {
-                        path: path.join("."),
+                        path: joined(path),
                         reason: RawFindingReason::ForbiddenKey(key.clone()),
                     });
                 } else {
@@ -149,19 +205,15 @@ fn scan_into(value: &Value, path: &mut Vec<String>, findings: &mut Vec<RawFindin
         }
         Value::Array(items) => {
             for (index, child) in items.iter().enumerate() {
-                path.push(index.to_string());
+                path.push(Step::Index(index));
                 scan_into(child, path, findings);
                 path.pop();
             }
         }
         Value::String(s) => {
-            let lower = s.to_lowercase();
-            if let Some(hit) = FORBIDDEN_RAW_SUBSTRINGS
-                .iter()
-                .find(|needle| lower.contains(*needle))
-            {
+            if let Some(hit) = forbidden_substring(s) {
                 findings.push(RawFinding {
-                    path: path.join("."),
+                    path: joined(path),
                     reason: RawFindingReason::ForbiddenSubstring(hit),
                 });
             }

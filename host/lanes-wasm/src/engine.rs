@@ -55,6 +55,10 @@ pub struct RuntimeConfig {
     pub epoch_tick: Duration,
     /// The outbound HTTP client's connect timeout and pool settings.
     pub egress: crate::egress::EgressConfig,
+    /// Where compiled components are kept across restarts (`None`: memory only). Its contents
+    /// are loaded as native code: it must be as trusted as the host binary (the runtime
+    /// creates it private to the host's user).
+    pub compiled_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for RuntimeConfig {
@@ -65,6 +69,7 @@ impl Default for RuntimeConfig {
             max_memory_per_instance: 64 << 20,
             epoch_tick: Duration::from_millis(5),
             egress: crate::egress::EgressConfig::default(),
+            compiled_dir: None,
         }
     }
 }
@@ -131,7 +136,7 @@ impl WasmRuntime {
         let engine = build_engine(&config)?;
         let ticker = EpochTicker::start(engine.clone(), config.epoch_tick)?;
         let bridge = SyncBridge::start()?;
-        let cache = ArtifactCache::new(&engine);
+        let cache = ArtifactCache::new(&engine, config.compiled_dir.clone());
         let slots = Arc::new(Semaphore::new(config.max_instances as usize));
         Ok(Self {
             inner: Arc::new(RuntimeInner {
@@ -161,6 +166,12 @@ impl WasmRuntime {
     /// reuses the compiled artifact.
     pub fn compilations(&self) -> u64 {
         self.inner.cache.compilations()
+    }
+
+    /// How many components this runtime loaded already compiled from
+    /// [`RuntimeConfig::compiled_dir`] instead of compiling them.
+    pub fn compiled_loads(&self) -> u64 {
+        self.inner.cache.disk_loads()
     }
 
     /// How many stores this runtime has instantiated (one per execution, stream, probe or

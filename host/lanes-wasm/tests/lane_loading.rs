@@ -155,6 +155,61 @@ async fn the_artifact_cache_compiles_a_digest_once() {
     assert_eq!(result.status, ResultStatus::Succeeded);
 }
 
+/// A runtime like [`runtime`] that keeps compiled components in `dir`.
+fn runtime_keeping_compiled(dir: &std::path::Path) -> ep_lanes_wasm::WasmRuntime {
+    ep_lanes_wasm::WasmRuntime::new(ep_lanes_wasm::RuntimeConfig {
+        compiled_dir: Some(dir.to_path_buf()),
+        max_instances: 8,
+        ..ep_lanes_wasm::RuntimeConfig::default()
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_restarted_runtime_loads_compiled_lanes_from_disk_instead_of_compiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let compiled = dir.path().join("compiled");
+    let first = runtime_keeping_compiled(&compiled);
+    let lane = load(&first, "echo", LaneLimits::default()).await;
+    assert_eq!((first.compilations(), first.compiled_loads()), (1, 0));
+    let artifacts: Vec<_> = std::fs::read_dir(&compiled)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(artifacts.len(), 1, "{artifacts:?}");
+    let name = artifacts[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let hex = lane.digest().strip_prefix("sha256:").unwrap();
+    assert!(name.starts_with(hex) && name.ends_with(".cwasm"), "{name}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&compiled).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the directory is private: {mode:o}");
+    }
+
+    // A new runtime (a restart) over the same directory compiles nothing, and the lane serves.
+    let second = runtime_keeping_compiled(&compiled);
+    let again = load(&second, "echo", LaneLimits::default()).await;
+    assert_eq!((second.compilations(), second.compiled_loads()), (0, 1));
+    let result = guarded(again.execute(request(None, json!({"x": 1})), ctx())).await;
+    assert_eq!(result.status, ResultStatus::Succeeded);
+
+    // A damaged artifact is refused by wasmtime, compiled again and replaced.
+    std::fs::write(&artifacts[0], b"not a compiled component").unwrap();
+    let third = runtime_keeping_compiled(&compiled);
+    let rebuilt = load(&third, "echo", LaneLimits::default()).await;
+    assert_eq!((third.compilations(), third.compiled_loads()), (1, 0));
+    let result = guarded(rebuilt.execute(request(None, json!({"x": 2})), ctx())).await;
+    assert_eq!(result.status, ResultStatus::Succeeded);
+    let fourth = runtime_keeping_compiled(&compiled);
+    load(&fourth, "echo", LaneLimits::default()).await;
+    assert_eq!((fourth.compilations(), fourth.compiled_loads()), (0, 1));
+}
+
 #[tokio::test]
 async fn a_loaded_digest_is_forgotten_when_its_last_generation_drops() {
     let rt = runtime();

@@ -148,6 +148,7 @@ impl Node {
                 );
                 self.emit_in(&context, ADMISSION_REJECTED, rejection.to_value())
                     .await;
+                self.settle().await;
                 Err(rejection)
             }
         }

@@ -291,6 +291,7 @@ impl Node {
             life.cancel_cause = Some(cause.unwrap_or("request").to_owned());
         }
         drop(life);
+        self.settle().await;
         outcome.map_err(RuntimeError::from)
     }
 }

@@ -22,9 +22,7 @@ use ep_contracts::boundary::{
     ResultStatus, TargetDescriptor,
 };
 use ep_contracts::canonical::{fingerprint, sha256_ref};
-use ep_contracts::simulation::{
-    FORBIDDEN_RAW_SUBSTRINGS, RawFinding, RawFindingReason, raw_evidence_findings,
-};
+use ep_contracts::simulation::{RawFinding, RawFindingReason, raw_evidence_findings};
 use serde_json::{Map, Value, json};
 
 use crate::error::TargetError;
@@ -137,6 +135,21 @@ impl Node {
         }
     }
 
+    /// Waits until every sink has written what was emitted before (see
+    /// [`crate::traits::EvidenceSink::settle`]): called before the node answers, once per answer, so sinks
+    /// that queue can commit many records together. A failure is logged, like one of `emit`.
+    pub(crate) async fn settle(&self) {
+        for sink in self.sinks() {
+            if let Err(error) = sink.settle().await {
+                tracing::warn!(
+                    sink_id = sink.sink_id(),
+                    %error,
+                    "evidence sink failed to write evidence"
+                );
+            }
+        }
+    }
+
     /// Builds a record in `context` and sends it to every sink.
     pub(crate) async fn emit_in(&self, context: &EvidenceContext, kind: &str, payload: Value) {
         self.emit(context.record(kind, payload)).await;
@@ -175,6 +188,7 @@ impl Node {
         };
         let record = context.record(evidence_type, payload);
         self.emit(record.clone()).await;
+        self.settle().await;
         record
     }
 }
@@ -197,6 +211,7 @@ impl Node {
         };
         let record = context.record(evidence_type, payload);
         self.emit(record.clone()).await;
+        self.settle().await;
         record
     }
 }
@@ -223,7 +238,12 @@ pub fn summarize(value: &Value) -> Value {
 pub fn started_payload(request: &ExecutionRequest) -> Value {
     let mut dumped = request.to_value();
     if let Value::Object(map) = &mut dumped {
-        summarize_key(map, "payload", "payload_summary");
+        // The lane payload is usually the admission request's own: summarize it once.
+        let payload = map.remove("payload");
+        let summary = payload.as_ref().map(summarize);
+        if let Some(summary) = &summary {
+            map.insert("payload_summary".to_owned(), summary.clone());
+        }
         for key in FREE_FORM_KEYS {
             summarize_in_place(map, key);
         }
@@ -231,8 +251,14 @@ pub fn started_payload(request: &ExecutionRequest) -> Value {
             summarize_free_form(provenance);
         }
         if let Some(admission) = map.get_mut("admission_request") {
-            if let Value::Object(admission) = admission {
-                summarize_key(admission, "payload", "payload_summary");
+            if let Value::Object(admission) = admission
+                && let Some(inner) = admission.remove("payload")
+            {
+                let inner_summary = match (&payload, summary) {
+                    (Some(outer), Some(summary)) if *outer == inner => summary,
+                    _ => summarize(&inner),
+                };
+                admission.insert("payload_summary".to_owned(), inner_summary);
             }
             summarize_free_form(admission);
         }
@@ -265,12 +291,6 @@ fn summarize_in_place(map: &mut Map<String, Value>, key: &str) {
         && !slot.is_null()
     {
         *slot = summarize(slot);
-    }
-}
-
-fn summarize_key(map: &mut Map<String, Value>, from: &str, to: &str) {
-    if let Some(value) = map.remove(from) {
-        map.insert(to.to_owned(), summarize(&value));
     }
 }
 
@@ -363,10 +383,7 @@ fn withheld(value: &Value) -> Value {
 }
 
 fn has_forbidden_marker(s: &str) -> bool {
-    let lower = s.to_lowercase();
-    FORBIDDEN_RAW_SUBSTRINGS
-        .iter()
-        .any(|needle| lower.contains(needle))
+    ep_contracts::simulation::forbidden_substring(s).is_some()
 }
 
 /// Replaces long strings with fingerprints and renames keys carrying a forbidden marker to

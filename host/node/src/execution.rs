@@ -183,6 +183,7 @@ impl Node {
         life.ended = true;
         drop(life);
         self.executions().finish(reference);
+        self.settle().await;
     }
 
     /// Writes how an execution ended when its reader dropped it before its result:

@@ -158,10 +158,19 @@ pub trait EvidenceSink: Send + Sync {
     /// Sink id.
     fn sink_id(&self) -> &str;
 
-    /// Records one piece of evidence.
+    /// Records one piece of evidence. A sink may queue it (in order) and write it later:
+    /// [`EvidenceSink::settle`] waits for it.
     async fn emit(&self, evidence: &Evidence) -> Result<(), SinkError>;
 
-    /// Makes everything emitted so far durable.
+    /// Waits until everything this caller emitted is written as durably as the sink promises;
+    /// the node calls it before it answers an execution, so no caller sees a result whose
+    /// evidence could still be lost with the host process. Sinks that write in `emit` need
+    /// not override it.
+    async fn settle(&self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    /// Makes everything emitted so far durable (on stable storage).
     async fn flush(&self) -> Result<(), SinkError>;
 }
 

@@ -822,6 +822,7 @@ async fn an_operator_can_re_anchor_an_unsigned_log_under_the_node_key() {
     let options = SinkOptions {
         key: Some(node_key()),
         reanchor: true,
+        ..SinkOptions::default()
     };
     let sink = FileChainSink::open_with(&path, options).unwrap();
     assert_eq!(sink.key().map(NodeKey::key_id), Some("node-test"));

@@ -325,3 +325,58 @@ async fn re_registering_a_sink_id_replaces_it() {
     assert!(rt.sink.is_empty());
     assert_eq!(replacement.len(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_answers_only_once_the_file_log_holds_the_execution() {
+    let rt = runtime().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("evidence.jsonl");
+    // Never synced and a long queue: only `settle` can put the records in the file in time.
+    let options = ep_node::sinks::file_chain::SinkOptions {
+        durability: ep_node::sinks::file_chain::Durability::Never,
+        ..Default::default()
+    };
+    let sink = ep_node::sinks::file_chain::FileChainSink::open_with(&path, options).unwrap();
+    rt.node.register_evidence_sink(Arc::new(sink));
+    let in_file = |execution_ref: Option<&str>, request_id: &str| -> Vec<String> {
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str::<Value>(line).unwrap())
+            .filter(|line| {
+                line["evidence"]["request_id"] == request_id
+                    && execution_ref.is_none_or(|r| line["evidence"]["execution_ref"]["ref"] == r)
+            })
+            .map(|line| {
+                line["evidence"]["evidence_type"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+
+    for _ in 0..20 {
+        let request = governed_request();
+        let request_id = request.request_id.clone();
+        let result = rt.node.execute(request).await;
+        assert_eq!(result.status, ResultStatus::Succeeded);
+        let types = in_file(Some(result.execution_ref.as_str()), &request_id);
+        assert_eq!(
+            types,
+            [
+                "admission.accepted",
+                "target.selected",
+                "execution.started",
+                "execution.completed"
+            ],
+            "the file holds the execution's records when the result is returned"
+        );
+    }
+    let mut rejected = governed_request();
+    rejected.lane_id = "no-such-lane".to_owned();
+    let request_id = rejected.request_id.clone();
+    let result = rt.node.execute(rejected).await;
+    assert_eq!(result.status, ResultStatus::Rejected);
+    assert_eq!(in_file(None, &request_id), ["admission.rejected"]);
+}

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ep_lanes_wasm::RuntimeConfig;
+use ep_node::sinks::file_chain::{Durability, NodeKey, SinkOptions};
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -177,18 +178,56 @@ impl LimitsSection {
     }
 }
 
+/// Under `data_dir`: compiled lane components, by digest and engine.
+pub const COMPILED_DIR: &str = "compiled";
+
 /// `[evidence]`
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvidenceSection {
     /// Evidence directory.
     pub dir: PathBuf,
+    /// When a record counts as written (what a power loss can take).
+    pub sync: EvidenceSync,
+    /// With `sync = "interval"`: the longest a written record waits for its `fdatasync`.
+    pub sync_interval_ms: u64,
+    /// Records that may wait for the writer before executions wait for it.
+    pub queue_records: usize,
+}
+
+/// `[evidence] sync`: the durability of the evidence log, named as the operator chooses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EvidenceSync {
+    /// `fdatasync` every group commit before the executions in it are answered.
+    Batch,
+    /// Written before answering, `fdatasync` at most `sync_interval_ms` later.
+    Interval,
+    /// Written before answering, synced only at shutdown.
+    Never,
 }
 
 impl EvidenceSection {
     /// The hash-chained log file.
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("evidence.jsonl")
+    }
+
+    /// How the log's writer is opened: these durability settings, signed with `key`.
+    pub fn sink_options(&self, key: NodeKey) -> SinkOptions {
+        let durability = match self.sync {
+            EvidenceSync::Batch => Durability::Batch,
+            EvidenceSync::Interval => {
+                Durability::Interval(Duration::from_millis(self.sync_interval_ms))
+            }
+            EvidenceSync::Never => Durability::Never,
+        };
+        SinkOptions {
+            key: Some(key),
+            durability,
+            queue_records: self.queue_records,
+            ..SinkOptions::default()
+        }
     }
 }
 
@@ -344,6 +383,7 @@ impl ServeConfig {
             limits: raw.limits,
             evidence: EvidenceSection {
                 dir: data_dir.join(&raw.evidence.dir),
+                ..raw.evidence
             },
             authority: AuthoritySection {
                 trust_store: data_dir.join(&raw.authority.trust_store),
@@ -356,6 +396,15 @@ impl ServeConfig {
             telemetry: raw.telemetry,
             data_dir,
         })
+    }
+
+    /// The wasm runtime of this host: `[limits]`, compiled lanes kept under
+    /// `<data_dir>/compiled` so a restart does not compile them again.
+    pub fn runtime_config(&self) -> RuntimeConfig {
+        RuntimeConfig {
+            compiled_dir: Some(self.data_dir.join(COMPILED_DIR)),
+            ..self.limits.runtime_config()
+        }
     }
 
     /// The same source read again (what a reload uses).
@@ -442,6 +491,13 @@ fn check(raw: &RawConfig, file: &str) -> Result<(), ConfigError> {
     }
     if l.epoch_tick_ms == 0 || l.epoch_tick_ms > 1000 {
         return invalid("limits.epoch_tick_ms", "must be between 1 and 1000");
+    }
+    let e = &raw.evidence;
+    if e.sync_interval_ms == 0 || e.sync_interval_ms > 60_000 {
+        return invalid("evidence.sync_interval_ms", "must be between 1 and 60000");
+    }
+    if e.queue_records == 0 || e.queue_records > 1_000_000 {
+        return invalid("evidence.queue_records", "must be between 1 and 1000000");
     }
     if raw.log.level.trim().is_empty() {
         return invalid("log.level", "must name a level such as `info`");
@@ -568,6 +624,53 @@ mod tests {
         assert!(config.plugins.watch);
         let empty = ServeConfig::parse("", None, Path::new(".")).unwrap();
         assert_eq!(empty.server.max_body_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn evidence_durability_is_chosen_by_name_and_checked() {
+        let c = ServeConfig::load(None).unwrap();
+        assert_eq!(c.evidence.sync, EvidenceSync::Interval);
+        assert_eq!(c.evidence.sync_interval_ms, 50);
+        assert_eq!(c.evidence.queue_records, 16_384);
+        let key = NodeKey::from_key_file(&ep_node::authority::SigningKeyFile::from_seed(
+            "node-local",
+            [3; 32],
+        ))
+        .unwrap();
+        let options = c.evidence.sink_options(key.clone());
+        assert_eq!(
+            options.durability,
+            Durability::Interval(Duration::from_millis(50))
+        );
+        assert_eq!(
+            options.key.as_ref().map(NodeKey::key_id),
+            Some("node-local")
+        );
+        let batch =
+            ServeConfig::parse("[evidence]\nsync = \"batch\"\n", None, Path::new(".")).unwrap();
+        assert_eq!(
+            batch.evidence.sink_options(key).durability,
+            Durability::Batch
+        );
+        for (text, says) in [
+            (
+                "[evidence]\nsync = \"sometimes\"\n",
+                "unknown variant `sometimes`",
+            ),
+            (
+                "[evidence]\nsync_interval_ms = 0\n",
+                "evidence.sync_interval_ms must be between 1 and 60000",
+            ),
+            (
+                "[evidence]\nqueue_records = 0\n",
+                "evidence.queue_records must be between 1 and 1000000",
+            ),
+        ] {
+            let err = ServeConfig::parse(text, None, Path::new("."))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{err}");
+        }
     }
 
     #[test]

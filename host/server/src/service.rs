@@ -141,14 +141,15 @@ impl Service {
         let node_key_path = config.data_dir.join(NODE_KEY_FILE);
         let node_key = node_key(&config.data_dir, &config.node.id)?;
         let node_public_key = node_key.public_key_base64();
-        let sink = FileChainSink::open_signed(&evidence_log, node_key).map_err(|e| {
+        let sink_options = config.evidence.sink_options(node_key);
+        let sink = FileChainSink::open_with(&evidence_log, sink_options).map_err(|e| {
             ServeError::Evidence {
                 path: evidence_log.clone(),
                 message: e.to_string(),
             }
         })?;
         node.register_evidence_sink(Arc::new(sink));
-        let runtime = WasmRuntime::new(config.limits.runtime_config())
+        let runtime = WasmRuntime::new(config.runtime_config())
             .map_err(|e| ServeError::Wasm(e.to_string()))?;
         let policy = load_policy(config)?;
         let withdrawals = Withdrawals::open(&config.data_dir.join(WITHDRAWALS_DIR))?;

@@ -115,6 +115,7 @@ fn reanchor(file: &Path, key_file: Option<&Path>) -> Result<(), CliError> {
         SinkOptions {
             key,
             reanchor: true,
+            ..SinkOptions::default()
         },
     )
     .map_err(CliError::msg)?;

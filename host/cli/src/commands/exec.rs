@@ -93,14 +93,15 @@ pub fn run(args: ExecArgs) -> Result<bool, CliError> {
         }
         let key = ep_server::service::node_key(&config.data_dir, &config.node.id)
             .map_err(CliError::msg)?;
-        let sink = FileChainSink::open_signed(&evidence, key).map_err(|e| match e {
+        let sink = FileChainSink::open_with(&evidence, config.evidence.sink_options(key))
+            .map_err(|e| match e {
             ChainError::Locked { .. } => CliError::msg(format!(
                 "{e} (a running `serve`? run the execution there with --remote <url>, or pass                  --evidence <another file>)"
             )),
             other => CliError::msg(other),
         })?;
         node.register_evidence_sink(Arc::new(sink));
-        let wasm = WasmRuntime::new(config.limits.runtime_config()).map_err(CliError::msg)?;
+        let wasm = WasmRuntime::new(config.runtime_config()).map_err(CliError::msg)?;
         let lane = lane_for(&wasm, &args.lane, plugins.as_deref(), &policy).await?;
         register_wasm_lane(&node, Arc::new(lane))
             .await

@@ -19,6 +19,17 @@ use crate::error::CliError;
 use crate::host::load_config;
 use crate::output;
 
+/// The runtime of the offline checks: the compiled lanes of a host kept in this directory
+/// (`./.execution-plane/compiled`, when that state directory exists) are reused and kept, so a
+/// check of a large lane compiles it once for the checks and the host alike; without one
+/// nothing is written.
+fn check_runtime() -> RuntimeConfig {
+    match load_config(None) {
+        Ok(config) if config.data_dir.is_dir() => config.runtime_config(),
+        _ => RuntimeConfig::default(),
+    }
+}
+
 /// Runs a `lanes` subcommand.
 pub fn run(cmd: LanesCommand) -> Result<(), CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -30,7 +41,7 @@ pub fn run(cmd: LanesCommand) -> Result<(), CliError> {
         LanesCommand::Check { file, policy } => {
             let policy = load_policy(policy.as_deref())?;
             runtime.block_on(async {
-                let wasm = WasmRuntime::new(RuntimeConfig::default()).map_err(CliError::msg)?;
+                let wasm = WasmRuntime::new(check_runtime()).map_err(CliError::msg)?;
                 let lane = load_plugin(&wasm, &file, &policy)
                     .await
                     .map_err(|e| CliError::msg(one_line(&e.to_string())))?;
@@ -97,7 +108,7 @@ pub fn run(cmd: LanesCommand) -> Result<(), CliError> {
             let policy = load_policy(policy.as_deref())?;
             let withdrawn = withdrawals(state_dir.as_deref())?;
             runtime.block_on(async {
-                let wasm = WasmRuntime::new(RuntimeConfig::default()).map_err(CliError::msg)?;
+                let wasm = WasmRuntime::new(check_runtime()).map_err(CliError::msg)?;
                 let report = load_plugin_dir(&wasm, &plugins, &policy).await;
                 let refused = plugin_refusals(&report);
                 print_listing(&report.loaded, &refused, &withdrawn)?;
@@ -116,8 +127,7 @@ pub fn run(cmd: LanesCommand) -> Result<(), CliError> {
                 state_dir.as_deref().unwrap_or(config.data_dir.as_path()),
             ))?;
             runtime.block_on(async {
-                let wasm =
-                    WasmRuntime::new(config.limits.runtime_config()).map_err(CliError::msg)?;
+                let wasm = WasmRuntime::new(config.runtime_config()).map_err(CliError::msg)?;
                 host_listing(&wasm, &config.plugins.dir, &policy, &withdrawn).await
             })
         }

@@ -19,8 +19,9 @@
 //! Next to the log, `<log>.head` holds `{"count":<records>,"last_hash":"sha256:<hex>"}`, and
 //! when the writer has a [`NodeKey`] also `key_id`, `signed_at` and an Ed25519 `signature` over
 //! all of them (see [`head`] for the exact message). It is rewritten atomically (temp file +
-//! rename) after every append, so removing whole records from the end, editing the last record
-//! or appending one behind the writer's back is detected too: the chain alone sees none of them.
+//! rename) as records are appended (at most [`HEAD_INTERVAL`] behind the log while records
+//! flow), so removing whole records from the end, editing the last record or appending one
+//! behind the writer's back is detected too: the chain alone sees none of them.
 //!
 //! # Verifying
 //!
@@ -32,12 +33,15 @@
 //!
 //! # Writing
 //!
-//! [`FileChainSink`] serializes appends behind a mutex (lines never interleave) and holds an
-//! advisory lock on the log so a second process cannot append to it. Appends are handed to the
-//! OS at once (one `write` per record) but fsynced only on [`EvidenceSink::flush`] and on drop.
-//! Appends run inline in `emit`: a record is a few hundred bytes to the page cache plus a small
-//! head rename (and one Ed25519 signature), shorter than a hop to a blocking thread; `flush`
-//! (fsync) runs on tokio's blocking pool when one is available.
+//! [`FileChainSink`] holds an advisory lock on the log so a second process cannot append to
+//! it, and commits in groups (see [`writer`]): `emit` encodes the record in the caller and
+//! queues it (a bounded queue: a full one makes callers wait); one writer thread links the
+//! queued records into the chain in queue order and appends each batch with one `write`,
+//! syncing as [`SinkOptions::durability`] says ([`Durability`]: every batch, on an interval,
+//! or never). A second thread rewrites the head at most every [`HEAD_INTERVAL`] while records
+//! flow, so no caller waits for a rename or a signature. [`EvidenceSink::settle`] returns once
+//! the caller's records are written as promised; [`EvidenceSink::flush`] (and closing the
+//! sink) syncs the log and rewrites the head durably.
 //!
 //! Reopening a log verifies it and continues its chain. Records that chain cleanly past the head
 //! (the writer stopped between an append and the head update) are adopted: the writer's crash
@@ -65,6 +69,7 @@
 pub mod head;
 mod sink;
 mod verify;
+pub mod writer;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -78,8 +83,9 @@ use thiserror::Error;
 use crate::traits::EvidenceSink;
 
 pub use head::{HeadKey, HeadKeyError, NodeKey, SignatureProblem};
-pub use sink::{FileChainSink, SinkOptions};
+pub use sink::{DEFAULT_QUEUE_RECORDS, FileChainSink, SinkOptions};
 pub use verify::{VerifyOptions, verify_chain, verify_chain_with};
+pub use writer::{Durability, HEAD_INTERVAL};
 
 /// The link of the first record: `sha256_ref(b"execution-plane evidence chain v1")`.
 ///

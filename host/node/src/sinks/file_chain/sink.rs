@@ -1,25 +1,27 @@
 //! The writer: appends records, keeps the head anchor (signed with the node key when it has
 //! one), and decides on open whether an existing log may be continued.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufReader, BufWriter, Write};
+use std::fs::OpenOptions;
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use ep_contracts::Contract as _;
 use ep_contracts::boundary::Evidence;
-use ep_contracts::canonical::{canonical_json, sha256_ref};
+use ep_contracts::canonical::canonical_json;
 use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
 
 use super::head::{Head, NodeKey, SignatureProblem, read_head, write_head};
 use super::verify::scan_chain;
+use super::writer::{self, Chain, Durability, Job, Shared, WriteFailure};
 use super::{ChainError, MAX_RECORD_BYTES, REANCHORED_EVIDENCE_TYPE, head_path};
 use crate::error::SinkError;
 use crate::traits::EvidenceSink;
 
 /// How [`FileChainSink::open_with`] opens a log.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SinkOptions {
     /// Sign every head with this node key (a keyed chain). A signing writer refuses to continue
     /// a non-empty log whose head is not signed by this key; a writer without a key refuses one
@@ -30,31 +32,41 @@ pub struct SinkOptions {
     /// checking the log; recorded in the chain as an `evidence.reanchored` record. A signed head
     /// is never replaced by an unsigned one (move it aside first if the key is lost).
     pub reanchor: bool,
+    /// When a record counts as written, and so what a power loss can take.
+    pub durability: Durability,
+    /// How many records may wait for the writer; a caller emitting into a full queue waits
+    /// (back pressure when the disk is slower than the executions). At least 1.
+    pub queue_records: usize,
 }
+
+impl Default for SinkOptions {
+    fn default() -> Self {
+        Self {
+            key: None,
+            reanchor: false,
+            durability: Durability::default(),
+            queue_records: DEFAULT_QUEUE_RECORDS,
+        }
+    }
+}
+
+/// Records that may wait for the writer by default (a few MiB of evidence).
+pub const DEFAULT_QUEUE_RECORDS: usize = 16_384;
+
+/// Records bigger than a line's own framing (`seq`, `prev_hash`) leaves room for.
+const LINE_FRAMING_BYTES: usize = 128;
 
 /// Appends evidence to a hash-chained JSON-lines log with a head anchor.
 #[derive(Debug)]
 pub struct FileChainSink {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
     path: PathBuf,
     head_path: PathBuf,
     sink_id: String,
     key: Option<NodeKey>,
-    state: Mutex<State>,
-}
-
-#[derive(Debug)]
-struct State {
-    /// Holds the advisory lock for as long as the sink lives.
-    writer: BufWriter<File>,
-    count: u64,
-    last_hash: String,
-    /// Set when a write failed part-way: the log may end in a partial line.
-    broken: Option<String>,
+    shared: Arc<Shared>,
+    /// `None` once the sink is closing.
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Why a writer writes a fresh head over what it found.
@@ -121,7 +133,7 @@ impl FileChainSink {
             path,
             SinkOptions {
                 key: Some(key),
-                reanchor: false,
+                ..SinkOptions::default()
             },
         )
     }
@@ -132,8 +144,8 @@ impl FileChainSink {
         Self::open_with(
             path,
             SinkOptions {
-                key: None,
                 reanchor: true,
+                ..SinkOptions::default()
             },
         )
     }
@@ -185,27 +197,19 @@ impl FileChainSink {
         let reanchor = judge(path, head.as_ref(), scan.records, &options)?;
 
         let head_path = head_path(path);
+        let io_at = |at: &Path| {
+            let at = at.to_path_buf();
+            move |source| ChainError::Io { path: at, source }
+        };
         let anchor = make_head(options.key.as_ref(), scan.records, &scan.last_hash);
-        write_head(&head_path, &anchor, true).map_err(|source| ChainError::Io {
-            path: head_path.clone(),
-            source,
-        })?;
-        let sink = Self {
-            inner: Arc::new(Inner {
-                sink_id: format!("file-chain:{}", path.display()),
-                path: path.to_path_buf(),
-                head_path,
-                key: options.key,
-                state: Mutex::new(State {
-                    writer: BufWriter::new(file),
-                    count: scan.records,
-                    last_hash: scan.last_hash,
-                    broken: None,
-                }),
-            }),
+        write_head(&head_path, &anchor, true).map_err(io_at(&head_path))?;
+        let mut chain = Chain {
+            file,
+            count: scan.records,
+            last_hash: scan.last_hash,
         };
         if let Some(reanchor) = reanchor {
-            let payload = reanchor.payload(scan.records, sink.inner.key.as_ref());
+            let payload = reanchor.payload(scan.records, options.key.as_ref());
             tracing::warn!(
                 log = %path.display(),
                 details = %payload,
@@ -217,88 +221,120 @@ impl FileChainSink {
                 emitted_at: Some(crate::authority::format_rfc3339(chrono::Utc::now())),
                 ..Evidence::default()
             };
-            sink.append(&record).map_err(|e| ChainError::Io {
+            let json = encode(&record).map_err(|message| ChainError::Io {
                 path: path.to_path_buf(),
-                source: std::io::Error::other(e),
+                source: std::io::Error::other(message),
             })?;
+            chain.append_now(&[json]).map_err(io_at(path))?;
+            let anchor = make_head(options.key.as_ref(), chain.count, &chain.last_hash);
+            write_head(&head_path, &anchor, false).map_err(io_at(&head_path))?;
         }
-        Ok(sink)
+        let shared = Arc::new(Shared::new(chain.count, chain.last_hash.clone()));
+        let (jobs, queue) = mpsc::channel(options.queue_records.max(1));
+        let threads = writer::start(
+            chain,
+            Arc::clone(&shared),
+            head_path.clone(),
+            options.key.clone(),
+            options.durability,
+            queue,
+        )
+        .map_err(io_at(path))?;
+        Ok(Self {
+            sink_id: format!("file-chain:{}", path.display()),
+            path: path.to_path_buf(),
+            head_path,
+            key: options.key,
+            shared,
+            jobs: Some(jobs),
+            writer: Some(threads.writer),
+        })
     }
 
     /// The log file.
     pub fn path(&self) -> &Path {
-        &self.inner.path
+        &self.path
     }
 
     /// The head anchor file.
     pub fn head_path(&self) -> &Path {
-        &self.inner.head_path
+        &self.head_path
     }
 
-    /// How many records the log holds.
+    /// How many records the log holds (written ones: after `settle` or `flush`, everything
+    /// emitted before it).
     pub fn record_count(&self) -> u64 {
-        self.inner.lock().count
+        self.shared.progress().count
     }
 
-    /// The hash of the last record ([`super::GENESIS_HASH`] when empty).
+    /// The hash of the last written record ([`super::GENESIS_HASH`] when empty).
     pub fn last_hash(&self) -> String {
-        self.inner.lock().last_hash.clone()
+        self.shared.progress().last_hash.clone()
     }
 
     /// The key that signs the head, if any.
     pub fn key(&self) -> Option<&NodeKey> {
-        self.inner.key.as_ref()
+        self.key.as_ref()
     }
 
-    /// Appends one record (synchronously); see the module docs for why this is inline.
-    fn append(&self, evidence: &Evidence) -> Result<(), SinkError> {
-        let inner = &self.inner;
-        let value = evidence.to_value();
-        if !value.is_object() {
-            return Err(SinkError::Encode {
-                sink_id: inner.sink_id.clone(),
-                message: "evidence did not serialize to a JSON object".to_owned(),
-            });
+    fn io_error(&self, source: std::io::Error) -> SinkError {
+        SinkError::Io {
+            sink_id: self.sink_id.clone(),
+            source,
         }
-        let evidence_json = canonical_json(&value);
+    }
 
-        let mut state = inner.lock();
-        if let Some(reason) = &state.broken {
-            return Err(inner.io_error(std::io::Error::other(format!(
-                "an earlier write failed ({reason}); the log may end in a partial record, reopen \
-                 it to verify"
-            ))));
-        }
-        let line = format!(
-            "{{\"seq\":{},\"prev_hash\":\"{}\",\"evidence\":{evidence_json}}}",
-            state.count, state.last_hash
-        );
-        if line.len() > MAX_RECORD_BYTES {
-            return Err(SinkError::Encode {
-                sink_id: inner.sink_id.clone(),
-                message: format!(
-                    "record is {} bytes, over the {MAX_RECORD_BYTES}-byte limit; evidence must \
-                     carry fingerprints, not bodies",
-                    line.len()
+    fn closed(&self) -> SinkError {
+        self.io_error(std::io::Error::other(
+            "the evidence writer has stopped; reopen the log to verify it",
+        ))
+    }
+
+    fn broken(&self) -> Result<(), SinkError> {
+        match self.shared.progress().broken.clone() {
+            None => Ok(()),
+            Some(failure) => Err(self.io_error(std::io::Error::new(
+                failure.kind,
+                format!(
+                    "an earlier write failed ({}); the log may end in a partial record, reopen \
+                     it to verify",
+                    failure.message
                 ),
-            });
+            ))),
         }
-        let hash = sha256_ref(line.as_bytes());
-        let mut bytes = line.into_bytes();
-        bytes.push(b'\n');
-        let written = state
-            .writer
-            .write_all(&bytes)
-            .and_then(|()| state.writer.flush());
-        if let Err(e) = written {
-            state.broken = Some(e.to_string());
-            return Err(inner.io_error(e));
-        }
-        state.count += 1;
-        state.last_hash = hash;
-        let anchor = inner.anchor(&state);
-        write_head(&inner.head_path, &anchor, false).map_err(|e| inner.io_error(e))
     }
+
+    /// Queues `job` and waits for the writer's answer.
+    async fn ask(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<(), WriteFailure>>) -> Job,
+    ) -> Result<(), SinkError> {
+        let jobs = self.jobs.as_ref().ok_or_else(|| self.closed())?;
+        let (ack, answer) = oneshot::channel();
+        jobs.send(job(ack)).await.map_err(|_| self.closed())?;
+        match answer.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(failure)) => Err(self.io_error(failure.into_io())),
+            Err(_) => Err(self.closed()),
+        }
+    }
+}
+
+/// The canonical JSON of `evidence` as a record carries it, or why it cannot be one.
+fn encode(evidence: &Evidence) -> Result<String, String> {
+    let value = evidence.to_value();
+    if !value.is_object() {
+        return Err("evidence did not serialize to a JSON object".to_owned());
+    }
+    let json = canonical_json(&value);
+    if json.len() + LINE_FRAMING_BYTES > MAX_RECORD_BYTES {
+        return Err(format!(
+            "record is {} bytes, over the {MAX_RECORD_BYTES}-byte limit; evidence must carry \
+             fingerprints, not bodies",
+            json.len() + LINE_FRAMING_BYTES
+        ));
+    }
+    Ok(json)
 }
 
 /// A head for `count` records ending in `last_hash`, signed when there is a key.
@@ -360,64 +396,40 @@ fn judge(
     Ok(None)
 }
 
-impl Inner {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn io_error(&self, source: std::io::Error) -> SinkError {
-        SinkError::Io {
-            sink_id: self.sink_id.clone(),
-            source,
-        }
-    }
-
-    /// The head for the state as it is: signed when the sink has a key.
-    fn anchor(&self, state: &State) -> Head {
-        make_head(self.key.as_ref(), state.count, &state.last_hash)
-    }
-
-    /// Flushes and fsyncs the log, then durably rewrites the head.
-    fn sync(&self) -> Result<(), SinkError> {
-        let mut state = self.lock();
-        state.writer.flush().map_err(|e| self.io_error(e))?;
-        state
-            .writer
-            .get_ref()
-            .sync_data()
-            .map_err(|e| self.io_error(e))?;
-        let anchor = self.anchor(&state);
-        write_head(&self.head_path, &anchor, true).map_err(|e| self.io_error(e))
-    }
-}
-
-impl Drop for Inner {
+impl Drop for FileChainSink {
     fn drop(&mut self) {
-        // Best effort: nothing to report to at this point.
-        let _ = self.sync();
+        // Closing the queue lets the writer drain it, sync the log and durably rewrite the
+        // head; waiting for it keeps "dropped" meaning "on disk" (and releases the lock).
+        self.jobs = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
     }
 }
 
 #[async_trait]
 impl EvidenceSink for FileChainSink {
     fn sink_id(&self) -> &str {
-        &self.inner.sink_id
+        &self.sink_id
     }
 
     async fn emit(&self, evidence: &Evidence) -> Result<(), SinkError> {
-        self.append(evidence)
+        let json = encode(evidence).map_err(|message| SinkError::Encode {
+            sink_id: self.sink_id.clone(),
+            message,
+        })?;
+        self.broken()?;
+        let jobs = self.jobs.as_ref().ok_or_else(|| self.closed())?;
+        jobs.send(Job::Record(json))
+            .await
+            .map_err(|_| self.closed())
+    }
+
+    async fn settle(&self) -> Result<(), SinkError> {
+        self.ask(Job::Barrier).await
     }
 
     async fn flush(&self) -> Result<(), SinkError> {
-        let inner = Arc::clone(&self.inner);
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => match handle.spawn_blocking(move || inner.sync()).await {
-                Ok(result) => result,
-                Err(join) => Err(self
-                    .inner
-                    .io_error(std::io::Error::other(format!("flush task failed: {join}")))),
-            },
-            Err(_) => inner.sync(),
-        }
+        self.ask(Job::Sync).await
     }
 }
