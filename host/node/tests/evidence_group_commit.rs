@@ -108,10 +108,10 @@ async fn concurrent_writers_make_one_verified_chain_in_every_durability() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_queue_makes_writers_wait_and_loses_nothing() {
+async fn a_full_queue_is_written_by_the_caller_that_fills_it_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("evidence.jsonl");
-    // One record may wait: every other emit waits for the writer.
+    // One record may wait: every emit writes.
     let sink = Arc::new(FileChainSink::open_with(&path, options(Durability::Batch, 1)).unwrap());
     emit_concurrently(&sink, 8, 40).await;
     drop(Arc::into_inner(sink).unwrap());
@@ -159,4 +159,34 @@ async fn a_record_too_big_for_a_line_is_refused_at_emit_and_the_chain_goes_on() 
     sink.emit(&evidence(0, 0)).await.unwrap();
     sink.flush().await.unwrap();
     assert_eq!(sink.record_count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_head_catches_up_with_settled_records_without_a_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("evidence.jsonl");
+    let sink = FileChainSink::open_with(&path, options(Durability::Never, 4096)).unwrap();
+    for i in 0..30 {
+        sink.emit(&evidence(0, i)).await.unwrap();
+    }
+    sink.settle().await.unwrap();
+    // The sync thread anchors what was written on its own, within its head interval; poll for
+    // it (a liveness check, not a timing one).
+    let mut head = Value::Null;
+    for _ in 0..1000 {
+        head = serde_json::from_slice(&std::fs::read(head_path(&path)).unwrap()).unwrap();
+        if head["count"] == 30 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(head["count"], 30, "{head}");
+    assert_eq!(head["last_hash"], sink.last_hash());
+    assert_eq!(head["key_id"], "node-group");
+    let verify = VerifyOptions {
+        key: Some(node_key().verifier()),
+        ..VerifyOptions::default()
+    };
+    // The live log verifies as it is, no flush needed.
+    assert_eq!(verify_chain_with(&path, &verify).unwrap().records, 30);
 }

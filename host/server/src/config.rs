@@ -191,7 +191,7 @@ pub struct EvidenceSection {
     pub sync: EvidenceSync,
     /// With `sync = "interval"`: the longest a written record waits for its `fdatasync`.
     pub sync_interval_ms: u64,
-    /// Records that may wait for the writer before executions wait for it.
+    /// Encoded records that may wait to be written (the execution that fills it writes).
     pub queue_records: usize,
 }
 

@@ -35,13 +35,14 @@
 //!
 //! [`FileChainSink`] holds an advisory lock on the log so a second process cannot append to
 //! it, and commits in groups (see [`writer`]): `emit` encodes the record in the caller and
-//! queues it (a bounded queue: a full one makes callers wait); one writer thread links the
-//! queued records into the chain in queue order and appends each batch with one `write`,
-//! syncing as [`SinkOptions::durability`] says ([`Durability`]: every batch, on an interval,
-//! or never). A second thread rewrites the head at most every [`HEAD_INTERVAL`] while records
-//! flow, so no caller waits for a rename or a signature. [`EvidenceSink::settle`] returns once
-//! the caller's records are written as promised; [`EvidenceSink::flush`] (and closing the
-//! sink) syncs the log and rewrites the head durably.
+//! queues it, waking nobody; [`EvidenceSink::settle`] writes everything queued (its own records
+//! and those of every execution that emitted meanwhile) with one `write`, chained in queue
+//! order, so many executions share a write and none waits for another thread. A full queue is
+//! written by the caller that fills it (bounded memory). One background thread syncs as
+//! [`SinkOptions::durability`] says ([`Durability`]: every batch, on an interval, or never) and
+//! rewrites the head at most every [`HEAD_INTERVAL`], so no execution waits for a rename or a
+//! signature. [`EvidenceSink::flush`] (and closing the sink) syncs the log and durably
+//! rewrites the head.
 //!
 //! Reopening a log verifies it and continues its chain. Records that chain cleanly past the head
 //! (the writer stopped between an append and the head update) are adopted: the writer's crash

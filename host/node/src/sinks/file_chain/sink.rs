@@ -11,11 +11,10 @@ use ep_contracts::Contract as _;
 use ep_contracts::boundary::Evidence;
 use ep_contracts::canonical::canonical_json;
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
 
 use super::head::{Head, NodeKey, SignatureProblem, read_head, write_head};
 use super::verify::scan_chain;
-use super::writer::{self, Chain, Durability, Job, Shared, WriteFailure};
+use super::writer::{self, Durability, Log, Shared, WriteFailure};
 use super::{ChainError, MAX_RECORD_BYTES, REANCHORED_EVIDENCE_TYPE, head_path};
 use crate::error::SinkError;
 use crate::traits::EvidenceSink;
@@ -34,8 +33,9 @@ pub struct SinkOptions {
     pub reanchor: bool,
     /// When a record counts as written, and so what a power loss can take.
     pub durability: Durability,
-    /// How many records may wait for the writer; a caller emitting into a full queue waits
-    /// (back pressure when the disk is slower than the executions). At least 1.
+    /// How many encoded records may wait to be written; the caller whose record fills the
+    /// queue writes it (back pressure when the disk is slower than the executions, and
+    /// bounded memory). At least 1.
     pub queue_records: usize,
 }
 
@@ -50,7 +50,7 @@ impl Default for SinkOptions {
     }
 }
 
-/// Records that may wait for the writer by default (a few MiB of evidence).
+/// Records that may wait to be written by default (a few MiB of evidence at most).
 pub const DEFAULT_QUEUE_RECORDS: usize = 16_384;
 
 /// Records bigger than a line's own framing (`seq`, `prev_hash`) leaves room for.
@@ -64,9 +64,8 @@ pub struct FileChainSink {
     sink_id: String,
     key: Option<NodeKey>,
     shared: Arc<Shared>,
-    /// `None` once the sink is closing.
-    jobs: Option<mpsc::Sender<Job>>,
-    writer: Option<std::thread::JoinHandle<()>>,
+    queue_records: usize,
+    sync_thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Why a writer writes a fresh head over what it found.
@@ -203,11 +202,7 @@ impl FileChainSink {
         };
         let anchor = make_head(options.key.as_ref(), scan.records, &scan.last_hash);
         write_head(&head_path, &anchor, true).map_err(io_at(&head_path))?;
-        let mut chain = Chain {
-            file,
-            count: scan.records,
-            last_hash: scan.last_hash,
-        };
+        let mut log = Log::new(file, scan.records, scan.last_hash);
         if let Some(reanchor) = reanchor {
             let payload = reanchor.payload(scan.records, options.key.as_ref());
             tracing::warn!(
@@ -225,29 +220,24 @@ impl FileChainSink {
                 path: path.to_path_buf(),
                 source: std::io::Error::other(message),
             })?;
-            chain.append_now(&[json]).map_err(io_at(path))?;
-            let anchor = make_head(options.key.as_ref(), chain.count, &chain.last_hash);
+            log.queue(json);
+            log.write_queued()
+                .map_err(|failure| io_at(path)(failure.into_io()))?;
+            let anchor = make_head(options.key.as_ref(), log.count(), log.last_hash());
             write_head(&head_path, &anchor, false).map_err(io_at(&head_path))?;
         }
-        let shared = Arc::new(Shared::new(chain.count, chain.last_hash.clone()));
-        let (jobs, queue) = mpsc::channel(options.queue_records.max(1));
-        let threads = writer::start(
-            chain,
-            Arc::clone(&shared),
-            head_path.clone(),
-            options.key.clone(),
-            options.durability,
-            queue,
-        )
-        .map_err(io_at(path))?;
+        let shared = Arc::new(Shared::new(log, options.durability));
+        let sync_thread =
+            writer::start(Arc::clone(&shared), head_path.clone(), options.key.clone())
+                .map_err(io_at(path))?;
         Ok(Self {
             sink_id: format!("file-chain:{}", path.display()),
             path: path.to_path_buf(),
             head_path,
             key: options.key,
             shared,
-            jobs: Some(jobs),
-            writer: Some(threads.writer),
+            queue_records: options.queue_records.max(1),
+            sync_thread: Some(sync_thread),
         })
     }
 
@@ -264,12 +254,12 @@ impl FileChainSink {
     /// How many records the log holds (written ones: after `settle` or `flush`, everything
     /// emitted before it).
     pub fn record_count(&self) -> u64 {
-        self.shared.progress().count
+        self.shared.log().count()
     }
 
     /// The hash of the last written record ([`super::GENESIS_HASH`] when empty).
     pub fn last_hash(&self) -> String {
-        self.shared.progress().last_hash.clone()
+        self.shared.log().last_hash().to_owned()
     }
 
     /// The key that signs the head, if any.
@@ -284,39 +274,14 @@ impl FileChainSink {
         }
     }
 
-    fn closed(&self) -> SinkError {
-        self.io_error(std::io::Error::other(
-            "the evidence writer has stopped; reopen the log to verify it",
+    fn failed(&self, failure: WriteFailure) -> SinkError {
+        self.io_error(std::io::Error::new(
+            failure.kind,
+            format!(
+                "{} (the log may end in a partial record: reopen it to verify it)",
+                failure.message
+            ),
         ))
-    }
-
-    fn broken(&self) -> Result<(), SinkError> {
-        match self.shared.progress().broken.clone() {
-            None => Ok(()),
-            Some(failure) => Err(self.io_error(std::io::Error::new(
-                failure.kind,
-                format!(
-                    "an earlier write failed ({}); the log may end in a partial record, reopen \
-                     it to verify",
-                    failure.message
-                ),
-            ))),
-        }
-    }
-
-    /// Queues `job` and waits for the writer's answer.
-    async fn ask(
-        &self,
-        job: impl FnOnce(oneshot::Sender<Result<(), WriteFailure>>) -> Job,
-    ) -> Result<(), SinkError> {
-        let jobs = self.jobs.as_ref().ok_or_else(|| self.closed())?;
-        let (ack, answer) = oneshot::channel();
-        jobs.send(job(ack)).await.map_err(|_| self.closed())?;
-        match answer.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(failure)) => Err(self.io_error(failure.into_io())),
-            Err(_) => Err(self.closed()),
-        }
     }
 }
 
@@ -398,11 +363,13 @@ fn judge(
 
 impl Drop for FileChainSink {
     fn drop(&mut self) {
-        // Closing the queue lets the writer drain it, sync the log and durably rewrite the
-        // head; waiting for it keeps "dropped" meaning "on disk" (and releases the lock).
-        self.jobs = None;
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
+        // What is still queued is written, then the sync thread syncs the log and durably
+        // rewrites the head before it stops; waiting for it keeps "dropped" meaning "on disk"
+        // (and releases the lock).
+        let _ = self.shared.write_queued();
+        self.shared.close();
+        if let Some(thread) = self.sync_thread.take() {
+            let _ = thread.join();
         }
     }
 }
@@ -418,18 +385,36 @@ impl EvidenceSink for FileChainSink {
             sink_id: self.sink_id.clone(),
             message,
         })?;
-        self.broken()?;
-        let jobs = self.jobs.as_ref().ok_or_else(|| self.closed())?;
-        jobs.send(Job::Record(json))
-            .await
-            .map_err(|_| self.closed())
+        let full = {
+            let mut log = self.shared.log();
+            if let Some(failure) = log.broken() {
+                return Err(self.failed(failure.clone()));
+            }
+            log.queue(json);
+            log.queued() >= self.queue_records
+        };
+        if full {
+            self.shared.write_queued().map_err(|f| self.failed(f))?;
+        }
+        Ok(())
     }
 
     async fn settle(&self) -> Result<(), SinkError> {
-        self.ask(Job::Barrier).await
+        let count = self.shared.write_queued().map_err(|f| self.failed(f))?;
+        if self.shared.durability() == Durability::Batch {
+            self.shared
+                .synced(count, false)
+                .await
+                .map_err(|f| self.failed(f))?;
+        }
+        Ok(())
     }
 
     async fn flush(&self) -> Result<(), SinkError> {
-        self.ask(Job::Sync).await
+        let count = self.shared.write_queued().map_err(|f| self.failed(f))?;
+        self.shared
+            .synced(count, true)
+            .await
+            .map_err(|f| self.failed(f))
     }
 }

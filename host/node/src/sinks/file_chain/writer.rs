@@ -1,11 +1,12 @@
-//! Group commit: one thread owns the log and appends queued records in batches (one `write`
-//! per batch, `fdatasync` as the [`Durability`] says), a second thread keeps the head anchor up
-//! to date at most every [`HEAD_INTERVAL`], so no execution waits for a rename or a signature.
+//! Group commit without a hop: callers queue encoded records (no wake-up, no thread switch);
+//! whoever settles first writes every queued record in one `write` under the log's lock, so at
+//! concurrency many executions share a write and at concurrency 1 nobody waits for another
+//! thread. One background thread does what may take long: `fdatasync` as the [`Durability`]
+//! says, and the head anchor at most every [`HEAD_INTERVAL`], so no execution waits for a
+//! rename or a signature.
 //!
-//! Callers serialize their record (canonical JSON) themselves, in parallel, and queue it; the
-//! chain (sequence numbers and hashes) is built on the writer thread in queue order. A
-//! [`Job::Barrier`] queued behind a caller's records is answered once they are written as the
-//! durability promises, which is how [`super::FileChainSink`]'s `settle` works.
+//! Callers serialize their record (canonical JSON) themselves, in parallel; the chain (sequence
+//! numbers and hashes) is built at write time in queue order.
 
 use std::fs::File;
 use std::io::Write;
@@ -14,31 +15,27 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use ep_contracts::canonical::sha256_ref;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::head::{Head, NodeKey, write_head};
 
 /// The head is rewritten at most this often while records flow (and at once on a flush or
-/// when the writer stops): what is appended in between is covered by the chain alone until
+/// when the log is closed): what is appended in between is covered by the chain alone until
 /// the next head, the same window as a crash between an append and its head update.
 pub const HEAD_INTERVAL: Duration = Duration::from_millis(5);
-
-/// At most this many bytes of records go into one `write`.
-const MAX_BATCH_BYTES: usize = 4 << 20;
 
 /// When appended records count as written, and what a power loss can take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
-    /// `fdatasync` every batch before its records count as written: a record whose `settle`
-    /// returned survives a power loss. Group commit makes one sync serve every record queued
-    /// while the previous one ran.
+    /// `fdatasync` before a record counts as written: a record whose `settle` returned
+    /// survives a power loss. One sync serves every record written while the previous one ran.
     Batch,
-    /// Write every batch to the OS before it counts as written (it survives the host process
-    /// crashing) and `fdatasync` at most this long after it: a power loss or kernel crash loses
-    /// at most the records of the last interval.
+    /// Written to the OS before it counts as written (it survives the host process crashing)
+    /// and `fdatasync`ed at most this long after: a power loss or kernel crash loses at most
+    /// the records of the last interval.
     Interval(Duration),
-    /// Write every batch to the OS before it counts as written; `fdatasync` only on a flush and
-    /// when the log is closed: a power loss loses whatever the kernel had not written back.
+    /// Written to the OS before it counts as written; `fdatasync` only on a flush and when the
+    /// log is closed: a power loss loses whatever the kernel had not written back.
     Never,
 }
 
@@ -48,17 +45,7 @@ impl Default for Durability {
     }
 }
 
-/// What a caller sends to the writer.
-pub(super) enum Job {
-    /// One record, its evidence as canonical JSON.
-    Record(String),
-    /// Answered once every record queued before it is written (as durable as configured).
-    Barrier(oneshot::Sender<Result<(), WriteFailure>>),
-    /// Answered once every record queued before it is synced and the head durably rewritten.
-    Sync(oneshot::Sender<Result<(), WriteFailure>>),
-}
-
-/// Why the writer could not write: cloneable, so every waiter of a batch hears it.
+/// Why the log could not be written: cloneable, so every waiter hears it.
 #[derive(Debug, Clone)]
 pub(super) struct WriteFailure {
     pub(super) kind: std::io::ErrorKind,
@@ -78,386 +65,352 @@ impl WriteFailure {
     }
 }
 
-/// The log's end: where the next record goes.
+/// The log's end and the records queued behind it.
 #[derive(Debug)]
-pub(super) struct Chain {
-    pub(super) file: File,
-    pub(super) count: u64,
-    pub(super) last_hash: String,
-}
-
-impl Chain {
-    /// Links `evidence_json` (one record's canonical evidence) onto the chain in `buf`; the
-    /// chain's end moves only when the bytes are written ([`Chain::commit`]).
-    fn link(&self, buf: &mut Vec<u8>, next: &mut (u64, String), evidence_json: &str) {
-        let start = buf.len();
-        // Writing into a Vec cannot fail.
-        let _ = write!(
-            buf,
-            "{{\"seq\":{},\"prev_hash\":\"{}\",\"evidence\":{evidence_json}}}",
-            next.0, next.1
-        );
-        next.1 = sha256_ref(&buf[start..]);
-        next.0 += 1;
-        buf.push(b'\n');
-    }
-
-    /// Appends `records` in one write and moves the chain's end past them.
-    pub(super) fn append_now(&mut self, records: &[String]) -> std::io::Result<()> {
-        let mut buf = Vec::new();
-        let mut next = (self.count, self.last_hash.clone());
-        for record in records {
-            self.link(&mut buf, &mut next, record);
-        }
-        self.file.write_all(&buf)?;
-        (self.count, self.last_hash) = next;
-        Ok(())
-    }
-}
-
-/// What the writer publishes for readers of the sink.
-#[derive(Debug)]
-pub(super) struct Progress {
-    pub(super) count: u64,
-    pub(super) last_hash: String,
+pub(super) struct Log {
+    file: Arc<File>,
+    count: u64,
+    last_hash: String,
+    queued: Vec<String>,
     /// Set when a write failed part-way: the log may end in a partial line.
-    pub(super) broken: Option<WriteFailure>,
+    broken: Option<WriteFailure>,
 }
 
-/// State shared by the sink, the writer and the head thread.
+impl Log {
+    pub(super) fn new(file: File, count: u64, last_hash: String) -> Self {
+        Self {
+            file: Arc::new(file),
+            count,
+            last_hash,
+            queued: Vec::new(),
+            broken: None,
+        }
+    }
+
+    pub(super) fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub(super) fn last_hash(&self) -> &str {
+        &self.last_hash
+    }
+
+    pub(super) fn broken(&self) -> Option<&WriteFailure> {
+        self.broken.as_ref()
+    }
+
+    pub(super) fn queued(&self) -> usize {
+        self.queued.len()
+    }
+
+    pub(super) fn queue(&mut self, record: String) {
+        self.queued.push(record);
+    }
+
+    /// Links every queued record onto the chain and appends them with one write.
+    pub(super) fn write_queued(&mut self) -> Result<(), WriteFailure> {
+        if let Some(failure) = &self.broken {
+            return Err(failure.clone());
+        }
+        if self.queued.is_empty() {
+            return Ok(());
+        }
+        let size: usize = self.queued.iter().map(|r| r.len() + 100).sum();
+        let mut buf = Vec::with_capacity(size);
+        let (mut count, mut last_hash) = (self.count, std::mem::take(&mut self.last_hash));
+        for record in self.queued.drain(..) {
+            let start = buf.len();
+            // Writing into a Vec cannot fail.
+            let _ = write!(
+                buf,
+                "{{\"seq\":{count},\"prev_hash\":\"{last_hash}\",\"evidence\":{record}}}"
+            );
+            last_hash = sha256_ref(&buf[start..]);
+            count += 1;
+            buf.push(b'\n');
+        }
+        match (&*self.file).write_all(&buf) {
+            Ok(()) => {
+                (self.count, self.last_hash) = (count, last_hash);
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(%error, "evidence log write failed; later records are refused");
+                let failure = WriteFailure::of(&error);
+                self.broken = Some(failure.clone());
+                Err(failure)
+            }
+        }
+    }
+}
+
+/// Everything one open log shares between its callers and its background thread.
 #[derive(Debug)]
 pub(super) struct Shared {
-    pub(super) progress: Mutex<Progress>,
-    head: Mutex<HeadRequest>,
-    head_ready: Condvar,
+    log: Mutex<Log>,
+    background: Mutex<Background>,
+    wake: Condvar,
+    durability: Durability,
 }
 
-impl Shared {
-    pub(super) fn new(count: u64, last_hash: String) -> Self {
-        Self {
-            progress: Mutex::new(Progress {
-                count,
-                last_hash,
-                broken: None,
-            }),
-            head: Mutex::new(HeadRequest::default()),
-            head_ready: Condvar::new(),
-        }
-    }
-
-    pub(super) fn progress(&self) -> MutexGuard<'_, Progress> {
-        self.progress.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn head_request(&self) -> MutexGuard<'_, HeadRequest> {
-        self.head.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Asks the head thread for a head over `count` records ending in `last_hash`.
-    fn request_head(
-        &self,
-        count: u64,
-        last_hash: &str,
-        durable: Option<std::sync::mpsc::Sender<()>>,
-    ) {
-        let mut request = self.head_request();
-        // A head thread that already has a head to write is waiting for its interval and
-        // takes the newest one then: waking it for each batch would only cost a switch.
-        let wake = request.latest.is_none() || durable.is_some();
-        request.latest = Some((count, last_hash.to_owned()));
-        if let Some(ack) = durable {
-            request.durable.push(ack);
-        }
-        drop(request);
-        if wake {
-            self.head_ready.notify_one();
-        }
-    }
-
-    fn close_head(&self) {
-        self.head_request().closed = true;
-        self.head_ready.notify_one();
-    }
+/// A caller waiting until the log is synced up to `count`.
+#[derive(Debug)]
+struct SyncWaiter {
+    count: u64,
+    /// A flush: the head is rewritten durably before the answer.
+    durable_head: bool,
+    ack: oneshot::Sender<Result<(), WriteFailure>>,
 }
 
-/// The head thread's inbox: the newest head wanted, who waits for it to be durable.
-#[derive(Debug, Default)]
-struct HeadRequest {
-    latest: Option<(u64, String)>,
-    durable: Vec<std::sync::mpsc::Sender<()>>,
+/// What the background thread sees.
+#[derive(Debug)]
+struct Background {
+    /// The newest end written: (count, last_hash).
+    written: (u64, String),
+    /// The end last made durable by `fdatasync`.
+    synced: (u64, String),
+    waiters: Vec<SyncWaiter>,
+    /// The thread is not coming back for a head by itself: a write must wake it.
+    sleeping: bool,
     closed: bool,
 }
 
-/// The threads of one open log.
-pub(super) struct Threads {
-    pub(super) writer: std::thread::JoinHandle<()>,
+impl Shared {
+    pub(super) fn new(log: Log, durability: Durability) -> Self {
+        let end = (log.count, log.last_hash.clone());
+        Self {
+            log: Mutex::new(log),
+            background: Mutex::new(Background {
+                written: end.clone(),
+                synced: end,
+                waiters: Vec::new(),
+                sleeping: false,
+                closed: false,
+            }),
+            wake: Condvar::new(),
+            durability,
+        }
+    }
+
+    pub(super) fn log(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn background(&self) -> MutexGuard<'_, Background> {
+        self.background
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes what is queued and tells the background thread how far the log now reaches;
+    /// answers that count.
+    pub(super) fn write_queued(&self) -> Result<u64, WriteFailure> {
+        let mut log = self.log();
+        let before = log.count;
+        log.write_queued()?;
+        let end = (log.count, log.last_hash.clone());
+        drop(log);
+        if end.0 != before {
+            let count = end.0;
+            let mut background = self.background();
+            // Ends are published in order under the log lock's order of writes; never go back.
+            if count > background.written.0 {
+                background.written = end;
+            }
+            // A thread waiting on a deadline takes the newest end when it wakes: waking it for
+            // every write would only cost a switch.
+            let wake = background.sleeping;
+            drop(background);
+            if wake {
+                self.wake.notify_one();
+            }
+            return Ok(count);
+        }
+        Ok(end.0)
+    }
+
+    /// Waits until the log is synced up to `count`; with `durable_head`, until the head is
+    /// durably rewritten too.
+    pub(super) async fn synced(&self, count: u64, durable_head: bool) -> Result<(), WriteFailure> {
+        let (ack, answer) = oneshot::channel();
+        {
+            let mut background = self.background();
+            if background.synced.0 >= count && !durable_head {
+                return Ok(());
+            }
+            background.waiters.push(SyncWaiter {
+                count,
+                durable_head,
+                ack,
+            });
+        }
+        self.wake.notify_one();
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// Stops the background thread after a last sync and durable head.
+    pub(super) fn close(&self) {
+        self.background().closed = true;
+        self.wake.notify_one();
+    }
+
+    pub(super) fn durability(&self) -> Durability {
+        self.durability
+    }
 }
 
-/// Starts the writer and head threads over `chain`.
+fn stopped() -> WriteFailure {
+    WriteFailure {
+        kind: std::io::ErrorKind::Other,
+        message: "the evidence log's sync thread has stopped".to_owned(),
+    }
+}
+
+/// Starts the background thread of `shared`, writing heads to `head_path`.
 pub(super) fn start(
-    chain: Chain,
     shared: Arc<Shared>,
     head_path: PathBuf,
     key: Option<NodeKey>,
-    durability: Durability,
-    jobs: mpsc::Receiver<Job>,
-) -> std::io::Result<Threads> {
-    let head_shared = Arc::clone(&shared);
-    let head = std::thread::Builder::new()
-        .name("evidence-head".to_owned())
-        .spawn(move || head_loop(&head_shared, &head_path, key.as_ref()))?;
-    let writer = std::thread::Builder::new()
-        .name("evidence-writer".to_owned())
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("evidence-sync".to_owned())
         .spawn(move || {
-            let writer = Writer {
-                chain,
-                shared,
-                durability,
+            let mut thread = SyncThread {
+                shared: &shared,
+                head_path: &head_path,
+                key: key.as_ref(),
+                head_count: None,
+                head_at: None,
                 synced_at: Instant::now(),
-                unsynced: false,
             };
-            writer.run(jobs, head);
-        })?;
-    Ok(Threads { writer })
+            thread.run();
+        })
 }
 
-struct Writer {
-    chain: Chain,
-    shared: Arc<Shared>,
-    durability: Durability,
+struct SyncThread<'a> {
+    shared: &'a Shared,
+    head_path: &'a std::path::Path,
+    key: Option<&'a NodeKey>,
+    /// The count the head on disk claims (`None`: not written by this thread yet).
+    head_count: Option<u64>,
+    head_at: Option<Instant>,
     synced_at: Instant,
-    /// Records written since the last `fdatasync`.
-    unsynced: bool,
 }
 
-impl Writer {
-    fn run(mut self, mut jobs: mpsc::Receiver<Job>, head: std::thread::JoinHandle<()>) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build();
-        let runtime = match runtime {
-            Ok(runtime) => runtime,
-            Err(error) => {
-                tracing::error!(%error, "evidence writer could not start; records are refused");
-                self.shared.progress().broken = Some(WriteFailure::of(&error));
-                jobs.close();
-                self.shared.close_head();
-                let _ = head.join();
-                return;
-            }
-        };
-        runtime.block_on(async {
-            let mut batch = Vec::new();
-            while let Some(first) = self.next_job(&mut jobs).await {
-                batch.push(first);
-                while batch.len() < 4096 {
-                    match jobs.try_recv() {
-                        Ok(job) => batch.push(job),
-                        Err(_) => break,
-                    }
-                }
-                self.commit(&mut batch);
-            }
-        });
-        // Every sender is gone: make it all durable, then stop the head thread.
-        let _ = self.sync();
-        self.shared.close_head();
-        let _ = head.join();
-    }
-
-    /// The next job; while unsynced records wait on an interval, syncs when it ends.
-    async fn next_job(&mut self, jobs: &mut mpsc::Receiver<Job>) -> Option<Job> {
+impl SyncThread<'_> {
+    fn run(&mut self) {
+        let mut background = self.shared.background();
         loop {
-            let Durability::Interval(interval) = self.durability else {
-                return jobs.recv().await;
-            };
-            if !self.unsynced {
-                return jobs.recv().await;
-            }
-            let left = interval.saturating_sub(self.synced_at.elapsed());
-            match tokio::time::timeout(left, jobs.recv()).await {
-                Ok(job) => return job,
-                Err(_) => {
-                    if let Err(error) = self.sync_log() {
-                        self.fail(&error);
-                    }
+            let unsynced = background.written.0 > background.synced.0;
+            let interval_due = matches!(self.shared.durability, Durability::Interval(interval)
+                if unsynced && self.synced_at.elapsed() >= interval);
+            let batch_due = self.shared.durability == Durability::Batch && unsynced;
+            if background.closed || !background.waiters.is_empty() || interval_due || batch_due {
+                let closed = background.closed;
+                let waiters = std::mem::take(&mut background.waiters);
+                drop(background);
+                self.sync(waiters, closed);
+                if closed {
+                    return;
                 }
-            }
-        }
-    }
-
-    /// Writes the records of `batch` in one write, syncs as configured, answers its waiters.
-    fn commit(&mut self, batch: &mut Vec<Job>) {
-        let mut buf = Vec::new();
-        let mut next = (self.chain.count, self.chain.last_hash.clone());
-        let mut waiters = Vec::new();
-        let mut syncs = Vec::new();
-        let mut jobs = batch.drain(..).peekable();
-        while let Some(job) = jobs.next() {
-            match job {
-                Job::Record(json) => {
-                    self.chain.link(&mut buf, &mut next, &json);
-                    if buf.len() >= MAX_BATCH_BYTES && jobs.peek().is_some() {
-                        // Write what we have so a huge batch does not grow without bound.
-                        let result = self.write(&buf, next.clone());
-                        buf.clear();
-                        if let Err(failure) = result {
-                            answer(&mut waiters, &mut syncs, Err(failure));
-                        }
-                    }
-                }
-                Job::Barrier(ack) => waiters.push(ack),
-                Job::Sync(ack) => syncs.push(ack),
-            }
-        }
-        drop(jobs);
-        let mut result = if buf.is_empty() {
-            self.broken()
-        } else {
-            self.write(&buf, next)
-        };
-        let sync_now = result.is_ok()
-            && (!syncs.is_empty()
-                || (self.unsynced
-                    && match self.durability {
-                        Durability::Batch => true,
-                        Durability::Interval(interval) => self.synced_at.elapsed() >= interval,
-                        Durability::Never => false,
-                    }));
-        if sync_now {
-            result = self.sync_log().map_err(|e| self.fail(&e));
-        }
-        if result.is_ok() {
-            let progress = (self.chain.count, self.chain.last_hash.clone());
-            {
-                let mut published = self.shared.progress();
-                published.count = progress.0;
-                published.last_hash.clone_from(&progress.1);
-            }
-            if syncs.is_empty() {
-                self.shared.request_head(progress.0, &progress.1, None);
-            } else {
-                let (ack, durable) = std::sync::mpsc::channel();
-                self.shared.request_head(progress.0, &progress.1, Some(ack));
-                if durable.recv().is_err() {
-                    result = Err(WriteFailure {
-                        kind: std::io::ErrorKind::Other,
-                        message: "the head anchor could not be written durably".to_owned(),
-                    });
-                }
-            }
-        }
-        answer(&mut waiters, &mut syncs, result);
-    }
-
-    /// The failure that stops every later write, if one happened.
-    fn broken(&self) -> Result<(), WriteFailure> {
-        self.shared.progress().broken.clone().map_or(Ok(()), Err)
-    }
-
-    /// Writes `buf` (records ending at `next`) unless the log is already broken.
-    fn write(&mut self, buf: &[u8], next: (u64, String)) -> Result<(), WriteFailure> {
-        self.broken()?;
-        match self.chain.file.write_all(buf) {
-            Ok(()) => {
-                (self.chain.count, self.chain.last_hash) = next;
-                self.unsynced = true;
-                Ok(())
-            }
-            Err(error) => Err(self.fail(&error)),
-        }
-    }
-
-    /// Marks the log broken; every later record is refused until it is reopened and verified.
-    fn fail(&self, error: &std::io::Error) -> WriteFailure {
-        tracing::error!(%error, "evidence log write failed; later records are refused");
-        let failure = WriteFailure::of(error);
-        let mut progress = self.shared.progress();
-        progress.broken.get_or_insert_with(|| failure.clone());
-        failure
-    }
-
-    fn sync_log(&mut self) -> std::io::Result<()> {
-        if self.unsynced {
-            self.chain.file.sync_data()?;
-            self.unsynced = false;
-        }
-        self.synced_at = Instant::now();
-        Ok(())
-    }
-
-    /// Syncs the log and durably rewrites the head (the writer is stopping).
-    fn sync(&mut self) -> std::io::Result<()> {
-        self.sync_log()?;
-        let (ack, durable) = std::sync::mpsc::channel();
-        self.shared
-            .request_head(self.chain.count, &self.chain.last_hash, Some(ack));
-        let _ = durable.recv();
-        Ok(())
-    }
-}
-
-/// Answers every waiter of a batch with `result`.
-fn answer(
-    waiters: &mut Vec<oneshot::Sender<Result<(), WriteFailure>>>,
-    syncs: &mut Vec<oneshot::Sender<Result<(), WriteFailure>>>,
-    result: Result<(), WriteFailure>,
-) {
-    for ack in waiters.drain(..).chain(syncs.drain(..)) {
-        // A waiter that went away does not need the answer.
-        let _ = ack.send(result.clone());
-    }
-}
-
-/// Rewrites the head at most every [`HEAD_INTERVAL`], at once (and durably) when asked to.
-fn head_loop(shared: &Shared, head_path: &std::path::Path, key: Option<&NodeKey>) {
-    let mut written_at: Option<Instant> = None;
-    let mut request = shared.head_request();
-    loop {
-        let urgent = !request.durable.is_empty() || request.closed;
-        let due = written_at.is_none_or(|at| at.elapsed() >= HEAD_INTERVAL);
-        if request.latest.is_some() && (urgent || due) {
-            let Some((count, last_hash)) = request.latest.take() else {
+                background = self.shared.background();
                 continue;
-            };
-            let acks = std::mem::take(&mut request.durable);
-            drop(request);
-            let head = match key {
-                Some(key) => Head::signed(count, last_hash, key),
-                None => Head::unsigned(count, last_hash),
-            };
-            match write_head(head_path, &head, !acks.is_empty()) {
-                Ok(()) => {
-                    for ack in acks {
-                        let _ = ack.send(());
-                    }
-                }
-                // Dropping the acks tells their waiters the head is not durable.
-                Err(error) => {
-                    tracing::error!(%error, head = %head_path.display(), "evidence head write failed");
-                }
             }
-            written_at = Some(Instant::now());
-            request = shared.head_request();
-            continue;
-        }
-        if request.closed {
-            return;
-        }
-        request = if request.latest.is_some() {
-            let wait = written_at.map_or(Duration::ZERO, |at| {
+            // Batch durability anchors only what is synced, so a head never claims a record
+            // a power loss could take.
+            let target = match self.shared.durability {
+                Durability::Batch => background.synced.clone(),
+                _ => background.written.clone(),
+            };
+            let head_pending = self.head_count != Some(target.0);
+            let head_wait = self.head_at.map_or(Duration::ZERO, |at| {
                 HEAD_INTERVAL.saturating_sub(at.elapsed())
             });
-            shared
-                .head_ready
-                .wait_timeout(request, wait)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0
-        } else {
-            shared
-                .head_ready
-                .wait(request)
-                .unwrap_or_else(PoisonError::into_inner)
-        };
+            if head_pending && head_wait.is_zero() {
+                drop(background);
+                // A failure is logged; the next write tries again.
+                let _ = self.write_head(&target, false);
+                background = self.shared.background();
+                continue;
+            }
+            let mut wait = head_pending.then_some(head_wait);
+            if let Durability::Interval(interval) = self.shared.durability
+                && unsynced
+            {
+                let left = interval.saturating_sub(self.synced_at.elapsed());
+                wait = Some(wait.map_or(left, |w| w.min(left)));
+            }
+            // Unless it comes back for a head anyway, a write must wake it to anchor the log.
+            background.sleeping = !head_pending;
+            background = match wait {
+                Some(wait) => {
+                    self.shared
+                        .wake
+                        .wait_timeout(background, wait)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => self
+                    .shared
+                    .wake
+                    .wait(background)
+                    .unwrap_or_else(PoisonError::into_inner),
+            };
+            background.sleeping = false;
+        }
     }
+
+    /// `fdatasync`s the log, answers the waiters it satisfies (after a durable head when one
+    /// asked for it, or when the log is closing) and keeps the rest waiting.
+    fn sync(&mut self, waiters: Vec<SyncWaiter>, closing: bool) {
+        let outcome = sync_file(self.shared);
+        self.synced_at = Instant::now();
+        let mut background = self.shared.background();
+        if let Ok(end) = &outcome
+            && end.0 > background.synced.0
+        {
+            background.synced = end.clone();
+        }
+        let synced = background.synced.clone();
+        let (ready, waiting): (Vec<_>, Vec<_>) = waiters
+            .into_iter()
+            .partition(|w| outcome.is_err() || w.count <= synced.0);
+        background.waiters.extend(waiting);
+        drop(background);
+        let mut answer = outcome.map(|_| ());
+        if answer.is_ok() && (closing || ready.iter().any(|w| w.durable_head)) {
+            answer = self.write_head(&synced, true);
+        }
+        for waiter in ready {
+            let _ = waiter.ack.send(answer.clone());
+        }
+    }
+
+    fn write_head(&mut self, end: &(u64, String), durable: bool) -> Result<(), WriteFailure> {
+        let head = match self.key {
+            Some(key) => Head::signed(end.0, end.1.clone(), key),
+            None => Head::unsigned(end.0, end.1.clone()),
+        };
+        self.head_at = Some(Instant::now());
+        match write_head(self.head_path, &head, durable) {
+            Ok(()) => {
+                self.head_count = Some(end.0);
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(%error, head = %self.head_path.display(), "evidence head write failed");
+                Err(WriteFailure::of(&error))
+            }
+        }
+    }
+}
+
+/// `fdatasync`s the log; answers the end it made durable.
+fn sync_file(shared: &Shared) -> Result<(u64, String), WriteFailure> {
+    let (file, count, last_hash) = {
+        let log = shared.log();
+        (Arc::clone(&log.file), log.count, log.last_hash.clone())
+    };
+    file.sync_data().map_err(|e| WriteFailure::of(&e))?;
+    Ok((count, last_hash))
 }
