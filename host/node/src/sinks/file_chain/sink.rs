@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ep_contracts::Contract as _;
 use ep_contracts::boundary::Evidence;
-use ep_contracts::canonical::canonical_json;
 use serde_json::{Value, json};
 
 use super::head::{Head, NodeKey, SignatureProblem, read_head, write_head};
@@ -287,11 +285,7 @@ impl FileChainSink {
 
 /// The canonical JSON of `evidence` as a record carries it, or why it cannot be one.
 fn encode(evidence: &Evidence) -> Result<String, String> {
-    let value = evidence.to_value();
-    if !value.is_object() {
-        return Err("evidence did not serialize to a JSON object".to_owned());
-    }
-    let json = canonical_json(&value);
+    let json = evidence.canonical_json();
     if json.len() + LINE_FRAMING_BYTES > MAX_RECORD_BYTES {
         return Err(format!(
             "record is {} bytes, over the {MAX_RECORD_BYTES}-byte limit; evidence must carry \
