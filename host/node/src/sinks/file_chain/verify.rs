@@ -103,12 +103,64 @@ pub(crate) struct Scan {
 }
 
 /// One parsed record line: only what the chain needs.
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct RecordLink {
     seq: u64,
     prev_hash: String,
 }
 
+/// A record line as written: read without building the evidence (only checked to be an
+/// object). Any line this refuses is parsed again the general way, which names the problem.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line<'a> {
+    seq: u64,
+    #[serde(borrow)]
+    prev_hash: std::borrow::Cow<'a, str>,
+    evidence: AnyObject,
+}
+
+/// A JSON object, skipped.
+struct AnyObject;
+
+impl<'de> serde::Deserialize<'de> for AnyObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = AnyObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<AnyObject, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(AnyObject)
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
 fn parse_record(line: &[u8]) -> Result<RecordLink, String> {
+    if let Ok(record) = serde_json::from_slice::<Line<'_>>(line)
+        && is_sha256_ref(&record.prev_hash)
+    {
+        let _ = record.evidence;
+        return Ok(RecordLink {
+            seq: record.seq,
+            prev_hash: record.prev_hash.into_owned(),
+        });
+    }
+    parse_record_slowly(line)
+}
+
+/// The general parse: builds the line as a value, so a refusal names what is wrong.
+fn parse_record_slowly(line: &[u8]) -> Result<RecordLink, String> {
     let value: Value = serde_json::from_slice(line).map_err(|e| format!("not JSON ({e})"))?;
     let Value::Object(map) = value else {
         return Err("not a JSON object".to_owned());
@@ -332,4 +384,35 @@ fn earlier_seq_follows(reader: &mut impl BufRead, seq: u64) -> bool {
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quick_parse_answers_exactly_like_the_general_one() {
+        let lines = [
+            r#"{"seq":0,"prev_hash":"HASH","evidence":{"a":[1,{"b":null}]}}"#,
+            r#"{"evidence":{},"seq":7,"prev_hash":"HASH"}"#,
+            r#"{"seq":1,"seq":2,"prev_hash":"HASH","evidence":{}}"#,
+            r#"{"seq":1,"prev_hash":"HASH","evidence":{},"extra":1}"#,
+            r#"{"seq":-1,"prev_hash":"HASH","evidence":{}}"#,
+            r#"{"seq":1.5,"prev_hash":"HASH","evidence":{}}"#,
+            r#"{"seq":1,"prev_hash":"sha256:abc","evidence":{}}"#,
+            r#"{"seq":1,"prev_hash":"HASH","evidence":[]}"#,
+            r#"{"seq":1,"prev_hash":"HASH"}"#,
+            r#"{"seq":1,"prev_h\u0061sh":"HASH","evidence":{}}"#,
+            r#"[1,2]"#,
+            r#"{"seq":1,"prev_hash":"HASH","evidence":{}"#,
+        ];
+        for line in lines {
+            let line = line.replace("HASH", &format!("sha256:{}", "ab".repeat(32)));
+            assert_eq!(
+                parse_record(line.as_bytes()),
+                parse_record_slowly(line.as_bytes()),
+                "{line}"
+            );
+        }
+    }
 }
