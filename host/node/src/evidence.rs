@@ -358,8 +358,8 @@ pub fn cancelled_payload(
 /// fingerprints, then every raw-evidence finding of
 /// [`ep_contracts::simulation::raw_evidence_findings`] is replaced by its fingerprint. The
 /// result always passes that scan.
-pub fn bound(value: Value) -> Value {
-    let mut value = cap(value);
+pub fn bound(mut value: Value) -> Value {
+    cap(&mut value);
     for _ in 0..MAX_SCAN_ROUNDS {
         let findings = raw_evidence_findings(&value);
         if findings.is_empty() {
@@ -388,24 +388,27 @@ fn has_forbidden_marker(s: &str) -> bool {
 
 /// Replaces long strings with fingerprints and renames keys carrying a forbidden marker to
 /// the hash of the key.
-fn cap(value: Value) -> Value {
+fn cap(value: &mut Value) {
     match value {
-        Value::String(s) if s.len() > MAX_EVIDENCE_STRING_BYTES => fingerprint(&Value::String(s)),
-        Value::Array(items) => Value::Array(items.into_iter().map(cap).collect()),
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(key, child)| {
-                    let key = if key.len() > MAX_EVIDENCE_STRING_BYTES || has_forbidden_marker(&key)
-                    {
-                        sha256_ref(key.as_bytes())
-                    } else {
-                        key
-                    };
-                    (key, cap(child))
-                })
-                .collect(),
-        ),
-        other => other,
+        Value::String(s) if s.len() > MAX_EVIDENCE_STRING_BYTES => {
+            *value = fingerprint(&Value::String(std::mem::take(s)));
+        }
+        Value::Array(items) => items.iter_mut().for_each(cap),
+        Value::Object(map) => {
+            // In place: renaming is rare, rebuilding every map for it was not.
+            let renamed: Vec<String> = map
+                .keys()
+                .filter(|key| key.len() > MAX_EVIDENCE_STRING_BYTES || has_forbidden_marker(key))
+                .cloned()
+                .collect();
+            for key in renamed {
+                if let Some(child) = map.remove(&key) {
+                    map.insert(sha256_ref(key.as_bytes()), child);
+                }
+            }
+            map.values_mut().for_each(cap);
+        }
+        _ => {}
     }
 }
 
