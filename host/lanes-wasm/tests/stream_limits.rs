@@ -18,31 +18,26 @@ use serde_json::json;
 use support::*;
 
 fn failure(event: &ExecutionEvent) -> (String, String) {
-    let error = &event.payload["error"];
-    (
-        error["failure_class"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        error["details"]["cause"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    )
+    failure_in(&event.payload["error"])
 }
 
-#[tokio::test]
-async fn a_stream_that_spends_its_event_budget_ends_with_policy_denied() {
+/// Every event of the `forever` operation of the echo guest, streamed under `limits`.
+async fn forever_events(limits: LaneLimits) -> Vec<ExecutionEvent> {
     let rt = runtime();
-    let limits = LaneLimits {
-        max_stream_events: 50,
-        ..LaneLimits::default()
-    };
     let lane = load(&rt, "echo", limits).await;
     let stream = guarded(lane.stream(request(Some("forever"), json!({})), ctx()))
         .await
         .unwrap();
-    let events: Vec<_> = guarded(stream.collect()).await;
+    guarded(stream.collect()).await
+}
+
+#[tokio::test]
+async fn a_stream_that_spends_its_event_budget_ends_with_policy_denied() {
+    let events = forever_events(LaneLimits {
+        max_stream_events: 50,
+        ..LaneLimits::default()
+    })
+    .await;
     assert_eq!(events.len(), 51, "the budget, then the failure");
     assert!(
         events[..50]
@@ -60,17 +55,12 @@ async fn a_stream_that_spends_its_event_budget_ends_with_policy_denied() {
 
 #[tokio::test]
 async fn a_stream_that_outlives_its_lifetime_ends_with_timeout() {
-    let rt = runtime();
-    let limits = LaneLimits {
+    let events = forever_events(LaneLimits {
         max_stream_lifetime: Duration::from_millis(200),
         max_stream_events: u64::MAX,
         ..LaneLimits::default()
-    };
-    let lane = load(&rt, "echo", limits).await;
-    let stream = guarded(lane.stream(request(Some("forever"), json!({})), ctx()))
-        .await
-        .unwrap();
-    let events: Vec<_> = guarded(stream.collect()).await;
+    })
+    .await;
     let last = events.last().unwrap();
     assert_eq!(last.event_type.as_deref(), Some(STREAM_FAILED_EVENT));
     assert_eq!(

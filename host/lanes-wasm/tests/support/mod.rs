@@ -80,6 +80,11 @@ pub fn failure_of(result: &ExecutionResult) -> (String, String) {
         .error
         .as_ref()
         .expect("failed results carry an error");
+    failure_in(error)
+}
+
+/// `(failure_class, details.cause)` of an error object (a result's, or a failure event's).
+pub fn failure_in(error: &Value) -> (String, String) {
     (
         error["failure_class"]
             .as_str()
