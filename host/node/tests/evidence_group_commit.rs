@@ -36,6 +36,19 @@ fn lines(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// The head once it counts `count` records: polled (a liveness check, not a timing one).
+async fn wait_for_head(path: &Path, count: u64) -> Value {
+    let mut head = Value::Null;
+    for _ in 0..1000 {
+        head = serde_json::from_slice(&std::fs::read(head_path(path)).unwrap()).unwrap();
+        if head["count"] == count {
+            return head;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the head never reached {count} records: {head}");
+}
+
 fn options(durability: Durability, queue_records: usize) -> SinkOptions {
     SinkOptions {
         key: Some(node_key()),
@@ -170,17 +183,8 @@ async fn the_head_catches_up_with_settled_records_without_a_flush() {
         sink.emit(&evidence(0, i)).await.unwrap();
     }
     sink.settle().await.unwrap();
-    // The sync thread anchors what was written on its own, within its head interval; poll for
-    // it (a liveness check, not a timing one).
-    let mut head = Value::Null;
-    for _ in 0..1000 {
-        head = serde_json::from_slice(&std::fs::read(head_path(&path)).unwrap()).unwrap();
-        if head["count"] == 30 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(head["count"], 30, "{head}");
+    // The sync thread anchors what was written on its own, within its head interval.
+    let head = wait_for_head(&path, 30).await;
     assert_eq!(head["last_hash"], sink.last_hash());
     assert_eq!(head["key_id"], "node-group");
     let verify = VerifyOptions {
@@ -189,4 +193,43 @@ async fn the_head_catches_up_with_settled_records_without_a_flush() {
     };
     // The live log verifies as it is, no flush needed.
     assert_eq!(verify_chain_with(&path, &verify).unwrap().records, 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_log_verifies_with_its_unanchored_tail_pending_and_a_stopped_one_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("evidence.jsonl");
+    let sink = FileChainSink::open_with(&path, options(Durability::Never, 4096)).unwrap();
+    for i in 0..10 {
+        sink.emit(&evidence(0, i)).await.unwrap();
+    }
+    sink.flush().await.unwrap();
+    let anchored_head = std::fs::read(head_path(&path)).unwrap();
+    for i in 10..15 {
+        sink.emit(&evidence(0, i)).await.unwrap();
+    }
+    sink.settle().await.unwrap();
+    // Once the sync thread has anchored all 15, put the older head back, as if its next update
+    // were still to come (the thread rewrites it only after another write).
+    wait_for_head(&path, 15).await;
+    std::fs::write(head_path(&path), &anchored_head).unwrap();
+    let verify = VerifyOptions {
+        key: Some(node_key().verifier()),
+        ..VerifyOptions::default()
+    };
+    let report = verify_chain_with(&path, &verify).unwrap();
+    assert_eq!((report.records, report.pending), (15, 5));
+    // A verify never keeps the writer from going on.
+    sink.emit(&evidence(0, 15)).await.unwrap();
+    sink.settle().await.unwrap();
+
+    // Nobody writes it any more: records past the head are an error again.
+    drop(sink);
+    std::fs::write(head_path(&path), &anchored_head).unwrap();
+    let err = verify_chain_with(&path, &verify).unwrap_err();
+    assert_eq!(
+        err.kind(),
+        Some(ep_node::sinks::file_chain::ChainErrorKind::Appended),
+        "{err}"
+    );
 }

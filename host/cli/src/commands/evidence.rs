@@ -36,6 +36,19 @@ pub fn run(cmd: EvidenceCommand) -> Result<(), CliError> {
 /// The one line `verify` prints; it starts with `<n> records, chain intact`.
 fn summary(report: &ChainReport) -> String {
     let n = report.records;
+    let mut text = anchoring(report, n);
+    if report.pending > 0 {
+        text.push_str(&format!(
+            "; the log is being written: its last {} records chain cleanly and await the next \
+             head update",
+            report.pending
+        ));
+    }
+    text
+}
+
+/// What anchors a log of `n` records, and how far it was checked.
+fn anchoring(report: &ChainReport, n: u64) -> String {
     match &report.head {
         HeadStatus::Missing => format!(
             "{n} records, chain intact, NOT anchored: no head file (--allow-unanchored), so \

@@ -309,6 +309,10 @@ pub struct ChainReport {
     pub anchored: bool,
     /// The head, and whether its signature was checked.
     pub head: HeadStatus,
+    /// Records past the head that chain cleanly in a log a live writer holds (written since
+    /// its last head update, which trails the log by at most [`HEAD_INTERVAL`]); always 0 for a
+    /// log nobody is writing, where such records are an error.
+    pub pending: u64,
 }
 
 #[cfg(test)]

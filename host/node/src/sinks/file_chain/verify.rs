@@ -41,6 +41,17 @@ pub fn verify_chain_with(
         path: path.to_path_buf(),
         source,
     })?;
+    // A writer holding the lock is writing now: what it appended since its last head update
+    // (at most the head interval's worth) is pending, not appended behind its back.
+    // The probe's own lock is let go at once: a verify must never keep a writer from opening.
+    let live = match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(std::fs::TryLockError::WouldBlock) => true,
+        Err(std::fs::TryLockError::Error(_)) => false,
+    };
     let scan = scan_chain(path, BufReader::new(file), head.as_ref())?;
     let Some(head) = head else {
         if !options.allow_unanchored {
@@ -54,9 +65,10 @@ pub fn verify_chain_with(
             last_hash: scan.last_hash,
             anchored: false,
             head: HeadStatus::Missing,
+            pending: 0,
         });
     };
-    if scan.records > head.count {
+    if scan.records > head.count && !live {
         return Err(appended(path, &head, scan.records));
     }
     if let Some(key) = &options.key {
@@ -72,6 +84,7 @@ pub fn verify_chain_with(
         last_hash: scan.last_hash,
         anchored: true,
         head: status,
+        pending: scan.records.saturating_sub(head.count),
     })
 }
 
