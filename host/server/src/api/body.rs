@@ -36,6 +36,29 @@ pub fn json_response(status: StatusCode, value: &Value) -> Response<ApiBody> {
     response
 }
 
+/// A JSON answer serialized straight from `value` (no intermediate JSON value: an execution's
+/// result is written once). Object keys follow the type's field order.
+pub fn serialized_response(status: StatusCode, value: &impl serde::Serialize) -> Response<ApiBody> {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => {
+            let mut response = Response::new(full(bytes));
+            *response.status_mut() = status;
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        }
+        Err(error) => {
+            tracing::error!(%error, "an answer could not be serialized");
+            error_response(&ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error: the answer could not be serialized (the host log has why)",
+            ))
+        }
+    }
+}
+
 /// The envelope of `error`, with its status and headers.
 pub fn error_response(error: &ApiError) -> Response<ApiBody> {
     let mut response = json_response(error.status, &error.body());

@@ -19,6 +19,7 @@ use tracing::field::Empty;
 use super::Shared;
 use super::body::{
     ApiBody, check_optional_body, error_response, full, json_response, read_contract,
+    serialized_response,
 };
 use super::errors::{ApiError, result_status};
 use super::router::{Route, route};
@@ -233,7 +234,7 @@ async fn execute(
     }
     span.record("status", result.status.as_str());
     span.in_scope(|| tracing::info!("execution ended"));
-    Ok(json_response(result_status(&result), &result.to_value()))
+    Ok(serialized_response(result_status(&result), &result))
 }
 
 async fn stream(
