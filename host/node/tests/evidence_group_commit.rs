@@ -49,6 +49,14 @@ async fn wait_for_head(path: &Path, count: u64) -> Value {
     panic!("the head never reached {count} records: {head}");
 }
 
+/// Verification that requires the head signed by [`node_key`].
+fn keyed() -> VerifyOptions {
+    VerifyOptions {
+        key: Some(node_key().verifier()),
+        ..VerifyOptions::default()
+    }
+}
+
 fn options(durability: Durability, queue_records: usize) -> SinkOptions {
     SinkOptions {
         key: Some(node_key()),
@@ -110,10 +118,7 @@ async fn concurrent_writers_make_one_verified_chain_in_every_durability() {
         }
 
         sink.flush().await.unwrap();
-        let verify = VerifyOptions {
-            key: Some(node_key().verifier()),
-            ..VerifyOptions::default()
-        };
+        let verify = keyed();
         let report = verify_chain_with(&path, &verify).unwrap();
         assert_eq!((report.records, report.anchored), (16 * 50, true));
         assert_eq!(report.last_hash, sink.last_hash());
@@ -128,10 +133,7 @@ async fn a_full_queue_is_written_by_the_caller_that_fills_it_and_loses_nothing()
     let sink = Arc::new(FileChainSink::open_with(&path, options(Durability::Batch, 1)).unwrap());
     emit_concurrently(&sink, 8, 40).await;
     drop(Arc::into_inner(sink).unwrap());
-    let verify = VerifyOptions {
-        key: Some(node_key().verifier()),
-        ..VerifyOptions::default()
-    };
+    let verify = keyed();
     let report = verify_chain_with(&path, &verify).unwrap();
     assert_eq!((report.records, report.anchored), (320, true));
 }
@@ -148,10 +150,7 @@ async fn closing_the_sink_writes_what_was_queued_and_anchors_it() {
     drop(sink);
     let head: Value = serde_json::from_slice(&std::fs::read(head_path(&path)).unwrap()).unwrap();
     assert_eq!(head["count"], 200);
-    let verify = VerifyOptions {
-        key: Some(node_key().verifier()),
-        ..VerifyOptions::default()
-    };
+    let verify = keyed();
     assert_eq!(verify_chain_with(&path, &verify).unwrap().records, 200);
     // And the lock is released: the log opens again and continues.
     let sink = FileChainSink::open_signed(&path, node_key()).unwrap();
@@ -187,10 +186,7 @@ async fn the_head_catches_up_with_settled_records_without_a_flush() {
     let head = wait_for_head(&path, 30).await;
     assert_eq!(head["last_hash"], sink.last_hash());
     assert_eq!(head["key_id"], "node-group");
-    let verify = VerifyOptions {
-        key: Some(node_key().verifier()),
-        ..VerifyOptions::default()
-    };
+    let verify = keyed();
     // The live log verifies as it is, no flush needed.
     assert_eq!(verify_chain_with(&path, &verify).unwrap().records, 30);
 }
@@ -213,10 +209,7 @@ async fn a_live_log_verifies_with_its_unanchored_tail_pending_and_a_stopped_one_
     // were still to come (the thread rewrites it only after another write).
     wait_for_head(&path, 15).await;
     std::fs::write(head_path(&path), &anchored_head).unwrap();
-    let verify = VerifyOptions {
-        key: Some(node_key().verifier()),
-        ..VerifyOptions::default()
-    };
+    let verify = keyed();
     let report = verify_chain_with(&path, &verify).unwrap();
     assert_eq!((report.records, report.pending), (15, 5));
     // A verify never keeps the writer from going on.

@@ -28,7 +28,12 @@ pub fn full(bytes: impl Into<Bytes>) -> ApiBody {
 
 /// A JSON answer with `status`.
 pub fn json_response(status: StatusCode, value: &Value) -> Response<ApiBody> {
-    let mut response = Response::new(full(value.to_string()));
+    json_bytes(status, value.to_string())
+}
+
+/// `bytes` (JSON text) answered with `status` and the JSON content type.
+fn json_bytes(status: StatusCode, bytes: impl Into<Bytes>) -> Response<ApiBody> {
+    let mut response = Response::new(full(bytes));
     *response.status_mut() = status;
     response
         .headers_mut()
@@ -40,14 +45,7 @@ pub fn json_response(status: StatusCode, value: &Value) -> Response<ApiBody> {
 /// result is written once). Object keys follow the type's field order.
 pub fn serialized_response(status: StatusCode, value: &impl serde::Serialize) -> Response<ApiBody> {
     match serde_json::to_vec(value) {
-        Ok(bytes) => {
-            let mut response = Response::new(full(bytes));
-            *response.status_mut() = status;
-            response
-                .headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            response
-        }
+        Ok(bytes) => json_bytes(status, bytes),
         Err(error) => {
             tracing::error!(%error, "an answer could not be serialized");
             error_response(&ApiError::new(

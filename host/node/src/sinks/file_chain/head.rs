@@ -62,6 +62,14 @@ impl Head {
         }
     }
 
+    /// The head a writer with (or without) `key` writes: signed now when it has one.
+    pub(crate) fn of_writer(key: Option<&NodeKey>, count: u64, last_hash: &str) -> Self {
+        match key {
+            Some(key) => Self::signed(count, last_hash.to_owned(), key),
+            None => Self::unsigned(count, last_hash.to_owned()),
+        }
+    }
+
     /// A head signed now by `key`.
     pub(crate) fn signed(count: u64, last_hash: String, key: &NodeKey) -> Self {
         let signed_at = format_rfc3339(chrono::Utc::now());

@@ -198,7 +198,7 @@ impl FileChainSink {
             let at = at.to_path_buf();
             move |source| ChainError::Io { path: at, source }
         };
-        let anchor = make_head(options.key.as_ref(), scan.records, &scan.last_hash);
+        let anchor = Head::of_writer(options.key.as_ref(), scan.records, &scan.last_hash);
         write_head(&head_path, &anchor, true).map_err(io_at(&head_path))?;
         let mut log = Log::new(file, scan.records, scan.last_hash);
         if let Some(reanchor) = reanchor {
@@ -221,7 +221,7 @@ impl FileChainSink {
             log.queue(json);
             log.write_queued()
                 .map_err(|failure| io_at(path)(failure.into_io()))?;
-            let anchor = make_head(options.key.as_ref(), log.count(), log.last_hash());
+            let anchor = Head::of_writer(options.key.as_ref(), log.count(), log.last_hash());
             write_head(&head_path, &anchor, false).map_err(io_at(&head_path))?;
         }
         let shared = Arc::new(Shared::new(log, options.durability));
@@ -294,14 +294,6 @@ fn encode(evidence: &Evidence) -> Result<String, String> {
         ));
     }
     Ok(json)
-}
-
-/// A head for `count` records ending in `last_hash`, signed when there is a key.
-fn make_head(key: Option<&NodeKey>, count: u64, last_hash: &str) -> Head {
-    match key {
-        Some(key) => Head::signed(count, last_hash.to_owned(), key),
-        None => Head::unsigned(count, last_hash.to_owned()),
-    }
 }
 
 /// Whether a writer may continue the log it found, and if it writes a fresh head over what was

@@ -117,7 +117,8 @@ impl Log {
         }
         let size: usize = self.queued.iter().map(|r| r.len() + 100).sum();
         let mut buf = Vec::with_capacity(size);
-        let (mut count, mut last_hash) = (self.count, std::mem::take(&mut self.last_hash));
+        // The end moves only once the bytes are written: a failed write leaves it as it was.
+        let (mut count, mut last_hash) = (self.count, self.last_hash.clone());
         for record in self.queued.drain(..) {
             let start = buf.len();
             // Writing into a Vec cannot fail.
@@ -208,25 +209,22 @@ impl Shared {
         let mut log = self.log();
         let before = log.count;
         log.write_queued()?;
-        let end = (log.count, log.last_hash.clone());
-        drop(log);
-        if end.0 != before {
-            let count = end.0;
+        let count = log.count;
+        if count != before {
+            // Published under the log lock, so ends arrive in the order they were written (the
+            // background thread never takes the log lock while holding its own).
             let mut background = self.background();
-            // Ends are published in order under the log lock's order of writes; never go back.
-            if count > background.written.0 {
-                background.written = end;
-            }
+            background.written = (count, log.last_hash.clone());
             // A thread waiting on a deadline takes the newest end when it wakes: waking it for
             // every write would only cost a switch.
             let wake = background.sleeping;
             drop(background);
+            drop(log);
             if wake {
                 self.wake.notify_one();
             }
-            return Ok(count);
         }
-        Ok(end.0)
+        Ok(count)
     }
 
     /// Waits until the log is synced up to `count`; with `durable_head`, until the head is
@@ -272,6 +270,9 @@ pub(super) fn start(
     head_path: PathBuf,
     key: Option<NodeKey>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    // The sink wrote the head of the log as it opened it: nothing to anchor yet. Read here,
+    // before any caller can write, not in the thread.
+    let opened = shared.log().count;
     std::thread::Builder::new()
         .name("evidence-sync".to_owned())
         .spawn(move || {
@@ -279,7 +280,7 @@ pub(super) fn start(
                 shared: &shared,
                 head_path: &head_path,
                 key: key.as_ref(),
-                head_count: None,
+                head_count: opened,
                 head_at: None,
                 synced_at: Instant::now(),
             };
@@ -291,8 +292,8 @@ struct SyncThread<'a> {
     shared: &'a Shared,
     head_path: &'a std::path::Path,
     key: Option<&'a NodeKey>,
-    /// The count the head on disk claims (`None`: not written by this thread yet).
-    head_count: Option<u64>,
+    /// The count the head on disk claims.
+    head_count: u64,
     head_at: Option<Instant>,
     synced_at: Instant,
 }
@@ -322,7 +323,7 @@ impl SyncThread<'_> {
                 Durability::Batch => background.synced.clone(),
                 _ => background.written.clone(),
             };
-            let head_pending = self.head_count != Some(target.0);
+            let head_pending = self.head_count != target.0;
             let head_wait = self.head_at.map_or(Duration::ZERO, |at| {
                 HEAD_INTERVAL.saturating_sub(at.elapsed())
             });
@@ -387,14 +388,11 @@ impl SyncThread<'_> {
     }
 
     fn write_head(&mut self, end: &(u64, String), durable: bool) -> Result<(), WriteFailure> {
-        let head = match self.key {
-            Some(key) => Head::signed(end.0, end.1.clone(), key),
-            None => Head::unsigned(end.0, end.1.clone()),
-        };
+        let head = Head::of_writer(self.key, end.0, &end.1);
         self.head_at = Some(Instant::now());
         match write_head(self.head_path, &head, durable) {
             Ok(()) => {
-                self.head_count = Some(end.0);
+                self.head_count = end.0;
                 Ok(())
             }
             Err(error) => {
