@@ -65,12 +65,18 @@ fn serve(config: &Path, cwd: &Path) -> (Server, String) {
             let _ = tx.send(line);
         }
     });
+    // The address comes first; the plugin lanes serve once `lanes ready` is printed.
+    let mut addr = None;
     loop {
         let line = lines
             .recv_timeout(HANG_GUARD)
-            .expect("serve printed no address");
-        if let Some(addr) = line.strip_prefix("listening on ") {
-            return (server, addr.to_owned());
+            .expect("serve printed no address or never had its lanes ready");
+        if let Some(url) = line.strip_prefix("listening on ") {
+            addr = Some(url.to_owned());
+        }
+        if line.starts_with("lanes ready in ") {
+            let addr = addr.expect("the address is printed before the lanes are ready");
+            return (server, addr);
         }
     }
 }

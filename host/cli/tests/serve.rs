@@ -99,10 +99,23 @@ fn serve_on_the_embedded_defaults_starts_answers_and_stops_on_sigterm() {
             break url.to_owned();
         }
     };
-    // The rest of the start-up block.
-    while !printed.iter().any(|l| l.starts_with("operator token: ")) {
+    // The rest of the start-up block, then the lanes once loaded (no plugin directory: the
+    // built-in lanes the default policy serves).
+    while !printed.iter().any(|l| l.starts_with("lanes ready in ")) {
         printed.push(lines.recv_timeout(HANG_GUARD).unwrap());
     }
+    let ready = printed
+        .iter()
+        .find(|l| l.starts_with("lanes ready in "))
+        .unwrap();
+    // The default policy grants no outbound HTTP, so the built-in HTTP lane waits for one.
+    assert!(ready.ends_with(" ms: none"), "{printed:?}");
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.starts_with("lane not served: lane http (<built-in>/http.wasm)")),
+        "{printed:?}"
+    );
     let find = |prefix: &str| -> String {
         printed
             .iter()

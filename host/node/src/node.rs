@@ -297,6 +297,12 @@ impl Node {
         self.write_registry().lanes.insert(lane_id, lane);
     }
 
+    /// Whether a lane `lane_id` is registered now (a host that loads lanes while it serves
+    /// tells "still loading" from "never served" with it).
+    pub fn has_lane(&self, lane_id: &str) -> bool {
+        self.read_registry().lanes.contains_key(lane_id)
+    }
+
     /// Unregisters the lane `lane_id` (a lane the host stops serving); whether one was
     /// registered. Executions already admitted to it finish; later requests for it are refused
     /// as `lane_not_registered`.

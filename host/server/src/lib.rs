@@ -42,4 +42,4 @@ pub use api::{
 pub use config::{ConfigError, LogFormat, ServeConfig};
 pub use error::ServeError;
 pub use lifecycle::{RunningServer, ShutdownReport};
-pub use service::{Service, StartupInfo, start};
+pub use service::{LoadReport, Service, StartupInfo, start};

@@ -22,21 +22,22 @@
 //! serving — unregistered, its target disconnected, named in the report's `refused`. Other
 //! changed keys (listen address, limits, node id) need a restart.
 
+mod keys;
 mod lanes;
+mod loading;
 
 use std::collections::BTreeSet;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use ep_lanes_wasm::{
     HostPolicy, LaneSlot, RollBack, SwapError, WasmRuntime, Withdrawals, WithdrawalsError,
 };
-use ep_node::authority::{SigningKeyFile, TrustStore};
+use ep_node::authority::TrustStore;
 use ep_node::node::Node;
-use ep_node::sinks::file_chain::{FileChainSink, NodeKey};
+use ep_node::sinks::file_chain::FileChainSink;
 use ep_node::verifiers::ed25519_authority::Ed25519AuthorityVerifier;
 use ep_node::verifiers::local_weak::LocalWeakVerifier;
 
@@ -47,7 +48,11 @@ use crate::api::{
 use crate::config::ServeConfig;
 use crate::error::ServeError;
 use crate::lifecycle::RunningServer;
+pub use keys::node_key;
+use keys::{operator_token, prepare_dev_key};
 use lanes::{Loader, Plugins, wasm_files};
+pub use loading::LoadReport;
+use loading::{Loading, claimed_lane_ids};
 
 /// The directory (in `data_dir`) of the withdrawn and quarantined lane digests.
 pub const WITHDRAWALS_DIR: &str = "lanes";
@@ -79,8 +84,6 @@ pub struct StartupInfo {
     pub token_file: PathBuf,
     /// The plugin directory, when it exists.
     pub plugins_dir: Option<PathBuf>,
-    /// Every lane (built-in or plugin) not served at start, with why.
-    pub refused: Vec<RefusedLane>,
 }
 
 /// The lanes now serving.
@@ -109,8 +112,12 @@ pub struct Service {
     info: StartupInfo,
     config: Mutex<ServeConfig>,
     lanes: Mutex<Lanes>,
-    /// Serializes reloads.
-    reloading: tokio::sync::Mutex<()>,
+    /// The plugin lanes loading while the host serves.
+    loading: Loading,
+    /// The task loading them, until it is done.
+    load_task: Mutex<Option<tokio::task::AbortHandle>>,
+    /// Serializes reloads (and the first load of the plugin directory).
+    reloading: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -159,19 +166,24 @@ impl Service {
             policy: &policy,
             withdrawals: &withdrawals,
         };
-        let plugins = loader.plugins(config).await.map_err(ServeError::Policy)?;
+        // The built-in lanes serve at once, except those a plugin file claims: they wait for
+        // the plugin directory (a plugin that loads replaces them; one that is refused does not).
+        let claimed = claimed_lane_ids(&config.plugins.dir);
         let mut refused_builtins = Vec::new();
-        let builtins = loader.builtins(&mut refused_builtins).await;
-        let served = lane_ids(&plugins.slots());
+        let (waiting, unclaimed): (Vec<LaneSlot>, Vec<LaneSlot>) = loader
+            .builtins(&mut refused_builtins)
+            .await
+            .into_iter()
+            .partition(|slot| claimed.contains(slot.lane_id()));
         let builtins = loader
-            .register_builtins(builtins, &served, &mut refused_builtins)
+            .register_builtins(unclaimed, &BTreeSet::new(), &mut refused_builtins)
             .await;
         node.complete_registration();
         let lanes = Lanes {
             policy,
             builtins,
             refused_builtins,
-            plugins,
+            plugins: Plugins::None,
         };
         let info = StartupInfo {
             node_id: config.node.id.clone(),
@@ -186,8 +198,12 @@ impl Service {
                 .dir
                 .is_dir()
                 .then(|| config.plugins.dir.clone()),
-            refused: lanes.refused(),
         };
+        let reloading = Arc::new(tokio::sync::Mutex::new(()));
+        // Taken before any reload can ask for it: a reload waits for the first load.
+        let first_turn = Arc::clone(&reloading).try_lock_owned().map_err(|_| {
+            ServeError::Wasm("the plugin directory's first load could not start".to_owned())
+        })?;
         let service = Arc::new(Self {
             node,
             runtime: runtime.clone(),
@@ -195,8 +211,19 @@ impl Service {
             info,
             config: Mutex::new(config.clone()),
             lanes: Mutex::new(lanes),
-            reloading: tokio::sync::Mutex::new(()),
+            loading: Loading::new(claimed),
+            load_task: Mutex::new(None),
+            reloading,
         });
+        let task = tokio::spawn(Arc::clone(&service).load_plugins(
+            first_turn,
+            config.clone(),
+            waiting,
+        ));
+        *service
+            .load_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(task.abort_handle());
         let options = ApiOptions {
             limits: ServerLimits::from(&config.server),
             operator_token: Some(token),
@@ -220,6 +247,66 @@ impl Service {
     /// Where things are (what `serve` prints).
     pub fn info(&self) -> &StartupInfo {
         &self.info
+    }
+
+    /// What loading the plugin directory came to, once it is done (the host serves its
+    /// built-in lanes, and each plugin lane as it loads, meanwhile).
+    pub async fn loaded(&self) -> LoadReport {
+        self.loading.wait().await
+    }
+
+    /// The plugin directory's first load, in the background: each plugin lane serves as it
+    /// loads; then the built-in lanes in `waiting` serve unless a plugin replaced them.
+    async fn load_plugins(
+        self: Arc<Self>,
+        _turn: tokio::sync::OwnedMutexGuard<()>,
+        config: ServeConfig,
+        waiting: Vec<LaneSlot>,
+    ) {
+        let started = Instant::now();
+        let policy = self.lanes_state().policy.clone();
+        let loader = self.loader(&policy);
+        let mut refused_builtins = Vec::new();
+        let plugins = match loader.plugins(&config).await {
+            Ok(plugins) => plugins,
+            Err(error) => {
+                tracing::error!(dir = %config.plugins.dir.display(), %error, "the lane plugin directory cannot be served");
+                refused_builtins.push(RefusedLane {
+                    lane_id: None,
+                    source: config.plugins.dir.display().to_string(),
+                    reason: error,
+                });
+                Plugins::None
+            }
+        };
+        let served = lane_ids(&plugins.slots());
+        let builtins = loader
+            .register_builtins(waiting, &served, &mut refused_builtins)
+            .await;
+        {
+            let mut state = self.lanes_state();
+            state.builtins.extend(builtins);
+            state.builtins.sort_by(|a, b| a.lane_id().cmp(b.lane_id()));
+            state.refused_builtins.extend(refused_builtins);
+            state.plugins = plugins;
+        }
+        self.finish_loading(started);
+    }
+
+    /// Ends the loading state with what serves now.
+    fn finish_loading(&self, started: Instant) {
+        let report = LoadReport {
+            served: self.slots().iter().map(|s| s.lane_id().to_owned()).collect(),
+            refused: self.lanes_state().refused(),
+            took: started.elapsed(),
+        };
+        tracing::info!(
+            served = report.served.len(),
+            refused = report.refused.len(),
+            took_ms = report.took.as_millis() as u64,
+            "lanes loaded"
+        );
+        self.loading.finish(report);
     }
 
     fn lanes_state(&self) -> MutexGuard<'_, Lanes> {
@@ -259,6 +346,17 @@ impl Service {
 
     /// Stops watching the plugin directory (the lanes keep serving until the node goes).
     pub async fn stop(&self) {
+        let load_task = self
+            .load_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = load_task
+            && !task.is_finished()
+        {
+            task.abort();
+            self.finish_loading(Instant::now());
+        }
         let plugins = std::mem::replace(&mut self.lanes_state().plugins, Plugins::None);
         if let Plugins::Watched(watch) = plugins {
             match Arc::try_unwrap(watch) {
@@ -434,6 +532,14 @@ impl LaneAdmin for Service {
         self.slots().iter().map(LaneStatus::of).collect()
     }
 
+    fn loading(&self) -> Vec<String> {
+        self.loading.loading(&self.node)
+    }
+
+    fn is_loading(&self, lane_id: &str) -> bool {
+        self.loading.is_loading(&self.node, lane_id)
+    }
+
     async fn rollback(&self, lane_id: &str) -> Result<RollBack, SwapError> {
         match self.slots().into_iter().find(|s| s.lane_id() == lane_id) {
             Some(slot) => slot.rollback().await,
@@ -543,134 +649,5 @@ fn load_policy(config: &ServeConfig) -> Result<HostPolicy, ServeError> {
     match &config.policy.file {
         None => Ok(HostPolicy::default()),
         Some(path) => HostPolicy::load(path).map_err(|e| ServeError::Policy(e.to_string())),
-    }
-}
-
-/// The operator token in `path`, generated (32 random bytes as hex, mode 0600) when missing.
-fn operator_token(path: &Path) -> Result<String, ServeError> {
-    if !path.exists() {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| ServeError::Io {
-            path: path.to_owned(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        let token = hex::encode(bytes);
-        write_private(path, format!("{token}\n").as_bytes())?;
-        tracing::info!(path = %path.display(), "generated the operator token");
-    }
-    let text = std::fs::read_to_string(path).map_err(io(path))?;
-    let token = text.trim().to_owned();
-    if token.is_empty() {
-        return Err(ServeError::Io {
-            path: path.to_owned(),
-            source: std::io::Error::other(
-                "the operator token file is empty; delete it to have a new token generated",
-            ),
-        });
-    }
-    Ok(token)
-}
-
-/// Creates `path` with `bytes`, readable by its owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ServeError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(io(path))?;
-    file.write_all(bytes).map_err(io(path))?;
-    file.sync_all().map_err(io(path))
-}
-
-/// The node key in `data_dir` (generated, mode 0600, on first start): it signs the evidence
-/// head, so a log rewritten with its head by someone without it is detected.
-pub fn node_key(data_dir: &Path, node_id: &str) -> Result<NodeKey, ServeError> {
-    NodeKey::load_or_generate(&data_dir.join(NODE_KEY_FILE), node_id)
-        .map_err(|e| ServeError::Authority(format!("node key (signs the evidence head): {e}")))
-}
-
-/// With `dev_key`: the development key (generated on first start) and its trust-store entry.
-fn prepare_dev_key(config: &ServeConfig) -> Result<Option<PathBuf>, ServeError> {
-    if !config.authority.dev_key {
-        return Ok(None);
-    }
-    let path = config.data_dir.join(DEV_KEY_FILE);
-    let authority = |e: ep_node::authority::AuthorityKeyError| ServeError::Authority(e.to_string());
-    let key = if path.exists() {
-        SigningKeyFile::load(&path).map_err(authority)?
-    } else {
-        let key = SigningKeyFile::generate(DEV_KEY_ID).map_err(authority)?;
-        key.save(&path).map_err(authority)?;
-        tracing::info!(path = %path.display(), "generated a development signing key");
-        key
-    };
-    let store_path = &config.authority.trust_store;
-    let store = if store_path.exists() {
-        TrustStore::load(store_path).map_err(authority)?
-    } else {
-        TrustStore::new()
-    };
-    match store.get(key.key_id()) {
-        Some(trusted) if trusted.public_key == key.verifying_key() => {}
-        Some(_) => tracing::warn!(
-            key_id = key.key_id(),
-            trust_store = %store_path.display(),
-            "the trust store has another key under the development key's id; refs signed with the development key will be refused"
-        ),
-        None => {
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(store_path)
-                .map_err(io(store_path))?;
-            let existing = std::fs::read_to_string(store_path).map_err(io(store_path))?;
-            let separator = if existing.is_empty() || existing.ends_with('\n') {
-                ""
-            } else {
-                "\n"
-            };
-            write!(file, "{separator}{}", key.public_entry()).map_err(io(store_path))?;
-        }
-    }
-    Ok(Some(path))
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn the_dev_key_joins_an_existing_trust_store_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("serve.toml");
-        std::fs::write(&path, crate::config::DEFAULT_CONFIG).unwrap();
-        let config = ServeConfig::load(Some(&path)).unwrap();
-        std::fs::create_dir_all(&config.data_dir).unwrap();
-        std::fs::write(&config.authority.trust_store, "# operator keys").unwrap();
-        let key = prepare_dev_key(&config).unwrap().unwrap();
-        let store = TrustStore::load(&config.authority.trust_store).unwrap();
-        assert!(store.get(DEV_KEY_ID).is_some());
-        // A second start reuses the key and adds nothing.
-        let text = std::fs::read_to_string(&config.authority.trust_store).unwrap();
-        assert_eq!(prepare_dev_key(&config).unwrap(), Some(key));
-        assert_eq!(
-            std::fs::read_to_string(&config.authority.trust_store).unwrap(),
-            text
-        );
-    }
-
-    #[test]
-    fn the_operator_token_is_generated_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("token");
-        let token = operator_token(&path).unwrap();
-        assert_eq!(token.len(), 64);
-        assert_eq!(operator_token(&path).unwrap(), token);
-        std::fs::write(&path, "\n").unwrap();
-        assert!(operator_token(&path).is_err());
     }
 }

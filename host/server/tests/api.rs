@@ -726,3 +726,92 @@ async fn connections_beyond_the_limit_wait_for_a_free_slot() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     ts.finish().await;
 }
+
+/// A host whose plugin lane `python` is still loading: it answers `/healthz` (naming the lane),
+/// serves its other lanes, and answers a request for `python` `503 lane_loading` with
+/// `retry-after` before it reaches the node (no admission, no evidence). Once loaded, the node
+/// answers for the lane again.
+#[tokio::test]
+async fn a_lane_still_loading_is_named_and_its_requests_are_told_to_retry() {
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Default)]
+    struct Loading(Mutex<Vec<String>>);
+
+    #[async_trait::async_trait]
+    impl ep_server::LaneAdmin for Loading {
+        fn lanes(&self) -> Vec<ep_server::LaneStatus> {
+            Vec::new()
+        }
+        fn loading(&self) -> Vec<String> {
+            self.0.lock().unwrap().clone()
+        }
+        fn is_loading(&self, lane_id: &str) -> bool {
+            self.0.lock().unwrap().iter().any(|l| l == lane_id)
+        }
+        async fn rollback(
+            &self,
+            lane_id: &str,
+        ) -> Result<ep_lanes_wasm::RollBack, ep_lanes_wasm::SwapError> {
+            Err(ep_lanes_wasm::SwapError::UnknownLane {
+                lane_id: lane_id.to_owned(),
+            })
+        }
+        async fn reload(&self) -> ep_server::ReloadReport {
+            ep_server::ReloadReport::default()
+        }
+        async fn reinstate(
+            &self,
+            lane_id: &str,
+            digest: &str,
+        ) -> Result<ep_server::Reinstated, ep_lanes_wasm::WithdrawalsError> {
+            Err(ep_lanes_wasm::WithdrawalsError::NotWithdrawn {
+                lane_id: lane_id.to_owned(),
+                digest: digest.to_owned(),
+            })
+        }
+    }
+
+    let admin = Arc::new(Loading(Mutex::new(vec!["python".to_owned()])));
+    let options = ep_server::ApiOptions {
+        lanes: Some(Arc::clone(&admin) as Arc<dyn ep_server::LaneAdmin>),
+        ..ep_server::ApiOptions::default()
+    };
+    let ts = TestServer::start_with(Setup::Full, options).await;
+    let http = ts.client();
+
+    let health = http.get("/healthz").await;
+    assert_eq!(
+        (health.status, health.json()),
+        (200, json!({"status": "ok", "lanes_loading": ["python"]}))
+    );
+    let waiting = http
+        .post("/v1/execute", &governed("python", json!({})))
+        .await;
+    assert_eq!(waiting.status, 503, "{}", waiting.body);
+    assert_eq!(waiting.header("retry-after"), Some("1"));
+    let error = &waiting.json()["error"];
+    assert_eq!(error["code"], "lane_loading", "{error}");
+    assert_eq!(error["details"]["lane_id"], "python", "{error}");
+    for route in ["/v1/stream", "/v1/admit"] {
+        let reply = http.post(route, &governed("python", json!({}))).await;
+        assert_eq!(reply.status, 503, "{route}: {}", reply.body);
+    }
+    // The lanes that are ready serve meanwhile.
+    let ready = http
+        .post("/v1/execute", &governed("process", json!({"n": 1})))
+        .await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    // Nothing reached the node for the loading lane: no record names it.
+    let log = std::fs::read_to_string(&ts.evidence).unwrap();
+    assert!(!log.contains("\"python\""), "{log}");
+
+    admin.0.lock().unwrap().clear();
+    let health = http.get("/healthz").await;
+    assert_eq!(health.json(), json!({"status": "ok"}));
+    let unknown = http
+        .post("/v1/execute", &governed("python", json!({})))
+        .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert_eq!(unknown.json()["error"]["reason"], "lane_not_registered");
+}

@@ -210,7 +210,7 @@ async fn swapping_a_wasm_lane_under_api_load_fails_no_request() {
 /// A host started by `start` on `config`, with the tests' operator token.
 async fn serve(config: &ep_server::ServeConfig) -> (ep_server::RunningServer, Http) {
     served::use_test_token(config);
-    let server = guarded(ep_server::start(config.clone())).await.unwrap();
+    let server = served::start_loaded(config.clone()).await;
     let http = Http::new(&server.url());
     (server, http)
 }

@@ -37,7 +37,7 @@ fn signed(key: &SigningKeyFile, payload: Value) -> AdmissionRequest {
 async fn the_configured_service_serves_plugins_with_the_development_key_and_reloads() {
     let dir = tempfile::tempdir().unwrap();
     let config = served::setup(dir.path(), true);
-    let server = guarded(start(config.clone())).await.unwrap();
+    let server = served::start_loaded(config.clone()).await;
     let service = server.service().unwrap().clone();
     let info = service.info().clone();
     let key = SigningKeyFile::load(info.dev_key.as_ref().unwrap()).unwrap();
@@ -173,7 +173,7 @@ async fn an_unwatched_plugin_directory_is_reloaded_on_request() {
     let dir = tempfile::tempdir().unwrap();
     let config = served::setup(dir.path(), false);
     assert!(!config.plugins.watch);
-    let server = guarded(start(config)).await.unwrap();
+    let server = served::start_loaded(config).await;
     let service = server.service().unwrap().clone();
     let lanes = ep_server::LaneAdmin::lanes(service.as_ref());
     assert_eq!(lanes.len(), 1);
@@ -205,7 +205,7 @@ async fn the_service_signs_its_evidence_head_with_the_node_key_and_refuses_an_un
     };
     let dir = tempfile::tempdir().unwrap();
     let config = setup(dir.path(), true);
-    let server = guarded(start(config.clone())).await.unwrap();
+    let server = served::start_loaded(config.clone()).await;
     let info = server.service().unwrap().info().clone();
     let report = guarded(server.shutdown(Duration::from_secs(30))).await;
     assert_eq!(report.flush_error, None);
@@ -288,7 +288,7 @@ async fn a_policy_reload_narrows_and_revokes_a_running_plugin_lanes_grant() {
     let policy = dir.path().join("policy.toml");
     std::fs::write(&policy, http_policy(&[&a, &b])).unwrap();
     served::use_test_token(&config);
-    let server = guarded(start(config.clone())).await.unwrap();
+    let server = served::start_loaded(config.clone()).await;
     let http = Http::new(&server.url());
     let fetch = |upstream: &TestServer| direct("http", json!({"url": upstream.url("/hello")}));
 
@@ -389,10 +389,10 @@ async fn the_start_up_summary_and_reload_report_name_every_refused_lane() {
     )
     .unwrap();
     served::use_test_token(&config);
-    let server = guarded(start(config)).await.unwrap();
-    let info = server.service().unwrap().info().clone();
-    let lines: Vec<String> = info.refused.iter().map(ToString::to_string).collect();
-    let chatty = info
+    let server = served::start_loaded(config).await;
+    let loaded = server.service().unwrap().loaded().await;
+    let lines: Vec<String> = loaded.refused.iter().map(ToString::to_string).collect();
+    let chatty = loaded
         .refused
         .iter()
         .find(|r| r.lane_id.as_deref() == Some("uses-logging"))
@@ -401,18 +401,61 @@ async fn the_start_up_summary_and_reload_report_name_every_refused_lane() {
     assert!(chatty.reason.contains("logging"), "{chatty:?}");
     // The built-in HTTP lane, which the policy grants no outbound HTTP, is listed too.
     assert!(
-        info.refused
+        loaded
+            .refused
             .iter()
             .any(|r| r.source == "<built-in>/http.wasm"),
         "{lines:?}"
     );
     let report = reload(&Http::new(&server.url())).await;
     let refused = report["refused"].as_array().unwrap();
-    assert_eq!(refused.len(), info.refused.len(), "{report}");
+    assert_eq!(refused.len(), loaded.refused.len(), "{report}");
     assert!(
         refused.iter().any(|r| r["lane_id"] == "uses-logging"),
         "{report}"
     );
     let report = guarded(server.shutdown(Duration::from_secs(30))).await;
     assert_eq!(report.flush_error, None);
+}
+
+/// A plugin file whose manifest names a built-in lane holds that lane while the plugin
+/// directory loads: a plugin that loads replaces the built-in lane, one that is refused (here a
+/// corrupt component) hands it back. Once loaded, `/healthz` names nothing loading.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_claiming_a_built_in_lane_replaces_it_or_hands_it_back_once_loaded() {
+    let http_lane = ep_builtin_lanes::all()
+        .iter()
+        .find(|lane| lane.name == "http")
+        .unwrap();
+    for (component, replaced) in [(http_lane.wasm, true), (b"\0asm corrupt".as_slice(), false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = served::setup(dir.path(), false);
+        let plugins = dir.path().join("plugins");
+        std::fs::write(plugins.join("http.toml"), http_lane.manifest).unwrap();
+        deploy(&plugins, "http", component);
+        std::fs::write(
+            dir.path().join("policy.toml"),
+            "[default]\nevents = true\nlogging = true\n\
+             [lanes.http]\nhttp = [\"http://127.0.0.1:9\"]\n",
+        )
+        .unwrap();
+        served::use_test_token(&config);
+        let server = served::start_loaded(config).await;
+        let loaded = server.service().unwrap().loaded().await;
+        assert!(loaded.served.iter().any(|l| l == "http"), "{loaded:?}");
+        let refused_plugin = loaded
+            .refused
+            .iter()
+            .any(|r| r.lane_id.as_deref() == Some("http") && r.source.ends_with("http.wasm"));
+        assert_eq!(refused_plugin, !replaced, "{loaded:?}");
+        let http = Http::new(&server.url());
+        let lane = listed(&http, "http").await.unwrap();
+        let source = lane["source"].as_str().unwrap();
+        assert_eq!(source == "<built-in>/http.wasm", !replaced, "{lane}");
+        if replaced {
+            assert!(source.ends_with("plugins/http.wasm"), "{lane}");
+        }
+        let health = http.get("/healthz").await;
+        assert_eq!(health.json(), json!({"status": "ok"}));
+    }
 }

@@ -65,10 +65,8 @@ fn serve(config: ep_server::ServeConfig) -> Result<(), CliError> {
             }
             let _ = writeln!(out, "trust store: {}", info.trust_store.display());
             let _ = writeln!(out, "operator token: {}", info.token_file.display());
-            for refusal in &info.refused {
-                let _ = writeln!(out, "lane not served: {refusal}");
-            }
             let _ = out.flush();
+            tokio::spawn(report_lanes(std::sync::Arc::clone(service)));
         }
         let report = signals.run(server, drain).await.map_err(CliError::msg)?;
         // Stdout may be gone by now (a supervisor that stopped reading): never panic on it.
@@ -85,4 +83,25 @@ fn serve(config: ep_server::ServeConfig) -> Result<(), CliError> {
             None => Ok(()),
         }
     })
+}
+
+/// Prints the lanes serving once the plugin directory has loaded (the host answers, and serves
+/// the lanes that are ready, before that), and every lane not served, with why.
+async fn report_lanes(service: std::sync::Arc<ep_server::Service>) {
+    let report = service.loaded().await;
+    let mut out = std::io::stdout().lock();
+    for refusal in &report.refused {
+        let _ = writeln!(out, "lane not served: {refusal}");
+    }
+    let served = if report.served.is_empty() {
+        "none".to_owned()
+    } else {
+        report.served.join(", ")
+    };
+    let _ = writeln!(
+        out,
+        "lanes ready in {} ms: {served}",
+        report.took.as_millis()
+    );
+    let _ = out.flush();
 }

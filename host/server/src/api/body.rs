@@ -65,6 +65,11 @@ pub fn error_response(error: &ApiError) -> Response<ApiBody> {
             .headers_mut()
             .insert(http::header::ALLOW, HeaderValue::from_static(allow));
     }
+    if let Some(seconds) = error.retry_after {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
     if error.status == StatusCode::UNAUTHORIZED && error.code == "unauthorized" {
         response.headers_mut().insert(
             http::header::WWW_AUTHENTICATE,

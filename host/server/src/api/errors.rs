@@ -68,6 +68,8 @@ pub struct ApiError {
     pub rejection: Option<Value>,
     /// The `allow` header of a 405.
     pub allow: Option<&'static str>,
+    /// The `retry-after` header (seconds) of a 503 that passes soon.
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -80,6 +82,7 @@ impl ApiError {
             details: json!({}),
             rejection: None,
             allow: None,
+            retry_after: None,
         }
     }
 
@@ -95,6 +98,7 @@ impl ApiError {
             details: Value::Object(rejection.details.clone()),
             rejection: Some(rejection.to_value()),
             allow: None,
+            retry_after: None,
         }
     }
 
@@ -192,6 +196,23 @@ impl ApiError {
             ),
         )
         .with_details(json!({"max_connections": max_connections}))
+    }
+
+    /// 503 `lane_loading`: the plugin serving `lane_id` is still loading (compiling, the first
+    /// time a large lane starts); it serves once loaded.
+    pub fn lane_loading(lane_id: &str) -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "lane_loading",
+                format!(
+                    "the lane {lane_id:?} is still loading (its plugin is being compiled); \
+                     retry shortly (`/healthz` lists the lanes still loading)"
+                ),
+            )
+            .with_details(json!({"lane_id": lane_id}))
+        }
     }
 
     /// 415 `unsupported_media_type`.

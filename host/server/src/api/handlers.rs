@@ -137,6 +137,11 @@ async fn read_admission(
     let request: AdmissionRequest =
         read_contract(headers, body, shared.options.limits.max_body_bytes).await?;
     check_direct(shared, headers, &request)?;
+    if let Some(lanes) = &shared.options.lanes
+        && lanes.is_loading(&request.lane_id)
+    {
+        return Err(ApiError::lane_loading(&request.lane_id));
+    }
     Ok(request)
 }
 
@@ -434,7 +439,20 @@ fn healthz(shared: &Shared) -> Response<ApiBody> {
             &json!({"status": "draining"}),
         )
     } else {
-        json_response(StatusCode::OK, &json!({"status": "ok"}))
+        let loading = shared
+            .options
+            .lanes
+            .as_ref()
+            .map(|lanes| lanes.loading())
+            .unwrap_or_default();
+        if loading.is_empty() {
+            json_response(StatusCode::OK, &json!({"status": "ok"}))
+        } else {
+            json_response(
+                StatusCode::OK,
+                &json!({"status": "ok", "lanes_loading": loading}),
+            )
+        }
     }
 }
 

@@ -236,6 +236,17 @@ pub trait LaneAdmin: Send + Sync {
     /// Every hot-swappable lane, by lane id.
     fn lanes(&self) -> Vec<LaneStatus>;
 
+    /// The lanes still loading, sorted: `/healthz` names them while the host starts.
+    fn loading(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Whether a request for `lane_id` gets `503 lane_loading` (its plugin is still loading)
+    /// instead of reaching the node.
+    fn is_loading(&self, _lane_id: &str) -> bool {
+        false
+    }
+
     /// Operator rollback of `lane_id` (`SwapError::UnknownLane` when not served from a slot).
     async fn rollback(&self, lane_id: &str) -> Result<RollBack, SwapError>;
 

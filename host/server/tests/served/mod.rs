@@ -13,7 +13,14 @@ use ep_server::ServeConfig;
 use ep_server::config::DEFAULT_CONFIG;
 use serde_json::Value;
 
-use crate::support::{Http, TOKEN, obj};
+use crate::support::{Http, TOKEN, guarded, obj};
+
+/// A host started by `start` on `config`, once its plugin directory has loaded.
+pub async fn start_loaded(config: ServeConfig) -> ep_server::RunningServer {
+    let server = guarded(ep_server::start(config)).await.unwrap();
+    guarded(server.service().unwrap().loaded()).await;
+    server
+}
 
 /// The `.wasm` of a test guest (built once per test binary).
 pub fn guest(name: &str) -> PathBuf {
