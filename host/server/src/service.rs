@@ -215,11 +215,8 @@ impl Service {
             load_task: Mutex::new(None),
             reloading,
         });
-        let task = tokio::spawn(Arc::clone(&service).load_plugins(
-            first_turn,
-            config.clone(),
-            waiting,
-        ));
+        let task =
+            tokio::spawn(Arc::clone(&service).load_plugins(first_turn, config.clone(), waiting));
         *service
             .load_task
             .lock()
@@ -296,7 +293,11 @@ impl Service {
     /// Ends the loading state with what serves now.
     fn finish_loading(&self, started: Instant) {
         let report = LoadReport {
-            served: self.slots().iter().map(|s| s.lane_id().to_owned()).collect(),
+            served: self
+                .slots()
+                .iter()
+                .map(|s| s.lane_id().to_owned())
+                .collect(),
             refused: self.lanes_state().refused(),
             took: started.elapsed(),
         };

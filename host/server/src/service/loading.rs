@@ -138,7 +138,11 @@ mod tests {
         fn validate(&self, _request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
             Ok(())
         }
-        async fn execute(&self, request: ExecutionRequest, _ctx: ExecutionContext) -> ExecutionResult {
+        async fn execute(
+            &self,
+            request: ExecutionRequest,
+            _ctx: ExecutionContext,
+        ) -> ExecutionResult {
             ExecutionResult::succeeded(request.execution_ref, Default::default())
         }
         async fn stream(
@@ -161,7 +165,10 @@ mod tests {
         assert!(loading.is_loading(&node, "python"));
         assert!(!loading.is_loading(&node, "http"), "not claimed");
         node.register_lane(Arc::new(Named("python")));
-        assert!(!loading.is_loading(&node, "python"), "registered: it serves");
+        assert!(
+            !loading.is_loading(&node, "python"),
+            "registered: it serves"
+        );
         assert_eq!(loading.loading(&node), ["js"]);
         let report = LoadReport {
             served: vec!["python".to_owned()],
@@ -173,7 +180,10 @@ mod tests {
             let waiting = Arc::clone(&loading);
             let task = tokio::spawn(async move { waiting.wait().await });
             loading.finish(report.clone());
-            assert!(!loading.is_loading(&node, "js"), "a refused lane is not loading");
+            assert!(
+                !loading.is_loading(&node, "js"),
+                "a refused lane is not loading"
+            );
             assert!(loading.loading(&node).is_empty());
             task
         };
