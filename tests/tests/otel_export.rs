@@ -204,6 +204,8 @@ async fn run() {
     assert!(telemetry.exporting());
 
     let server = start(config).await.unwrap();
+    // The echo lane is a plugin: it serves once the plugin directory has loaded.
+    server.service().unwrap().loaded().await;
     let info = server.service().unwrap().info().clone();
     let key = SigningKeyFile::load(info.dev_key.as_ref().unwrap()).unwrap();
     let client = RemoteRuntimeClient::new(server.url()).unwrap();
