@@ -25,8 +25,8 @@ use ep_node::local_client::InProcessTargetClient;
 use ep_node::node::Node;
 use ep_node::sinks::memory::MemorySink;
 use ep_node::{
-    AuthorityVerifier, ConnectOptions, EventStream, ExecutionContext, LaneAdapter, TargetClient,
-    TargetError, TargetVerifier,
+    AuthorityVerifier, ConnectOptions, Dispatch, EventStream, ExecutionContext, LaneAdapter,
+    TargetClient, TargetError, TargetVerifier,
 };
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -99,7 +99,7 @@ impl LaneAdapter for ScriptLane {
     fn capabilities(&self) -> LaneCapabilities {
         caps("process", true)
     }
-    fn validate(&self, request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
+    async fn validate(&self, request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
         if request.payload.get("invalid") == Some(&Value::Bool(true)) {
             return Err(AdmissionRejection::new(
                 RejectionReason::InvalidLaneRequest,
@@ -209,7 +209,7 @@ impl LaneAdapter for StickyLane {
     fn capabilities(&self) -> LaneCapabilities {
         caps("sticky", false)
     }
-    fn validate(&self, _request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
+    async fn validate(&self, _request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
         Ok(())
     }
     async fn execute(&self, request: ExecutionRequest, ctx: ExecutionContext) -> ExecutionResult {
@@ -245,7 +245,7 @@ impl LaneAdapter for UnaryLane {
     fn capabilities(&self) -> LaneCapabilities {
         caps(self.lane_id, false)
     }
-    fn validate(&self, _request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
+    async fn validate(&self, _request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
         Ok(())
     }
     async fn execute(&self, request: ExecutionRequest, _ctx: ExecutionContext) -> ExecutionResult {
@@ -288,7 +288,7 @@ impl LaneAdapter for SlowLane {
     fn capabilities(&self) -> LaneCapabilities {
         caps("slow", true)
     }
-    fn validate(&self, _request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
+    async fn validate(&self, _request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
         Ok(())
     }
     async fn execute(&self, request: ExecutionRequest, ctx: ExecutionContext) -> ExecutionResult {
@@ -411,15 +411,17 @@ impl TargetClient for UnreachableCancelClient {
         &self,
         request: ExecutionRequest,
         lane: Arc<dyn LaneAdapter>,
+        dispatch: Dispatch,
     ) -> ExecutionResult {
-        self.0.execute(request, lane).await
+        self.0.execute(request, lane, dispatch).await
     }
     async fn stream(
         &self,
         request: ExecutionRequest,
         lane: Arc<dyn LaneAdapter>,
+        dispatch: Dispatch,
     ) -> Result<EventStream, AdmissionRejection> {
-        self.0.stream(request, lane).await
+        self.0.stream(request, lane, dispatch).await
     }
     async fn cancel(&self, _execution_ref: &ExecutionRef) -> Result<(), TargetError> {
         Err(TargetError::Unavailable {

@@ -38,7 +38,7 @@ impl LaneAdapter for EchoLane {
             ..LaneCapabilities::default()
         }
     }
-    fn validate(&self, _: &ExecutionRequest) -> Result<(), AdmissionRejection> {
+    async fn validate(&self, _: &ExecutionRequest) -> Result<(), AdmissionRejection> {
         Ok(())
     }
     async fn execute(&self, request: ExecutionRequest, _: ExecutionContext) -> ExecutionResult {

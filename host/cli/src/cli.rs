@@ -89,6 +89,14 @@ pub struct ExecArgs {
     /// Like `--allow-http`, but the name may resolve to loopback or private addresses.
     #[arg(long = "allow-http-private", value_name = "PATTERN")]
     pub allow_http_private: Vec<String>,
+    /// For `--lane process`: let the process run this command (a name looked up on the policy's
+    /// path, or an absolute path), on top of the config's `[process] commands`; repeatable.
+    #[arg(long = "allow-command", value_name = "COMMAND")]
+    pub allow_command: Vec<String>,
+    /// For `--lane process`: let the process run in this directory (or below it), on top of the
+    /// config's `[process] cwd`; the first given is where it runs without a `cwd`; repeatable.
+    #[arg(long = "allow-cwd", value_name = "DIR")]
+    pub allow_cwd: Vec<PathBuf>,
     /// Direct lower-lane-owner mode: skip governed admission (no authority ref).
     #[arg(long, conflicts_with_all = ["authority_key", "class"])]
     pub direct: bool,
@@ -108,7 +116,10 @@ pub struct ExecArgs {
     #[arg(
         long,
         value_name = "URL",
-        conflicts_with_all = ["plugins", "policy", "evidence", "allow_http", "allow_http_private"]
+        conflicts_with_all = [
+            "plugins", "policy", "evidence", "allow_http", "allow_http_private",
+            "allow_command", "allow_cwd"
+        ]
     )]
     pub remote: Option<String>,
     /// Stream the execution: print each event as a JSON line as it arrives, then the result

@@ -343,3 +343,80 @@ fn exec_into_a_closed_pipe_ends_quietly() {
         .unwrap();
     assert!(text.contains("capability.denied"), "{text}");
 }
+
+/// `exec --lane process` in process: nothing runs without a grant; `--allow-command` and
+/// `--allow-cwd` grant it for this one execution (direct), and a governed caller that accepts
+/// `local-process-weak` runs it on the local target.
+#[test]
+fn exec_runs_a_local_process_only_with_a_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let payload = r#"{"command":"sh","argv":["-c","printf \"hi from $(basename $(pwd))\""]}"#;
+    let denied = exec(
+        &["--lane", "process", "--direct", "--payload", payload],
+        dir.path(),
+    );
+    assert!(!denied.status.success());
+    let result = json_out(&denied);
+    assert_eq!(
+        result["error"]["failure_class"], "policy_denied",
+        "{result}"
+    );
+
+    let work_arg = work.to_str().unwrap();
+    let granted = [
+        "--lane",
+        "process",
+        "--allow-command",
+        "sh",
+        "--allow-cwd",
+        work_arg,
+    ];
+    let ran = exec(
+        &[&granted[..], &["--direct", "--payload", payload]].concat(),
+        dir.path(),
+    );
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    assert_eq!(json_out(&ran)["output"]["stdout"], "hi from work");
+
+    let keygen = Command::new(env!("CARGO_BIN_EXE_execution-plane"))
+        .args(["authority", "keygen", "--key-id", "dev", "--out", "dev.key"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{}", stderr(&keygen));
+    std::fs::create_dir_all(dir.path().join(".execution-plane")).unwrap();
+    std::fs::write(
+        dir.path().join(".execution-plane/authority-keys.toml"),
+        &keygen.stdout,
+    )
+    .unwrap();
+    let governed = [
+        &granted[..],
+        &[
+            "--authority-key",
+            "dev.key",
+            "--class",
+            "local-process-weak",
+            "--payload",
+            payload,
+        ],
+    ]
+    .concat();
+    let ran = exec(&governed, dir.path());
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    assert_eq!(json_out(&ran)["output"]["stdout"], "hi from work");
+    // Without accepting the weak class, no target satisfies a governed request.
+    let strict = [
+        &granted[..],
+        &["--authority-key", "dev.key", "--payload", payload],
+    ]
+    .concat();
+    let refused = exec(&strict, dir.path());
+    assert!(!refused.status.success());
+    assert_eq!(
+        json_out(&refused)["error"]["reason"],
+        "no_satisfying_attested_target"
+    );
+}

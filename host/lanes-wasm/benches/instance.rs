@@ -79,7 +79,7 @@ impl LaneAdapter for NativeEcho {
     fn capabilities(&self) -> LaneCapabilities {
         host_capabilities(native_capabilities(), &Map::new())
     }
-    fn validate(&self, _: &ExecutionRequest) -> Result<(), AdmissionRejection> {
+    async fn validate(&self, _: &ExecutionRequest) -> Result<(), AdmissionRejection> {
         Ok(())
     }
     async fn execute(&self, request: ExecutionRequest, _: ExecutionContext) -> ExecutionResult {

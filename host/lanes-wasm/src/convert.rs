@@ -11,31 +11,18 @@ use ep_contracts::boundary::{
 use ep_contracts::{Failure, FailureClass};
 use serde_json::Value;
 
+use ep_lane_api::ExecutionContext;
+
 use crate::bindings::types;
 use crate::fault::Fault;
 use crate::limits::LaneLimits;
 
-/// The deadline of `request`: `metadata.timeout_ms` of the execution request, else of the
-/// admission request, else the lane's default; never above the lane's `max_timeout` and never
-/// zero.
-pub(crate) fn timeout_for(request: &ExecutionRequest, limits: &LaneLimits) -> Duration {
-    let asked = timeout_ms(&request.metadata).or_else(|| {
-        request
-            .admission_request
-            .as_ref()
-            .and_then(|admission| timeout_ms(&admission.metadata))
-    });
-    asked
-        .map_or(limits.default_timeout, Duration::from_millis)
-        .min(limits.max_timeout)
+/// How long a call may take: what is left of the deadline the node planned for the execution
+/// (the kernel's effective timeout), else the lane's default; never above the lane's
+/// `max_timeout` and never zero.
+pub(crate) fn timeout_for(ctx: &ExecutionContext, limits: &LaneLimits) -> Duration {
+    ctx.time_left(limits.default_timeout, limits.max_timeout)
         .max(Duration::from_millis(1))
-}
-
-fn timeout_ms(metadata: &Map) -> Option<u64> {
-    metadata
-        .get("timeout_ms")
-        .and_then(Value::as_u64)
-        .filter(|ms| *ms > 0)
 }
 
 /// Lineage entries from `metadata.lineage` (execution request first, then admission request);
@@ -199,7 +186,6 @@ pub(crate) fn capabilities(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ep_contracts::boundary::AdmissionRequest;
     use serde_json::json;
 
     fn obj(value: Value) -> Map {
@@ -209,19 +195,27 @@ mod tests {
         }
     }
 
-    #[test]
-    fn timeout_comes_from_metadata_then_admission_then_default_and_is_capped() {
+    #[tokio::test(start_paused = true)]
+    async fn timeout_comes_from_the_planned_deadline_else_the_default_and_is_capped() {
+        use ep_lane_api::{CancelSignal, Deadline};
         let limits = LaneLimits::default();
-        let mut request = ExecutionRequest::default();
-        assert_eq!(timeout_for(&request, &limits), limits.default_timeout);
-        let mut admission = AdmissionRequest::new("echo");
-        admission.metadata = obj(json!({"timeout_ms": 250}));
-        request.admission_request = Some(admission);
-        assert_eq!(timeout_for(&request, &limits), Duration::from_millis(250));
-        request.metadata = obj(json!({"timeout_ms": 100}));
-        assert_eq!(timeout_for(&request, &limits), Duration::from_millis(100));
-        request.metadata = obj(json!({"timeout_ms": u64::MAX}));
-        assert_eq!(timeout_for(&request, &limits), limits.max_timeout);
+        assert_eq!(
+            timeout_for(&ExecutionContext::default(), &limits),
+            limits.default_timeout
+        );
+        let planned =
+            |budget| ExecutionContext::new(CancelSignal::default(), Some(Deadline::after(budget)));
+        assert_eq!(
+            timeout_for(&planned(Duration::from_millis(250)), &limits),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            timeout_for(&planned(Duration::from_secs(100_000)), &limits),
+            limits.max_timeout
+        );
+        let passed = planned(Duration::from_millis(5));
+        tokio::time::advance(Duration::from_millis(10)).await;
+        assert_eq!(timeout_for(&passed, &limits), Duration::from_millis(1));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The one `wasmtime::Engine` of a host and what lives as long as it: the pooling allocator
 //! sized from a [`RuntimeConfig`], the epoch ticker that makes deadlines cut spinning guests, the
 //! compiled-artifact cache, the set of loaded component digests the wasm verifier trusts, the
-//! instance-slot gate, and the bridge that runs the synchronous `validate` entry point.
+//! instance-slot gate.
 //!
 //! Every lane generation of a host is compiled by the same engine (mixing engines is unsound for
 //! component types), so a host builds one [`WasmRuntime`] and loads every lane through it.
@@ -27,7 +27,6 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::bridge::SyncBridge;
 use crate::cache::ArtifactCache;
 use crate::digests::LoadedDigests;
 use crate::error::EngineError;
@@ -99,7 +98,7 @@ impl RuntimeConfig {
 }
 
 /// A host's wasm lane runtime: one engine, its caches and threads. Cheap to clone; the epoch
-/// ticker and the validate bridge stop when the last clone (and the last lane loaded through it)
+/// ticker stops when the last clone (and the last lane loaded through it)
 /// is dropped.
 #[derive(Clone)]
 pub struct WasmRuntime {
@@ -124,18 +123,16 @@ pub(crate) struct RuntimeInner {
     pub(crate) slots: Arc<Semaphore>,
     /// Stores instantiated so far, by every lane (probes included).
     pub(crate) instantiations: Arc<AtomicU64>,
-    pub(crate) bridge: SyncBridge,
     _ticker: EpochTicker,
 }
 
 impl WasmRuntime {
     /// Builds the engine (pooling allocator, epoch interruption, no component-model
-    /// concurrency), starts the epoch ticker thread and the validate bridge thread.
+    /// concurrency) and starts the epoch ticker thread.
     pub fn new(config: RuntimeConfig) -> Result<Self, EngineError> {
         config.check()?;
         let engine = build_engine(&config)?;
         let ticker = EpochTicker::start(engine.clone(), config.epoch_tick)?;
-        let bridge = SyncBridge::start()?;
         let cache = ArtifactCache::new(&engine, config.compiled_dir.clone());
         let slots = Arc::new(Semaphore::new(config.max_instances as usize));
         Ok(Self {
@@ -146,7 +143,6 @@ impl WasmRuntime {
                 digests: LoadedDigests::default(),
                 slots,
                 instantiations: Arc::default(),
-                bridge,
                 _ticker: ticker,
             }),
         })

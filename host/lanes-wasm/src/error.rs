@@ -15,7 +15,7 @@ pub enum EngineError {
     /// wasmtime refused the engine configuration.
     #[error("cannot create the wasmtime engine: {0}")]
     Engine(String),
-    /// A runtime thread (epoch ticker, validate bridge) could not start.
+    /// A runtime thread (the epoch ticker) could not start.
     #[error("cannot start the wasm runtime's {thread} thread: {source}")]
     Thread {
         /// Which thread.

@@ -430,16 +430,17 @@ impl LaneCore {
         })
     }
 
-    /// Runs the guest's `validate` in an instance of its own (the synchronous
-    /// `LaneAdapter::validate`; `validate_and_execute` validates in the execution's instance).
-    async fn validate(
-        self: Arc<Self>,
-        request: ExecutionRequest,
-    ) -> Result<(), AdmissionRejection> {
-        let timeout =
-            convert::timeout_for(&request, &self.limits).min(self.limits.validate_timeout);
+    /// Runs the guest's `validate` in an instance of its own (`LaneAdapter::validate`;
+    /// `validate_and_execute` validates in the execution's instance), for at most the lane's
+    /// `validate_timeout`.
+    async fn validate(&self, request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
+        let timeout = self
+            .limits
+            .default_timeout
+            .min(self.limits.max_timeout)
+            .min(self.limits.validate_timeout);
         let deadline = Instant::now() + timeout;
-        let wit = convert::wit_request(&request, &self.lane_id, timeout);
+        let wit = convert::wit_request(request, &self.lane_id, timeout);
         match self
             .instantiate(
                 &request.execution_ref,
@@ -541,7 +542,7 @@ impl LaneCore {
         validate: bool,
     ) -> ExecutionResult {
         let started = Instant::now();
-        let timeout = convert::timeout_for(&request, &self.limits);
+        let timeout = convert::timeout_for(&ctx, &self.limits);
         let deadline = started + timeout;
         let wit = convert::wit_request(&request, &self.lane_id, timeout);
         let scope = EgressScope::of(&request);
@@ -715,18 +716,11 @@ impl LaneAdapter for WasmLane {
         self.capabilities.clone()
     }
 
-    /// Runs the guest's `validate` in a fresh store on the runtime's validate bridge, blocking
-    /// this thread for at most the lane's `validate_timeout`. A guest fault refuses the request
-    /// as `invalid_lane_request` with `details.cause` and the typed `details.failure`.
-    fn validate(&self, request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
-        let job = Arc::clone(&self.core).validate(request.clone());
-        match self.runtime.inner.bridge.run(job) {
-            Ok(answer) => answer,
-            Err(closed) => Err(AdmissionRejection::new(
-                RejectionReason::NotSupported,
-                format!("lane {} cannot validate: {closed}", self.core.lane_id),
-            )),
-        }
+    /// Runs the guest's `validate` in a fresh store, for at most the lane's
+    /// `validate_timeout`. A guest fault refuses the request as `invalid_lane_request` with
+    /// `details.cause` and the typed `details.failure`.
+    async fn validate(&self, request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
+        self.core.validate(request).await
     }
 
     async fn execute(&self, request: ExecutionRequest, ctx: ExecutionContext) -> ExecutionResult {

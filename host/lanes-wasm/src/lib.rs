@@ -59,7 +59,6 @@ macro_rules! wasmtime_version {
 }
 
 pub mod bindings;
-mod bridge;
 mod cache;
 mod convert;
 mod digests;

@@ -61,7 +61,7 @@ pub(crate) async fn open(
     request: ExecutionRequest,
     ctx: ExecutionContext,
 ) -> Result<EventStream, AdmissionRejection> {
-    let timeout = convert::timeout_for(&request, &core.limits);
+    let timeout = convert::timeout_for(&ctx, &core.limits);
     let opened_at = Instant::now();
     let ends_at = opened_at + core.limits.max_stream_lifetime;
     let deadline = (opened_at + timeout).min(ends_at);

@@ -15,6 +15,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -56,6 +57,7 @@ impl SeenRequest {
 pub struct TestServer {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<SeenRequest>>>,
+    connections: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -74,11 +76,14 @@ impl TestServer {
         let addr = listener.local_addr()?;
         let seen = Arc::new(Mutex::new(Vec::new()));
         let recorder = Arc::clone(&seen);
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::clone(&connections);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let _ = stream.set_nodelay(true);
                 let recorder = Arc::clone(&recorder);
                 tokio::spawn(async move {
@@ -93,7 +98,12 @@ impl TestServer {
                 });
             }
         });
-        Ok(Self { addr, seen, task })
+        Ok(Self {
+            addr,
+            seen,
+            connections,
+            task,
+        })
     }
 
     /// The bound address.
@@ -104,6 +114,11 @@ impl TestServer {
     /// `http://127.0.0.1:<port><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// How many connections it accepted so far (a request that never left the host made none).
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// Every request seen so far.

@@ -68,9 +68,13 @@ async fn capabilities_are_probed_at_load_with_digest_and_engine_metadata() {
 async fn validate_passes_the_guests_rejection_through() {
     let rt = runtime();
     let lane = load(&rt, "echo", LaneLimits::default()).await;
-    assert_eq!(lane.validate(&request(Some("echo"), json!({}))), Ok(()));
+    assert_eq!(
+        lane.validate(&request(Some("echo"), json!({}))).await,
+        Ok(())
+    );
     let rejection = lane
         .validate(&request(Some("refuse"), json!({})))
+        .await
         .expect_err("echo refuses operation refuse");
     assert_eq!(
         rejection.reason_code(),
@@ -99,7 +103,7 @@ async fn validate_and_execute_runs_both_in_one_instance() {
     );
     // The separate path costs two.
     let request = request(Some("echo"), json!({}));
-    lane.validate(&request).unwrap();
+    lane.validate(&request).await.unwrap();
     guarded(lane.execute(request, ctx())).await;
     assert_eq!(rt.instantiations() - before, 3);
 }
@@ -124,7 +128,8 @@ async fn validate_and_execute_turns_a_guest_refusal_into_a_rejected_result() {
 async fn validate_works_from_a_multi_thread_runtime_worker() {
     let rt = runtime();
     let lane = std::sync::Arc::new(load(&rt, "echo", LaneLimits::default()).await);
-    let task = tokio::spawn(async move { lane.validate(&request(Some("refuse"), json!({}))) });
+    let task =
+        tokio::spawn(async move { lane.validate(&request(Some("refuse"), json!({}))).await });
     let rejection = guarded(task).await.unwrap().unwrap_err();
     assert_eq!(rejection.reason, "invalid_lane_request");
 }

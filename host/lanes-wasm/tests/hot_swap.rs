@@ -147,7 +147,7 @@ async fn an_execution_runs_on_the_generation_that_validated_it_and_that_generati
 
     // Validated on generation 1 (echo); two publishes later only this execution holds it.
     let first = request(None, json!({"first": true}));
-    slot.validate(&first).unwrap();
+    slot.validate(&first).await.unwrap();
     activate(&slot, &echo_v2).await;
     activate(&slot, &echo).await;
     assert_eq!(slot.live_generations(), [1, 2, 3]);
@@ -161,13 +161,13 @@ async fn an_execution_runs_on_the_generation_that_validated_it_and_that_generati
 
     // Validated on echo (generation 3), executed after the switch to echo-v2: still echo.
     let second = request(None, json!({"second": true}));
-    slot.validate(&second).unwrap();
+    slot.validate(&second).await.unwrap();
     activate(&slot, &echo_v2).await;
     let result = guarded(slot.execute(second, ctx())).await;
     assert_eq!(digest_of(&result), sha256(&echo));
     // A new execution goes to the new generation.
     let third = request(None, json!({}));
-    slot.validate(&third).unwrap();
+    slot.validate(&third).await.unwrap();
     let result = guarded(slot.execute(third, ctx())).await;
     assert_eq!(digest_of(&result), sha256(&echo_v2));
     assert_eq!(result.evidence[0]["metrics"]["guest_version"], 2);

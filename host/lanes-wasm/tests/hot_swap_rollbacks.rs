@@ -237,7 +237,7 @@ async fn a_retired_slot_hands_later_calls_to_its_successor_or_refuses_them() {
     .unwrap();
     // Validated on the old slot, executed after it was replaced: runs on the successor.
     let admitted = request(None, json!({"admitted": "before"}));
-    old.validate(&admitted).unwrap();
+    old.validate(&admitted).await.unwrap();
     guarded(old.retire(Some(&successor), "replaced")).await;
     let result = guarded(old.execute(admitted, ctx())).await;
     assert_eq!(digest_of(&result), sha256(&bytes_of("echo-v2")));
@@ -247,7 +247,7 @@ async fn a_retired_slot_hands_later_calls_to_its_successor_or_refuses_them() {
     let (node, sink) = node();
     register_lane_slot(&node, &successor).await.unwrap();
     let admitted = request(None, json!({"admitted": "before"}));
-    successor.validate(&admitted).unwrap();
+    successor.validate(&admitted).await.unwrap();
     guarded(successor.retire(None, "the policy no longer grants it")).await;
     let result = guarded(successor.execute(admitted, ctx())).await;
     assert_eq!(

@@ -157,22 +157,16 @@ async fn a_slow_server_ends_in_a_timeout_failure() {
     let server = TestServer::start().await.unwrap();
     let rt = runtime();
     let lane = http_lane(&rt, &["http://127.0.0.1:*"], &[]).await;
-    let slow = with_timeout(
-        request(
-            None,
-            json!({"url": server.url("/slow/10000"), "method": "GET"}),
-        ),
-        300,
+    let slow = request(
+        None,
+        json!({"url": server.url("/slow/10000"), "method": "GET"}),
     );
-    let result = guarded(lane.execute(slow, ctx())).await;
+    let result = guarded(lane.execute(slow, within(300))).await;
     let (class, _) = failure_of(&result);
     assert_eq!(class, "timeout", "{result:?}");
     // A body that stalls between bytes is cut the same way.
-    let stall = with_timeout(
-        request(None, json!({"url": server.url("/stall"), "method": "GET"})),
-        300,
-    );
-    let result = guarded(lane.execute(stall, ctx())).await;
+    let stall = request(None, json!({"url": server.url("/stall"), "method": "GET"}));
+    let result = guarded(lane.execute(stall, within(300))).await;
     assert_eq!(failure_of(&result).0, "timeout", "{result:?}");
     // The lane goes on serving.
     let ok = run(&lane, json!({"url": server.url("/hello"), "method": "GET"})).await;

@@ -31,7 +31,7 @@ impl LaneAdapter for NoopLane {
     fn capabilities(&self) -> LaneCapabilities {
         LaneCapabilities::default()
     }
-    fn validate(&self, _: &ExecutionRequest) -> Result<(), AdmissionRejection> {
+    async fn validate(&self, _: &ExecutionRequest) -> Result<(), AdmissionRejection> {
         Ok(())
     }
     async fn execute(&self, request: ExecutionRequest, _: ExecutionContext) -> ExecutionResult {

@@ -1,7 +1,9 @@
 //! Governed admission: the checks of §7.3, in exactly this order, each a small function with
 //! its rejection beside it.
 //!
-//! 1. contract version compatible → `contract_version_mismatch`
+//! 1. contract version compatible → `contract_version_mismatch`; the budget
+//!    (`metadata.timeout_ms`, `metadata.deadline_at`) reads → `invalid_lane_request`
+//!    ([`crate::budget`])
 //! 2. direct lower-lane-owner provenance → lane registered? decision without target
 //! 3. registration complete → `registration_incomplete`
 //! 4. authority verifier registered → `authority_verifier_missing`
@@ -30,6 +32,7 @@ use ep_contracts::boundary::{
 };
 use ep_contracts::version::root_version_compatible;
 
+use crate::budget::{self, Budget};
 use crate::evidence::{ADMISSION_ACCEPTED, ADMISSION_REJECTED, EvidenceContext, TARGET_SELECTED};
 use crate::node::{Node, Registry};
 use crate::traits::{AuthorityVerifier, LaneAdapter, TargetClient};
@@ -71,6 +74,8 @@ pub(crate) struct Admitted {
     pub(crate) client: Arc<dyn TargetClient>,
     pub(crate) lane: Arc<dyn LaneAdapter>,
     pub(crate) context: EvidenceContext,
+    /// The time the execution may take (the kernel's effective timeout).
+    pub(crate) budget: Budget,
 }
 
 /// What admission reads from the tables, taken once under a short read lock.
@@ -162,8 +167,9 @@ impl Node {
         authority_use: AuthorityUse,
     ) -> Result<Admitted, AdmissionRejection> {
         check_contract_version(request)?;
+        let budget = budget::plan(request, Utc::now())?;
         if request.provenance.is_direct() {
-            return self.admit_direct(request, view, context);
+            return self.admit_direct(request, view, context, budget);
         }
         check_registration_complete(view)?;
         let authority = require_authority_verifier(view)?;
@@ -173,7 +179,7 @@ impl Node {
         if authority_use == AuthorityUse::Dispatch {
             authority.consume(&claims, request).await?;
         }
-        Ok(accept(request, selected, lane, context))
+        Ok(accept(request, selected, lane, context, budget))
     }
 
     /// Step 2: a lane owner calling its own lane needs only the lane.
@@ -182,6 +188,7 @@ impl Node {
         request: &AdmissionRequest,
         view: &View,
         context: EvidenceContext,
+        budget: Budget,
     ) -> Result<Admitted, AdmissionRejection> {
         let lane = require_lane(view, MSG_DIRECT_LANE)?;
         let decision = AdmissionDecision {
@@ -199,6 +206,7 @@ impl Node {
             client,
             lane,
             context,
+            budget,
         })
     }
 
@@ -291,6 +299,7 @@ fn accept(
     selected: Selected,
     lane: Arc<dyn LaneAdapter>,
     context: EvidenceContext,
+    budget: Budget,
 ) -> Admitted {
     let decision = AdmissionDecision {
         request_id: Some(request.request_id.clone()),
@@ -307,5 +316,6 @@ fn accept(
         client: selected.client,
         lane,
         context,
+        budget,
     }
 }

@@ -15,20 +15,20 @@
 
 use std::sync::Arc;
 
-use ep_contracts::Contract;
 use ep_contracts::boundary::{
-    AdmissionRejection, AdmissionRequest, ExecutionRef, ExecutionRequest, ExecutionResult,
+    AdmissionRequest, ExecutionEvent, ExecutionRef, ExecutionRequest, ExecutionResult, Map,
     Provenance, ResultStatus, RootVersion,
 };
 
 use crate::admission::{Admitted, AuthorityUse};
+use crate::budget::Budget;
 use crate::error::RuntimeError;
 use crate::evidence::{
     CAPABILITY_DENIED, EXECUTION_CANCELLED, EXECUTION_STARTED, cancelled_payload, started_payload,
 };
 use crate::execution::{ExecutionRecord, ExecutionToken, RecordedStream};
 use crate::node::Node;
-use crate::traits::EventStream;
+use crate::traits::{Dispatch, EventStream};
 
 /// Who asked for a cancel, recorded in `execution.cancelled` as `cancelled_by`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,10 +122,23 @@ impl Node {
             with_kind(started_payload(&execution_request), "execute"),
         )
         .await;
-        let result = admitted
-            .client
-            .execute(execution_request, Arc::clone(&admitted.lane))
-            .await;
+        let result = match admitted.budget {
+            Budget::Expired { overdue_ms } => ExecutionResult {
+                status: ResultStatus::Failed,
+                error: Some(expired_failure(overdue_ms)),
+                provenance: execution_request.provenance.clone(),
+                ..ExecutionResult::succeeded(execution_request.execution_ref.clone(), Map::new())
+            },
+            budget => {
+                let dispatch = Dispatch {
+                    deadline: budget.deadline(),
+                };
+                admitted
+                    .client
+                    .execute(execution_request, Arc::clone(&admitted.lane), dispatch)
+                    .await
+            }
+        };
         let denials = capability_denials(&result).cloned().collect();
         self.record_completion(
             &record,
@@ -164,11 +177,19 @@ impl Node {
             with_kind(started_payload(&execution_request), "stream"),
         )
         .await;
-        match admitted
-            .client
-            .stream(execution_request, Arc::clone(&admitted.lane))
-            .await
-        {
+        let opened = match admitted.budget {
+            Budget::Expired { overdue_ms } => Ok(expired_stream(&execution_ref, overdue_ms)),
+            budget => {
+                let dispatch = Dispatch {
+                    deadline: budget.deadline(),
+                };
+                admitted
+                    .client
+                    .stream(execution_request, Arc::clone(&admitted.lane), dispatch)
+                    .await
+            }
+        };
+        match opened {
             Ok(events) => Ok(OpenStream {
                 events: Box::pin(RecordedStream::new(
                     events,
@@ -324,19 +345,31 @@ fn execution_request(request: AdmissionRequest, admitted: &Admitted) -> Executio
     }
 }
 
-/// The `rejected` result of a refused request, carrying the dumped rejection as `error`.
-pub fn rejected_result(
-    execution_ref: ExecutionRef,
-    provenance: Provenance,
-    rejection: &AdmissionRejection,
-) -> ExecutionResult {
-    ExecutionResult {
-        execution_ref,
-        status: ResultStatus::Rejected,
-        error: Some(rejection.to_value()),
-        provenance,
-        ..ExecutionResult::default()
-    }
+pub use ep_lane_api::rejected_result;
+
+/// Event type of the one event of a stream whose deadline passed before dispatch.
+pub const DISPATCH_FAILED: &str = "dispatch.failed";
+
+/// The `timeout` failure of a request whose `deadline_at` passed `overdue_ms` before dispatch:
+/// the lane was never called.
+fn expired_failure(overdue_ms: u64) -> serde_json::Value {
+    ep_contracts::Failure::new(
+        ep_contracts::FailureClass::Timeout,
+        "the request's deadline_at passed before it was dispatched; the lane was not called",
+    )
+    .with_detail("cause", "deadline_expired")
+    .with_detail("overdue_ms", overdue_ms)
+    .to_value()
+}
+
+/// The stream of a request whose deadline passed before dispatch: one final `dispatch.failed`
+/// event reporting the `timeout`.
+fn expired_stream(execution_ref: &ExecutionRef, overdue_ms: u64) -> EventStream {
+    let mut payload = Map::new();
+    payload.insert("status".to_owned(), "failed".into());
+    payload.insert("error".to_owned(), expired_failure(overdue_ms));
+    let event = ExecutionEvent::new(execution_ref.clone(), DISPATCH_FAILED, payload);
+    Box::pin(futures::stream::iter([event]))
 }
 
 /// The lane evidence entries that report a refused capability (`"kind": "capability.denied"`):

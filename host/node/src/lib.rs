@@ -2,7 +2,7 @@
 
 pub mod admission;
 pub mod authority;
-pub mod cancel;
+pub mod budget;
 pub mod dispatch;
 pub mod error;
 pub mod evidence;
@@ -13,11 +13,11 @@ pub mod sinks;
 pub mod traits;
 pub mod verifiers;
 
-pub use cancel::CancelSignal;
 pub use dispatch::{Canceller, OpenStream};
+pub use ep_lane_api::{CancelSignal, Deadline};
 pub use error::{RuntimeError, SinkError, TargetError};
 pub use execution::{ExecutionToken, event_failure, stream_end_result};
 pub use traits::{
-    AuthorityVerifier, ConnectOptions, EventStream, EvidenceSink, ExecutionContext, LaneAdapter,
-    RuntimeClient, TargetClient, TargetVerifier,
+    AuthorityVerifier, ConnectOptions, Dispatch, EventStream, EvidenceSink, ExecutionContext,
+    LaneAdapter, RuntimeClient, TargetClient, TargetVerifier,
 };

@@ -12,10 +12,12 @@ use ep_contracts::boundary::{
 };
 use futures::StreamExt;
 
-use crate::cancel::CancelSignal;
 use crate::error::{RuntimeError, TargetError};
 use crate::node::Node;
-use crate::traits::{EventStream, ExecutionContext, LaneAdapter, RuntimeClient, TargetClient};
+use crate::traits::{
+    Dispatch, EventStream, ExecutionContext, LaneAdapter, RuntimeClient, TargetClient,
+};
+use ep_lane_api::CancelSignal;
 
 type Signals = Arc<Mutex<HashMap<String, (u64, CancelSignal)>>>;
 
@@ -95,11 +97,10 @@ impl TargetClient for InProcessTargetClient {
         &self,
         request: ExecutionRequest,
         lane: Arc<dyn LaneAdapter>,
+        dispatch: Dispatch,
     ) -> ExecutionResult {
         let registration = self.register(&request.execution_ref, false);
-        let ctx = ExecutionContext {
-            cancel: registration.signal.clone(),
-        };
+        let ctx = ExecutionContext::new(registration.signal.clone(), dispatch.deadline);
         let result = lane.validate_and_execute(request, ctx).await;
         drop(registration);
         result
@@ -109,12 +110,11 @@ impl TargetClient for InProcessTargetClient {
         &self,
         request: ExecutionRequest,
         lane: Arc<dyn LaneAdapter>,
+        dispatch: Dispatch,
     ) -> Result<EventStream, AdmissionRejection> {
-        lane.validate(&request)?;
+        lane.validate(&request).await?;
         let registration = self.register(&request.execution_ref, true);
-        let ctx = ExecutionContext {
-            cancel: registration.signal.clone(),
-        };
+        let ctx = ExecutionContext::new(registration.signal.clone(), dispatch.deadline);
         let events = lane.stream(request, ctx).await?;
         // The registration lives as long as the stream: dropping the stream unregisters it
         // and fires the signal.

@@ -1,70 +1,18 @@
-//! The traits the node talks through: lanes, target verifiers, target clients, the authority
-//! verifier, evidence sinks, and the runtime client callers use. Hosts register their own
-//! implementations; the node never depends on a concrete lane or verifier.
+//! The traits the node talks through: lanes (from `ep-lane-api`), target verifiers, target
+//! clients, the authority verifier, evidence sinks, and the runtime client callers use. Hosts
+//! register their own implementations; the node never depends on a concrete lane or verifier.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use ep_contracts::boundary::{
-    AdmissionDecision, AdmissionRejection, AdmissionRequest, AuthorityRef, Evidence,
-    ExecutionEvent, ExecutionRef, ExecutionRequest, ExecutionResult, LaneCapabilities, Map,
-    NodeDescriptor, TargetAttestation, TargetDescriptor,
+    AdmissionDecision, AdmissionRejection, AdmissionRequest, AuthorityRef, Evidence, ExecutionRef,
+    ExecutionRequest, ExecutionResult, Map, NodeDescriptor, TargetAttestation, TargetDescriptor,
 };
-use futures::stream::BoxStream;
 
-use crate::cancel::CancelSignal;
 use crate::error::{RuntimeError, SinkError, TargetError};
 
-/// A stream of execution events; ends when the execution ends.
-pub type EventStream = BoxStream<'static, ExecutionEvent>;
-
-/// What a lane gets besides the request: the signal that fires when the execution is cancelled.
-#[derive(Debug, Clone, Default)]
-pub struct ExecutionContext {
-    /// Fires on `cancel(execution_ref)`.
-    pub cancel: CancelSignal,
-}
-
-/// A lane: one kind of lower I/O (HTTP, process, ...). Wasm and native lanes both implement it.
-#[async_trait]
-pub trait LaneAdapter: Send + Sync {
-    /// The lane id requests name.
-    fn lane_id(&self) -> &str;
-
-    /// What the lane can do (reported by `describe`).
-    fn capabilities(&self) -> LaneCapabilities;
-
-    /// Refuses requests the lane cannot run, before any I/O.
-    fn validate(&self, request: &ExecutionRequest) -> Result<(), AdmissionRejection>;
-
-    /// Runs the request to completion; failures are a `failed` result, never a panic.
-    async fn execute(&self, request: ExecutionRequest, ctx: ExecutionContext) -> ExecutionResult;
-
-    /// `validate`, then `execute`, as one call: a lane whose validation needs an isolate of its
-    /// own (a wasm lane) overrides it to validate and execute in one. A refusal is a `rejected`
-    /// result carrying the rejection, exactly as if `validate` had refused.
-    async fn validate_and_execute(
-        &self,
-        request: ExecutionRequest,
-        ctx: ExecutionContext,
-    ) -> ExecutionResult {
-        if let Err(rejection) = self.validate(&request) {
-            return crate::dispatch::rejected_result(
-                request.execution_ref,
-                request.provenance,
-                &rejection,
-            );
-        }
-        self.execute(request, ctx).await
-    }
-
-    /// Starts a stream of events, or refuses (`not_supported` for unary-only lanes).
-    async fn stream(
-        &self,
-        request: ExecutionRequest,
-        ctx: ExecutionContext,
-    ) -> Result<EventStream, AdmissionRejection>;
-}
+pub use ep_lane_api::{Deadline, EventStream, ExecutionContext, LaneAdapter};
 
 /// Options a host passes when connecting a target (e.g. the target id to assign).
 #[derive(Debug, Clone, Default)]
@@ -100,24 +48,35 @@ pub trait TargetVerifier: Send + Sync {
     ) -> Result<TargetDescriptor, AdmissionRejection>;
 }
 
+/// What the node planned for one execution, handed to its target with the request (a typed
+/// value, never request metadata).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Dispatch {
+    /// When the execution must end (the kernel's effective timeout); `None` when the request
+    /// set no budget, so the lane's default applies.
+    pub deadline: Option<Deadline>,
+}
+
 /// The node's link to a target: in-process, or a remote agent.
 #[async_trait]
 pub trait TargetClient: Send + Sync {
     /// What the target says about itself.
     async fn describe(&self) -> Result<serde_json::Value, TargetError>;
 
-    /// Runs an admitted request on `lane` at the target.
+    /// Runs an admitted request on `lane` at the target, within `dispatch`.
     async fn execute(
         &self,
         request: ExecutionRequest,
         lane: Arc<dyn LaneAdapter>,
+        dispatch: Dispatch,
     ) -> ExecutionResult;
 
-    /// Streams an admitted request on `lane` at the target.
+    /// Streams an admitted request on `lane` at the target, within `dispatch`.
     async fn stream(
         &self,
         request: ExecutionRequest,
         lane: Arc<dyn LaneAdapter>,
+        dispatch: Dispatch,
     ) -> Result<EventStream, AdmissionRejection>;
 
     /// Cancels a running execution.

@@ -83,7 +83,7 @@ impl LaneAdapter for MislabelledLane {
             ..LaneCapabilities::default()
         }
     }
-    fn validate(&self, _request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
+    async fn validate(&self, _request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
         Ok(())
     }
     async fn execute(&self, request: ExecutionRequest, _ctx: ExecutionContext) -> ExecutionResult {

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use ep_lanes_wasm::RuntimeConfig;
 use ep_node::sinks::file_chain::{Durability, NodeKey, SinkOptions};
+use ep_placement_local::ProcessPolicy;
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -88,6 +89,8 @@ pub struct ServeConfig {
     pub log: LogSection,
     /// `[telemetry]`
     pub telemetry: TelemetrySection,
+    /// `[process]`: what the `process` lane may run (nothing by default); `cwd` roots resolved.
+    pub process: ProcessPolicy,
 }
 
 /// `[server]`: the listener and its limits.
@@ -318,6 +321,7 @@ struct RawConfig {
     operator: OperatorSection,
     log: LogSection,
     telemetry: TelemetrySection,
+    process: ProcessPolicy,
 }
 
 #[derive(Debug, Deserialize)]
@@ -394,6 +398,10 @@ impl ServeConfig {
             },
             log: raw.log,
             telemetry: raw.telemetry,
+            process: ProcessPolicy {
+                cwd: raw.process.cwd.iter().map(|dir| base.join(dir)).collect(),
+                ..raw.process
+            },
             data_dir,
         })
     }

@@ -49,6 +49,14 @@ pub enum ServeError {
     /// The wasm runtime could not start.
     #[error("wasm runtime: {0}")]
     Wasm(String),
+    /// A native placement could not be set up (its target refused by its verifier).
+    #[error("placement {placement}: {message}")]
+    Placement {
+        /// Which placement.
+        placement: &'static str,
+        /// Why.
+        message: String,
+    },
     /// The withdrawn and quarantined lane digests could not be read.
     #[error(transparent)]
     Withdrawals(#[from] ep_lanes_wasm::WithdrawalsError),

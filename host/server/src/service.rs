@@ -35,11 +35,14 @@ use async_trait::async_trait;
 use ep_lanes_wasm::{
     HostPolicy, LaneSlot, RollBack, SwapError, WasmRuntime, Withdrawals, WithdrawalsError,
 };
+use ep_node::ConnectOptions;
 use ep_node::authority::TrustStore;
+use ep_node::local_client::InProcessTargetClient;
 use ep_node::node::Node;
 use ep_node::sinks::file_chain::FileChainSink;
 use ep_node::verifiers::ed25519_authority::Ed25519AuthorityVerifier;
-use ep_node::verifiers::local_weak::LocalWeakVerifier;
+use ep_node::verifiers::local_weak::{LocalWeakVerifier, MintOptions};
+use ep_placement_local::{ProcessLane, ProcessPolicy};
 
 use crate::api::{
     ApiOptions, LaneAdmin, LaneStatus, RefusedLane, Reinstated, ReloadReport, ServerLimits,
@@ -156,6 +159,7 @@ impl Service {
             }
         })?;
         node.register_evidence_sink(Arc::new(sink));
+        register_process_lane(&node, config.process.clone()).await?;
         let runtime = WasmRuntime::new(config.runtime_config())
             .map_err(|e| ServeError::Wasm(e.to_string()))?;
         let policy = load_policy(config)?;
@@ -608,6 +612,27 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         })?;
     let server = serve_node(service.node().clone(), options, listener).await?;
     Ok(server.with_service(service))
+}
+
+/// Registers the `process` lane under `policy`, on the local weak target (`local-process`,
+/// class `local-process-weak`: it claims no sandbox).
+pub async fn register_process_lane(node: &Node, policy: ProcessPolicy) -> Result<(), ServeError> {
+    node.register_lane(Arc::new(ProcessLane::new(policy)));
+    let attestation = LocalWeakVerifier::mint_attestation(&MintOptions::default());
+    node.connect_target(
+        attestation,
+        Arc::new(InProcessTargetClient::new()),
+        ConnectOptions::default(),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|rejection| ServeError::Placement {
+        placement: "local process",
+        message: format!(
+            "its target was refused: {}",
+            rejection.message.unwrap_or(rejection.reason)
+        ),
+    })
 }
 
 /// The node: the local weak target verifier, and the Ed25519 authority verifier when the trust

@@ -8,10 +8,10 @@ mod support;
 
 use std::time::Duration;
 
-use ep_contracts::boundary::{AcceptableAttestation, AdmissionRequest};
+use ep_contracts::boundary::AdmissionRequest;
 use ep_lanes_wasm::WASM_ENGINE_CLASS;
 use ep_lanes_wasm::test_server::TestServer;
-use ep_node::authority::{SigningKeyFile, sign_request};
+use ep_node::authority::SigningKeyFile;
 use ep_server::config::DEFAULT_CONFIG;
 use ep_server::{ServeConfig, start};
 use serde_json::{Value, json};
@@ -20,17 +20,7 @@ use support::*;
 
 /// A governed `echo` request signed with the development key.
 fn signed(key: &SigningKeyFile, payload: Value) -> AdmissionRequest {
-    let mut request = AdmissionRequest::new("echo");
-    request.payload = obj(payload);
-    request.acceptable_attestation = AcceptableAttestation::of([WASM_ENGINE_CLASS]);
-    request.authority_ref = Some(sign_request(
-        key,
-        &request,
-        "node-local",
-        Duration::from_secs(120),
-        chrono::Utc::now(),
-    ));
-    request
+    served::signed_for(key, "echo", WASM_ENGINE_CLASS, payload)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -458,4 +448,31 @@ async fn a_plugin_claiming_a_built_in_lane_replaces_it_or_hands_it_back_once_loa
         let health = http.get("/healthz").await;
         assert_eq!(health.json(), json!({"status": "ok"}));
     }
+}
+
+/// The kernel's budget through `serve`: a request whose `deadline_at` has passed is answered
+/// `504` `timeout` (cause `deadline_expired`) and the built-in HTTP lane never runs, so the
+/// upstream sees no connection; the same request with a budget left goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_deadline_never_reaches_the_lane_or_its_upstream() {
+    let upstream = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = served::setup(dir.path(), false);
+    std::fs::write(dir.path().join("policy.toml"), http_policy(&[&upstream])).unwrap();
+    served::use_test_token(&config);
+    let server = served::start_loaded(config).await;
+    let http = Http::new(&server.url());
+    let mut request = direct("http", json!({"url": upstream.url("/hello")}));
+    request.metadata = obj(json!({"deadline_at": "2020-01-01T00:00:00Z"}));
+    let reply = http.post("/v1/execute", &request).await;
+    assert_eq!(reply.status, 504, "{}", reply.body);
+    let error = &reply.json()["error"];
+    assert_eq!(error["failure_class"], "timeout", "{error}");
+    assert_eq!(error["details"]["cause"], "deadline_expired", "{error}");
+    assert_eq!(upstream.connections(), 0, "the lane reached its upstream");
+
+    request.metadata = obj(json!({"timeout_ms": 10_000}));
+    let reply = http.post("/v1/execute", &request).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(upstream.connections(), 1);
 }

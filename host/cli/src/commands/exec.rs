@@ -1,6 +1,7 @@
-//! `exec`: one execution in an in-process node with the built-in lanes (and any plugins), or
-//! on a running host (`--remote`, optionally `--stream`), printing the `ExecutionResult` as
-//! JSON. Exit 0 when it succeeded, 1 when it failed or was rejected.
+//! `exec`: one execution in an in-process node with the built-in lanes (and any plugins) or
+//! the local `process` lane (`--allow-command`, `--allow-cwd` on top of `[process]`), or on a
+//! running host (`--remote`, optionally `--stream`), printing the `ExecutionResult` as JSON.
+//! Exit 0 when it succeeded, 1 when it failed or was rejected.
 //!
 //! The in-process node is the one `serve` would run on the same configuration (`--config`, or
 //! the embedded defaults): its node id and trust store, its policy and plugin directory, and
@@ -30,7 +31,9 @@ use ep_node::authority::{SigningKeyFile, sign_request};
 use ep_node::dispatch::rejected_result;
 use ep_node::sinks::file_chain::{ChainError, FileChainSink};
 use ep_node::{LaneAdapter, RuntimeClient, RuntimeError};
+use ep_placement_local::{PROCESS_LANE_ID, ProcessPolicy};
 use ep_remote::StreamItem;
+use ep_server::service::register_process_lane;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -101,17 +104,43 @@ pub fn run(args: ExecArgs) -> Result<bool, CliError> {
             other => CliError::msg(other),
         })?;
         node.register_evidence_sink(Arc::new(sink));
-        let wasm = WasmRuntime::new(config.runtime_config()).map_err(CliError::msg)?;
-        let lane = lane_for(&wasm, &args.lane, plugins.as_deref(), &policy).await?;
-        register_wasm_lane(&node, Arc::new(lane))
-            .await
-            .map_err(|e| CliError::msg(format!("registering lane {}: {e}", args.lane)))?;
+        if args.lane == PROCESS_LANE_ID {
+            register_process_lane(&node, process_policy(&args, &config)?)
+                .await
+                .map_err(CliError::msg)?;
+        } else {
+            let wasm = WasmRuntime::new(config.runtime_config()).map_err(CliError::msg)?;
+            let lane = lane_for(&wasm, &args.lane, plugins.as_deref(), &policy).await?;
+            register_wasm_lane(&node, Arc::new(lane))
+                .await
+                .map_err(|e| CliError::msg(format!("registering lane {}: {e}", args.lane)))?;
+        }
         let request = admission_request(&args, node.node_id(), payload)?;
         let result = node.execute(request).await;
         let _ = node.shutdown().await;
         output::json_pretty(&result.to_value())?;
         Ok(result.status == ResultStatus::Succeeded)
     })
+}
+
+/// The config's `[process]` policy widened by `--allow-command` and `--allow-cwd` (the given
+/// directories first, so the first one is where a process without `cwd` runs).
+fn process_policy(
+    args: &ExecArgs,
+    config: &ep_server::ServeConfig,
+) -> Result<ProcessPolicy, CliError> {
+    let mut policy = config.process.clone();
+    policy.commands.extend(args.allow_command.iter().cloned());
+    let mut cwd = Vec::new();
+    for dir in &args.allow_cwd {
+        cwd.push(std::path::absolute(dir).map_err(|source| CliError::Io {
+            path: dir.clone(),
+            source,
+        })?);
+    }
+    cwd.append(&mut policy.cwd);
+    policy.cwd = cwd;
+    Ok(policy)
 }
 
 /// `exec --remote`: the same request, run by a host started with `serve`. Governed mode signs

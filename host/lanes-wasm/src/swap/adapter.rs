@@ -58,14 +58,14 @@ impl LaneAdapter for LaneSlot {
     }
 
     /// Validates on the request's generation and pins the execution to it.
-    fn validate(&self, request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
+    async fn validate(&self, request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
         match self.retirement() {
-            Some(Retirement::Replaced(next)) => return next.validate(request),
+            Some(Retirement::Replaced(next)) => return next.validate(request).await,
             Some(Retirement::Refused(reason)) => return Err(self.refusal(&reason)),
             None => {}
         }
         let generation = self.generation_for(request);
-        generation.lane().validate(request)?;
+        generation.lane().validate(request).await?;
         self.pin(request, generation);
         Ok(())
     }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use ep_contracts::boundary::{ExecutionRef, ExecutionRequest, ExecutionResult, Map, ResultStatus};
 use ep_lanes_wasm::testing::build_guest;
 use ep_lanes_wasm::{LaneLimits, RuntimeConfig, WasmLane, WasmRuntime};
-use ep_node::ExecutionContext;
-use serde_json::{Value, json};
+use ep_node::{CancelSignal, Deadline, ExecutionContext};
+use serde_json::Value;
 
 /// Hang guard only: generous, never a performance assertion.
 pub const HANG_GUARD: Duration = Duration::from_secs(60);
@@ -58,10 +58,15 @@ pub fn request(operation: Option<&str>, payload: Value) -> ExecutionRequest {
     }
 }
 
-/// `request` with `metadata.timeout_ms`.
-pub fn with_timeout(mut request: ExecutionRequest, ms: u64) -> ExecutionRequest {
-    request.metadata.insert("timeout_ms".to_owned(), json!(ms));
-    request
+/// A context whose deadline (as the node plans it) is `ms` from now, and whose cancel signal is
+/// `cancel`.
+pub fn within_cancellable(ms: u64, cancel: CancelSignal) -> ExecutionContext {
+    ExecutionContext::new(cancel, Some(Deadline::after(Duration::from_millis(ms))))
+}
+
+/// A context whose deadline is `ms` from now and whose cancel signal nobody fires.
+pub fn within(ms: u64) -> ExecutionContext {
+    within_cancellable(ms, CancelSignal::default())
 }
 
 /// A context whose cancel signal nobody fires.

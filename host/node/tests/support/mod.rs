@@ -16,8 +16,8 @@ use ep_node::local_client::{InProcessTargetClient, LocalRuntimeClient};
 use ep_node::node::Node;
 use ep_node::sinks::memory::MemorySink;
 use ep_node::{
-    AuthorityVerifier, ConnectOptions, EventStream, EvidenceSink, ExecutionContext, LaneAdapter,
-    RuntimeClient, RuntimeError, SinkError, TargetClient, TargetError, TargetVerifier,
+    AuthorityVerifier, ConnectOptions, Dispatch, EventStream, EvidenceSink, ExecutionContext,
+    LaneAdapter, RuntimeClient, RuntimeError, SinkError, TargetClient, TargetError, TargetVerifier,
 };
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -36,7 +36,7 @@ pub const AUTHORITY: &str = "test-authority";
 /// The sink's id.
 pub const SINK: &str = "test-sink";
 
-fn obj(value: Value) -> Map {
+pub fn obj(value: Value) -> Map {
     match value {
         Value::Object(map) => map,
         _ => Map::new(),
@@ -76,7 +76,7 @@ impl LaneAdapter for FakeLane {
     fn capabilities(&self) -> LaneCapabilities {
         caps("process", &["process"], &["local_subprocess"], true)
     }
-    fn validate(&self, request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
+    async fn validate(&self, request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
         refuse_invalid(request)
     }
     async fn execute(&self, request: ExecutionRequest, _ctx: ExecutionContext) -> ExecutionResult {
@@ -103,7 +103,7 @@ impl LaneAdapter for FakeHttpLane {
     fn capabilities(&self) -> LaneCapabilities {
         caps("http", &["http"], &["remote_http"], false)
     }
-    fn validate(&self, _request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
+    async fn validate(&self, _request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
         Ok(())
     }
     async fn execute(&self, request: ExecutionRequest, _ctx: ExecutionContext) -> ExecutionResult {
@@ -132,7 +132,7 @@ impl LaneAdapter for EchoLane {
     fn capabilities(&self) -> LaneCapabilities {
         caps("process", &["process"], &["local_subprocess"], false)
     }
-    fn validate(&self, _request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
+    async fn validate(&self, _request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
         Ok(())
     }
     async fn execute(&self, request: ExecutionRequest, _ctx: ExecutionContext) -> ExecutionResult {
@@ -163,7 +163,7 @@ impl LaneAdapter for BarrierLane {
     fn capabilities(&self) -> LaneCapabilities {
         caps("process", &["process"], &["local_subprocess"], false)
     }
-    fn validate(&self, _request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
+    async fn validate(&self, _request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
         Ok(())
     }
     async fn execute(&self, request: ExecutionRequest, _ctx: ExecutionContext) -> ExecutionResult {
@@ -198,7 +198,7 @@ impl LaneAdapter for CancelAwareLane {
     fn capabilities(&self) -> LaneCapabilities {
         caps("process", &["process"], &["local_subprocess"], true)
     }
-    fn validate(&self, _request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
+    async fn validate(&self, _request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
         Ok(())
     }
     async fn execute(&self, request: ExecutionRequest, ctx: ExecutionContext) -> ExecutionResult {
@@ -346,17 +346,19 @@ impl TargetClient for RecordingTargetClient {
         &self,
         request: ExecutionRequest,
         lane: Arc<dyn LaneAdapter>,
+        dispatch: Dispatch,
     ) -> ExecutionResult {
         self.record("execution.execute", request.to_value());
-        self.inner.execute(request, lane).await
+        self.inner.execute(request, lane, dispatch).await
     }
     async fn stream(
         &self,
         request: ExecutionRequest,
         lane: Arc<dyn LaneAdapter>,
+        dispatch: Dispatch,
     ) -> Result<EventStream, AdmissionRejection> {
         self.record("execution.stream", request.to_value());
-        self.inner.stream(request, lane).await
+        self.inner.stream(request, lane, dispatch).await
     }
     async fn cancel(&self, execution_ref: &ExecutionRef) -> Result<(), TargetError> {
         self.record("execution.cancel", json!({"ref": execution_ref.as_str()}));
@@ -376,15 +378,17 @@ impl TargetClient for UnreachableCancelClient {
         &self,
         request: ExecutionRequest,
         lane: Arc<dyn LaneAdapter>,
+        dispatch: Dispatch,
     ) -> ExecutionResult {
-        self.0.execute(request, lane).await
+        self.0.execute(request, lane, dispatch).await
     }
     async fn stream(
         &self,
         request: ExecutionRequest,
         lane: Arc<dyn LaneAdapter>,
+        dispatch: Dispatch,
     ) -> Result<EventStream, AdmissionRejection> {
-        self.0.stream(request, lane).await
+        self.0.stream(request, lane, dispatch).await
     }
     async fn cancel(&self, _execution_ref: &ExecutionRef) -> Result<(), TargetError> {
         Err(TargetError::Unavailable {

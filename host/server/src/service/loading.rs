@@ -135,7 +135,7 @@ mod tests {
         fn capabilities(&self) -> LaneCapabilities {
             LaneCapabilities::default()
         }
-        fn validate(&self, _request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
+        async fn validate(&self, _request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
             Ok(())
         }
         async fn execute(

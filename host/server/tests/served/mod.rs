@@ -81,6 +81,27 @@ pub fn deploy(dir: &Path, name: &str, bytes: &[u8]) {
     std::fs::rename(&staged, dir.join(format!("{name}.wasm"))).unwrap();
 }
 
+/// A governed request for `lane` with `payload`, accepting `class`, its ref signed by `key` for
+/// the default node id.
+pub fn signed_for(
+    key: &ep_node::authority::SigningKeyFile,
+    lane: &str,
+    class: &str,
+    payload: Value,
+) -> AdmissionRequest {
+    let mut request = AdmissionRequest::new(lane);
+    request.payload = obj(payload);
+    request.acceptable_attestation = ep_contracts::boundary::AcceptableAttestation::of([class]);
+    request.authority_ref = Some(ep_node::authority::sign_request(
+        key,
+        &request,
+        "node-local",
+        std::time::Duration::from_secs(120),
+        chrono::Utc::now(),
+    ));
+    request
+}
+
 /// A direct (operator) request for `lane` with `payload`.
 pub fn direct(lane: &str, payload: Value) -> AdmissionRequest {
     let mut request = AdmissionRequest::new(lane);

@@ -18,8 +18,8 @@ use ep_node::local_client::InProcessTargetClient;
 use ep_node::node::Node;
 use ep_node::sinks::file_chain::FileChainSink;
 use ep_node::{
-    AuthorityVerifier, ConnectOptions, EventStream, ExecutionContext, LaneAdapter, TargetClient,
-    TargetError, TargetVerifier,
+    AuthorityVerifier, ConnectOptions, Dispatch, EventStream, ExecutionContext, LaneAdapter,
+    TargetClient, TargetError, TargetVerifier,
 };
 use ep_server::{ApiOptions, RunningServer, serve_node};
 use futures::StreamExt;
@@ -138,7 +138,7 @@ impl LaneAdapter for TestLane {
     fn capabilities(&self) -> LaneCapabilities {
         caps("process", true)
     }
-    fn validate(&self, request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
+    async fn validate(&self, request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
         if request.payload.get("invalid") == Some(&Value::Bool(true)) {
             return Err(AdmissionRejection::new(
                 RejectionReason::InvalidLaneRequest,
@@ -220,7 +220,7 @@ impl LaneAdapter for UnaryLane {
     fn capabilities(&self) -> LaneCapabilities {
         caps("unary", false)
     }
-    fn validate(&self, _request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
+    async fn validate(&self, _request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
         Ok(())
     }
     async fn execute(&self, request: ExecutionRequest, _ctx: ExecutionContext) -> ExecutionResult {
@@ -323,15 +323,17 @@ impl TargetClient for FailingCancelClient {
         &self,
         request: ExecutionRequest,
         lane: Arc<dyn LaneAdapter>,
+        dispatch: Dispatch,
     ) -> ExecutionResult {
-        self.0.execute(request, lane).await
+        self.0.execute(request, lane, dispatch).await
     }
     async fn stream(
         &self,
         request: ExecutionRequest,
         lane: Arc<dyn LaneAdapter>,
+        dispatch: Dispatch,
     ) -> Result<EventStream, AdmissionRejection> {
-        self.0.stream(request, lane).await
+        self.0.stream(request, lane, dispatch).await
     }
     async fn cancel(&self, _execution_ref: &ExecutionRef) -> Result<(), TargetError> {
         Err(TargetError::Unavailable {

@@ -1,0 +1,372 @@
+//! The `process` lane: a request's payload read, checked against the operator's policy, run as
+//! a child process of the host, and reported as upstream reports it (inventory §8.6).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use ep_contracts::boundary::{
+    AdmissionRejection, ExecutionRequest, ExecutionResult, LaneCapabilities, Map, RejectionReason,
+    ResultStatus,
+};
+use ep_contracts::{Failure, FailureClass};
+use ep_lane_api::{EventStream, ExecutionContext, LaneAdapter};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use crate::payload::{LOCAL_SUBPROCESS, PayloadError, ProcessRequest};
+use crate::policy::{Denied, ProcessPolicy};
+use crate::run::{Captured, Ending, Invocation, LaunchError, Ran, run};
+use crate::users;
+
+/// The lane id process requests name.
+pub const PROCESS_LANE_ID: &str = "process";
+/// How long a process may run when neither the request nor its payload set a budget.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest a process may run, whatever the request asks.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// The local process lane.
+pub struct ProcessLane {
+    policy: ProcessPolicy,
+    slots: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for ProcessLane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessLane")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProcessLane {
+    /// A lane that runs what `policy` grants.
+    pub fn new(policy: ProcessPolicy) -> Self {
+        let slots = Arc::new(Semaphore::new(policy.max_processes));
+        Self { policy, slots }
+    }
+
+    /// The policy it enforces.
+    pub fn policy(&self) -> &ProcessPolicy {
+        &self.policy
+    }
+}
+
+fn rejection(error: &PayloadError) -> AdmissionRejection {
+    let mut rejection =
+        AdmissionRejection::new(RejectionReason::InvalidLaneRequest, error.to_string());
+    rejection.details.insert(
+        "field".to_owned(),
+        format!("payload.{}", error.field).into(),
+    );
+    rejection
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+fn failed(
+    request: &ExecutionRequest,
+    failure: Failure,
+    output: Map,
+    evidence: Vec<Value>,
+) -> ExecutionResult {
+    ExecutionResult {
+        status: ResultStatus::Failed,
+        error: Some(failure.to_value()),
+        output,
+        evidence,
+        provenance: request.provenance.clone(),
+        ..ExecutionResult::succeeded(request.execution_ref.clone(), Map::new())
+    }
+}
+
+/// The captured bytes as text, or as base64 (`<key>_base64`) when they are not UTF-8.
+fn put_bytes(out: &mut Map, key: &str, captured: &Captured) {
+    match std::str::from_utf8(&captured.bytes) {
+        Ok(text) => {
+            out.insert(key.to_owned(), text.into());
+        }
+        Err(_) => {
+            out.insert(key.to_owned(), Value::Null);
+            out.insert(
+                format!("{key}_base64"),
+                base64::engine::general_purpose::STANDARD
+                    .encode(&captured.bytes)
+                    .into(),
+            );
+        }
+    }
+    if captured.truncated() {
+        out.insert(format!("{key}_truncated"), true.into());
+    }
+}
+
+fn invocation_value(request: &ProcessRequest, cwd: &Path) -> Value {
+    json!({
+        "command": request.command,
+        "argv": request.argv,
+        "cwd": cwd.display().to_string(),
+        "env_keys": request.env.keys().collect::<Vec<_>>(),
+        "clear_env": request.clear_env,
+        "user": request.user,
+    })
+}
+
+impl ProcessLane {
+    /// The child's environment: the inherited host variables (unless `clear_env`), then the
+    /// request's.
+    fn environment(&self, request: &ProcessRequest) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = if request.clear_env {
+            Vec::new()
+        } else {
+            self.policy
+                .inherit_env
+                .iter()
+                .filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v)))
+                .collect()
+        };
+        env.retain(|(name, _)| !request.env.contains_key(name));
+        env.extend(request.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env
+    }
+
+    fn denied(
+        &self,
+        request: &ExecutionRequest,
+        asked: &ProcessRequest,
+        denied: &Denied,
+    ) -> ExecutionResult {
+        tracing::info!(
+            execution_ref = request.execution_ref.as_str(),
+            capability = denied.capability(),
+            %denied,
+            "process request denied by policy"
+        );
+        let evidence = json!({
+            "kind": "capability.denied",
+            "capability": denied.capability(),
+            "lane_id": PROCESS_LANE_ID,
+            "command_sha256": sha256(asked.command.as_bytes()),
+            "reason": denied.to_string(),
+        });
+        failed(
+            request,
+            Failure::new(FailureClass::PolicyDenied, denied.to_string())
+                .with_detail("cause", "process_policy")
+                .with_detail("capability", denied.capability()),
+            Map::new(),
+            vec![evidence],
+        )
+    }
+
+    async fn run_request(
+        &self,
+        request: &ExecutionRequest,
+        ctx: &ExecutionContext,
+    ) -> ExecutionResult {
+        let asked = match ProcessRequest::parse(&request.payload) {
+            Ok(asked) => asked,
+            Err(error) => {
+                return ep_lane_api::rejected_result(
+                    request.execution_ref.clone(),
+                    request.provenance.clone(),
+                    &rejection(&error),
+                );
+            }
+        };
+        if asked.surface_kind != LOCAL_SUBPROCESS {
+            return failed(
+                request,
+                Failure::new(
+                    FailureClass::PlacementUnavailable,
+                    "unsupported placement surface",
+                )
+                .with_detail("surface_kind", asked.surface_kind.clone()),
+                Map::new(),
+                Vec::new(),
+            );
+        }
+        let granted = match self.policy.check(&asked) {
+            Ok(granted) => granted,
+            Err(denied) => return self.denied(request, &asked, &denied),
+        };
+        let launch_failed = |reason: &str, details: Value| {
+            let mut failure = Failure::new(FailureClass::LaunchFailed, reason);
+            if let Value::Object(map) = details {
+                for (key, value) in map {
+                    failure = failure.with_detail(&key, value);
+                }
+            }
+            failed(request, failure, Map::new(), Vec::new())
+        };
+        let user = match &asked.user {
+            None => None,
+            Some(user) if !rustix::process::getuid().is_root() => {
+                return launch_failed(
+                    "user switch requires root",
+                    json!({"user": user, "required_privilege": "root"}),
+                );
+            }
+            Some(user) => match users::lookup(user) {
+                Some(ids) => Some(ids),
+                None => return launch_failed("no such user", json!({"user": user})),
+            },
+        };
+        let Some(program) = granted.program.clone() else {
+            return launch_failed("command not found", json!({"command": asked.command}));
+        };
+        let Ok(_slot) = Arc::clone(&self.slots).try_acquire_owned() else {
+            return failed(
+                request,
+                Failure::new(
+                    FailureClass::PlacementUnavailable,
+                    "the host runs as many processes as [process] max_processes allows",
+                )
+                .with_detail("cause", "process_limit")
+                .with_detail("max_processes", self.policy.max_processes as u64),
+                Map::new(),
+                Vec::new(),
+            );
+        };
+        let invocation = Invocation {
+            program,
+            argv: asked.argv.clone(),
+            cwd: granted.cwd.clone(),
+            env: self.environment(&asked),
+            stdin: asked.stdin.clone(),
+            close_stdin: asked.close_stdin,
+            stderr_mode: asked.stderr_mode,
+            user,
+            max_output_bytes: usize::try_from(self.policy.max_output_bytes).unwrap_or(usize::MAX),
+        };
+        let mut limit = ctx.time_left(DEFAULT_TIMEOUT, MAX_TIMEOUT);
+        if let Some(own) = asked.timeout {
+            limit = limit.min(own);
+        }
+        match run(&invocation, limit, &ctx.cancel).await {
+            Ok(ran) => self.report(request, &asked, &granted.cwd, &ran, limit),
+            Err(LaunchError::CwdNotFound(cwd)) => {
+                launch_failed("cwd not found", json!({"cwd": cwd.display().to_string()}))
+            }
+            Err(LaunchError::CommandNotFound(command)) => {
+                launch_failed("command not found", json!({"command": command}))
+            }
+            Err(LaunchError::Spawn(error)) => {
+                launch_failed("process launch failed", json!({"error": error.to_string()}))
+            }
+        }
+    }
+
+    fn report(
+        &self,
+        request: &ExecutionRequest,
+        asked: &ProcessRequest,
+        cwd: &Path,
+        ran: &Ran,
+        limit: Duration,
+    ) -> ExecutionResult {
+        let mut output = Map::new();
+        output.insert("invocation".to_owned(), invocation_value(asked, cwd));
+        put_bytes(&mut output, "stdout", &ran.stdout);
+        put_bytes(&mut output, "stderr", &ran.stderr);
+        put_bytes(&mut output, "output", &ran.output);
+        let exit = match &ran.ending {
+            Ending::Exited(exit) => exit.to_value(),
+            Ending::TimedOut | Ending::Cancelled => Value::Null,
+        };
+        output.insert("exit".to_owned(), exit.clone());
+        let duration_ms = u64::try_from(ran.duration.as_millis()).unwrap_or(u64::MAX);
+        let evidence = vec![json!({
+            "kind": "process.run",
+            "placement": LOCAL_SUBPROCESS,
+            "command_sha256": sha256(asked.command.as_bytes()),
+            "argv_count": asked.argv.len(),
+            "exit": exit,
+            "stdout_bytes": ran.stdout.total,
+            "stderr_bytes": ran.stderr.total,
+            "duration_ms": duration_ms,
+        })];
+        output.insert("duration_ms".to_owned(), duration_ms.into());
+        let failure = match &ran.ending {
+            Ending::Exited(exit) if exit.succeeded() => None,
+            Ending::Exited(_) => Some(
+                Failure::new(
+                    FailureClass::SemanticRuntimeFailed,
+                    "the process exited unsuccessfully",
+                )
+                .with_detail("cause", "exit_status")
+                .with_detail("exit", exit),
+            ),
+            Ending::TimedOut => Some(
+                Failure::new(FailureClass::Timeout, "execution timed out")
+                    .with_detail("cause", "deadline")
+                    .with_detail(
+                        "timeout_ms",
+                        u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                    ),
+            ),
+            Ending::Cancelled => Some(
+                Failure::new(FailureClass::Cancellation, "the execution was cancelled")
+                    .with_detail("cause", "cancelled"),
+            ),
+        };
+        match failure {
+            None => ExecutionResult {
+                output,
+                evidence,
+                provenance: request.provenance.clone(),
+                ..ExecutionResult::succeeded(request.execution_ref.clone(), Map::new())
+            },
+            Some(failure) => failed(request, failure, output, evidence),
+        }
+    }
+}
+
+#[async_trait]
+impl LaneAdapter for ProcessLane {
+    fn lane_id(&self) -> &str {
+        PROCESS_LANE_ID
+    }
+
+    fn capabilities(&self) -> LaneCapabilities {
+        let mut metadata = Map::new();
+        metadata.insert("placement".to_owned(), "local".into());
+        metadata.insert("sandbox".to_owned(), "none".into());
+        LaneCapabilities {
+            lane_id: Some(PROCESS_LANE_ID.to_owned()),
+            protocols: vec!["process".to_owned()],
+            surfaces: vec![LOCAL_SUBPROCESS.to_owned()],
+            supports_execute: true,
+            supports_stream: false,
+            metadata,
+            ..LaneCapabilities::default()
+        }
+    }
+
+    async fn validate(&self, request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
+        ProcessRequest::parse(&request.payload)
+            .map(|_| ())
+            .map_err(|error| rejection(&error))
+    }
+
+    async fn execute(&self, request: ExecutionRequest, ctx: ExecutionContext) -> ExecutionResult {
+        self.run_request(&request, &ctx).await
+    }
+
+    async fn stream(
+        &self,
+        _request: ExecutionRequest,
+        _ctx: ExecutionContext,
+    ) -> Result<EventStream, AdmissionRejection> {
+        Err(AdmissionRejection::new(
+            RejectionReason::NotSupported,
+            "the process lane runs one-shot executions only on this host; use /v1/execute",
+        ))
+    }
+}

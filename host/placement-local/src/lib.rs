@@ -1,0 +1,19 @@
+//! The local process placement: the `process` lane, which runs a governed request's command as a
+//! child process of the host (inventory §8.5–§8.7), deny by default under the operator's
+//! [`ProcessPolicy`]. It claims no sandbox: its target is attested `local-process-weak`.
+//!
+//! * [`payload`]: the request's payload, read in upstream's order;
+//! * [`policy`]: what the operator grants (commands, working directories, variables, users,
+//!   output and process caps);
+//! * [`run`]: one process run to its end, killed with its group when out of time;
+//! * [`exit`]: how it ended, normalized.
+
+pub mod exit;
+mod lane;
+pub mod payload;
+pub mod policy;
+pub mod run;
+mod users;
+
+pub use lane::{DEFAULT_TIMEOUT, MAX_TIMEOUT, PROCESS_LANE_ID, ProcessLane};
+pub use policy::ProcessPolicy;
