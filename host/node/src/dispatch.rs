@@ -376,7 +376,14 @@ fn expired_stream(execution_ref: &ExecutionRef, overdue_ms: u64) -> EventStream 
 /// each becomes a `capability.denied` record of its own, so a denial is never only a field
 /// inside a completion.
 fn capability_denials(result: &ExecutionResult) -> impl Iterator<Item = &serde_json::Value> {
-    result.evidence.iter().filter(|entry| {
+    denials_in(&result.evidence)
+}
+
+/// The entries of `evidence` (a result's or an event's) that report a refused capability.
+pub(crate) fn denials_in(
+    evidence: &[serde_json::Value],
+) -> impl Iterator<Item = &serde_json::Value> {
+    evidence.iter().filter(|entry| {
         entry.get("kind").and_then(serde_json::Value::as_str) == Some(CAPABILITY_DENIED)
     })
 }

@@ -260,9 +260,14 @@ pub(crate) struct RecordedStream {
     provenance: Provenance,
     count: usize,
     last_failure: Option<Value>,
+    /// Capability denials the stream's events reported (at most [`MAX_STREAM_DENIALS`]).
+    denials: Vec<Value>,
     ending: Option<BoxFuture<'static, ()>>,
     ended: bool,
 }
+
+/// Most capability denials of one stream recorded as records of their own.
+const MAX_STREAM_DENIALS: usize = 16;
 
 impl RecordedStream {
     pub(crate) fn new(
@@ -280,6 +285,7 @@ impl RecordedStream {
             provenance,
             count: 0,
             last_failure: None,
+            denials: Vec::new(),
             ending: None,
             ended: false,
         }
@@ -294,6 +300,7 @@ impl RecordedStream {
             self.last_failure.clone(),
         );
         let count = self.count;
+        let denials = self.denials.clone();
         async move {
             node.record_completion(
                 &record,
@@ -301,7 +308,7 @@ impl RecordedStream {
                 &result,
                 "stream",
                 Some(count),
-                Vec::new(),
+                denials,
             )
             .await;
         }
@@ -335,6 +342,12 @@ impl Stream for RecordedStream {
                 Poll::Ready(Some(event)) => {
                     this.count += 1;
                     this.last_failure = event_failure(&event);
+                    let room = MAX_STREAM_DENIALS.saturating_sub(this.denials.len());
+                    this.denials.extend(
+                        crate::dispatch::denials_in(&event.evidence)
+                            .take(room)
+                            .cloned(),
+                    );
                     return Poll::Ready(Some(event));
                 }
                 Poll::Ready(None) => {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine as _;
 use ep_contracts::boundary::{
     AdmissionRejection, ExecutionRequest, ExecutionResult, LaneCapabilities, Map, RejectionReason,
     ResultStatus,
@@ -15,7 +14,7 @@ use ep_contracts::{Failure, FailureClass};
 use ep_lane_api::{EventStream, ExecutionContext, LaneAdapter};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::payload::{LOCAL_SUBPROCESS, PayloadError, ProcessRequest};
 use crate::policy::{Denied, ProcessPolicy};
@@ -28,6 +27,52 @@ pub const PROCESS_LANE_ID: &str = "process";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest a process may run, whatever the request asks.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Why a request does not reach a spawn.
+pub(crate) enum Refusal {
+    /// The payload does not read.
+    Rejected(AdmissionRejection),
+    /// A classified failure before anything ran (with its lane evidence).
+    Failed {
+        failure: Failure,
+        evidence: Vec<Value>,
+    },
+}
+
+impl Refusal {
+    fn failed(failure: Failure) -> Self {
+        Self::Failed {
+            failure,
+            evidence: Vec::new(),
+        }
+    }
+}
+
+/// A request ready to spawn, holding its process slot.
+pub(crate) struct Prepared {
+    pub(crate) asked: ProcessRequest,
+    pub(crate) invocation: Invocation,
+    pub(crate) slot: OwnedSemaphorePermit,
+}
+
+impl Prepared {
+    /// How long it may run: what is left of the planned deadline (else 30 s), within the
+    /// payload's own `timeout_ms` and never over an hour.
+    pub(crate) fn limit(&self, ctx: &ExecutionContext) -> Duration {
+        let limit = ctx.time_left(DEFAULT_TIMEOUT, MAX_TIMEOUT);
+        self.asked.timeout.map_or(limit, |own| limit.min(own))
+    }
+}
+
+/// The `launch_failed` failure of a process that did not start.
+pub(crate) fn launch_failure(error: &LaunchError) -> Failure {
+    let (reason, key, value) = match error {
+        LaunchError::CwdNotFound(cwd) => ("cwd not found", "cwd", cwd.display().to_string()),
+        LaunchError::CommandNotFound(command) => ("command not found", "command", command.clone()),
+        LaunchError::Spawn(error) => ("process launch failed", "error", error.to_string()),
+    };
+    Failure::new(FailureClass::LaunchFailed, reason).with_detail(key, value)
+}
 
 /// The local process lane.
 pub struct ProcessLane {
@@ -88,20 +133,7 @@ fn failed(
 
 /// The captured bytes as text, or as base64 (`<key>_base64`) when they are not UTF-8.
 fn put_bytes(out: &mut Map, key: &str, captured: &Captured) {
-    match std::str::from_utf8(&captured.bytes) {
-        Ok(text) => {
-            out.insert(key.to_owned(), text.into());
-        }
-        Err(_) => {
-            out.insert(key.to_owned(), Value::Null);
-            out.insert(
-                format!("{key}_base64"),
-                base64::engine::general_purpose::STANDARD
-                    .encode(&captured.bytes)
-                    .into(),
-            );
-        }
-    }
+    crate::stream::insert_bytes(out, key, &captured.bytes);
     if captured.truncated() {
         out.insert(format!("{key}_truncated"), true.into());
     }
@@ -141,7 +173,7 @@ impl ProcessLane {
         request: &ExecutionRequest,
         asked: &ProcessRequest,
         denied: &Denied,
-    ) -> ExecutionResult {
+    ) -> Refusal {
         tracing::info!(
             execution_ref = request.execution_ref.as_str(),
             capability = denied.capability(),
@@ -155,47 +187,32 @@ impl ProcessLane {
             "command_sha256": sha256(asked.command.as_bytes()),
             "reason": denied.to_string(),
         });
-        failed(
-            request,
-            Failure::new(FailureClass::PolicyDenied, denied.to_string())
+        Refusal::Failed {
+            failure: Failure::new(FailureClass::PolicyDenied, denied.to_string())
                 .with_detail("cause", "process_policy")
                 .with_detail("capability", denied.capability()),
-            Map::new(),
-            vec![evidence],
-        )
+            evidence: vec![evidence],
+        }
     }
 
-    async fn run_request(
-        &self,
-        request: &ExecutionRequest,
-        ctx: &ExecutionContext,
-    ) -> ExecutionResult {
-        let asked = match ProcessRequest::parse(&request.payload) {
-            Ok(asked) => asked,
-            Err(error) => {
-                return ep_lane_api::rejected_result(
-                    request.execution_ref.clone(),
-                    request.provenance.clone(),
-                    &rejection(&error),
-                );
-            }
-        };
+    /// Everything before a spawn: the payload read, the surface, the policy, the user, the
+    /// program and a process slot; or why not.
+    fn prepare(&self, request: &ExecutionRequest) -> Result<Prepared, Refusal> {
+        let asked = ProcessRequest::parse(&request.payload)
+            .map_err(|error| Refusal::Rejected(rejection(&error)))?;
         if asked.surface_kind != LOCAL_SUBPROCESS {
-            return failed(
-                request,
+            return Err(Refusal::failed(
                 Failure::new(
                     FailureClass::PlacementUnavailable,
                     "unsupported placement surface",
                 )
                 .with_detail("surface_kind", asked.surface_kind.clone()),
-                Map::new(),
-                Vec::new(),
-            );
+            ));
         }
-        let granted = match self.policy.check(&asked) {
-            Ok(granted) => granted,
-            Err(denied) => return self.denied(request, &asked, &denied),
-        };
+        let granted = self
+            .policy
+            .check(&asked)
+            .map_err(|denied| self.denied(request, &asked, &denied))?;
         let launch_failed = |reason: &str, details: Value| {
             let mut failure = Failure::new(FailureClass::LaunchFailed, reason);
             if let Value::Object(map) = details {
@@ -203,36 +220,36 @@ impl ProcessLane {
                     failure = failure.with_detail(&key, value);
                 }
             }
-            failed(request, failure, Map::new(), Vec::new())
+            Refusal::failed(failure)
         };
         let user = match &asked.user {
             None => None,
             Some(user) if !rustix::process::getuid().is_root() => {
-                return launch_failed(
+                return Err(launch_failed(
                     "user switch requires root",
                     json!({"user": user, "required_privilege": "root"}),
-                );
+                ));
             }
             Some(user) => match users::lookup(user) {
                 Some(ids) => Some(ids),
-                None => return launch_failed("no such user", json!({"user": user})),
+                None => return Err(launch_failed("no such user", json!({"user": user}))),
             },
         };
         let Some(program) = granted.program.clone() else {
-            return launch_failed("command not found", json!({"command": asked.command}));
+            return Err(launch_failed(
+                "command not found",
+                json!({"command": asked.command}),
+            ));
         };
-        let Ok(_slot) = Arc::clone(&self.slots).try_acquire_owned() else {
-            return failed(
-                request,
+        let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
+            return Err(Refusal::failed(
                 Failure::new(
                     FailureClass::PlacementUnavailable,
                     "the host runs as many processes as [process] max_processes allows",
                 )
                 .with_detail("cause", "process_limit")
                 .with_detail("max_processes", self.policy.max_processes as u64),
-                Map::new(),
-                Vec::new(),
-            );
+            ));
         };
         let invocation = Invocation {
             program,
@@ -245,21 +262,36 @@ impl ProcessLane {
             user,
             max_output_bytes: usize::try_from(self.policy.max_output_bytes).unwrap_or(usize::MAX),
         };
-        let mut limit = ctx.time_left(DEFAULT_TIMEOUT, MAX_TIMEOUT);
-        if let Some(own) = asked.timeout {
-            limit = limit.min(own);
-        }
-        match run(&invocation, limit, &ctx.cancel).await {
-            Ok(ran) => self.report(request, &asked, &granted.cwd, &ran, limit),
-            Err(LaunchError::CwdNotFound(cwd)) => {
-                launch_failed("cwd not found", json!({"cwd": cwd.display().to_string()}))
+        Ok(Prepared {
+            asked,
+            invocation,
+            slot,
+        })
+    }
+
+    async fn run_request(
+        &self,
+        request: &ExecutionRequest,
+        ctx: &ExecutionContext,
+    ) -> ExecutionResult {
+        let prepared = match self.prepare(request) {
+            Ok(prepared) => prepared,
+            Err(Refusal::Rejected(rejection)) => {
+                return ep_lane_api::rejected_result(
+                    request.execution_ref.clone(),
+                    request.provenance.clone(),
+                    &rejection,
+                );
             }
-            Err(LaunchError::CommandNotFound(command)) => {
-                launch_failed("command not found", json!({"command": command}))
+            Err(Refusal::Failed { failure, evidence }) => {
+                return failed(request, failure, Map::new(), evidence);
             }
-            Err(LaunchError::Spawn(error)) => {
-                launch_failed("process launch failed", json!({"error": error.to_string()}))
-            }
+        };
+        let limit = prepared.limit(ctx);
+        let (asked, invocation) = (&prepared.asked, &prepared.invocation);
+        match run(invocation, limit, &ctx.cancel).await {
+            Ok(ran) => self.report(request, asked, &invocation.cwd, &ran, limit),
+            Err(error) => failed(request, launch_failure(&error), Map::new(), Vec::new()),
         }
     }
 
@@ -343,7 +375,7 @@ impl LaneAdapter for ProcessLane {
             protocols: vec!["process".to_owned()],
             surfaces: vec![LOCAL_SUBPROCESS.to_owned()],
             supports_execute: true,
-            supports_stream: false,
+            supports_stream: true,
             metadata,
             ..LaneCapabilities::default()
         }
@@ -361,12 +393,15 @@ impl LaneAdapter for ProcessLane {
 
     async fn stream(
         &self,
-        _request: ExecutionRequest,
-        _ctx: ExecutionContext,
+        request: ExecutionRequest,
+        ctx: ExecutionContext,
     ) -> Result<EventStream, AdmissionRejection> {
-        Err(AdmissionRejection::new(
-            RejectionReason::NotSupported,
-            "the process lane runs one-shot executions only on this host; use /v1/execute",
-        ))
+        match self.prepare(&request) {
+            Ok(prepared) => Ok(crate::stream::start(prepared, &request, ctx)),
+            Err(Refusal::Rejected(rejection)) => Err(rejection),
+            Err(Refusal::Failed { failure, evidence }) => {
+                Ok(crate::stream::refused(&request, &failure, evidence))
+            }
+        }
     }
 }

@@ -6,13 +6,17 @@
 //! * [`policy`]: what the operator grants (commands, working directories, variables, users,
 //!   output and process caps);
 //! * [`run`]: one process run to its end, killed with its group when out of time;
-//! * [`exit`]: how it ended, normalized.
+//! * [`exit`]: how it ended, normalized;
+//! * [`framing`]: stdout split into lines as it arrives;
+//! * [`stream`]: a streaming run, its output as events.
 
 pub mod exit;
+pub mod framing;
 mod lane;
 pub mod payload;
 pub mod policy;
 pub mod run;
+pub mod stream;
 mod users;
 
 pub use lane::{DEFAULT_TIMEOUT, MAX_TIMEOUT, PROCESS_LANE_ID, ProcessLane};

@@ -18,6 +18,40 @@ pub enum StderrMode {
     Stdout,
 }
 
+/// How a streaming run delivers stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StdoutMode {
+    /// One `process.stdout` event per line (§8.8 framing).
+    Line,
+    /// One `process.data` event per chunk read.
+    Raw,
+}
+
+/// What a streaming run takes besides the one-shot keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// `stdout_mode` (`line`).
+    pub stdout_mode: StdoutMode,
+    /// `max_recoverable_line_bytes` (16 MiB): the longest line delivered whole.
+    pub max_line_bytes: usize,
+    /// `max_stderr_buffer_size` (256 KiB): the stderr tail kept for the exit event.
+    pub stderr_tail_bytes: usize,
+    /// `headless_timeout_ms` (30 s): how long the run waits for a consumer that stopped
+    /// reading before it ends the process.
+    pub headless_timeout: Duration,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        Self {
+            stdout_mode: StdoutMode::Line,
+            max_line_bytes: 16 << 20,
+            stderr_tail_bytes: 256 << 10,
+            headless_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
 /// The one placement surface this crate runs.
 pub const LOCAL_SUBPROCESS: &str = "local_subprocess";
 
@@ -47,6 +81,8 @@ pub struct ProcessRequest {
     pub user: Option<String>,
     /// The placement surface asked for (`local_subprocess` when absent).
     pub surface_kind: String,
+    /// What a streaming run takes.
+    pub stream: StreamOptions,
 }
 
 /// Why a payload does not read.
@@ -173,6 +209,7 @@ impl ProcessRequest {
             }
             Some(other) => Some(other.to_string().into_bytes()),
         };
+        let stream = stream_options(payload)?;
         if flag(payload, "pty", false)? {
             return Err(bad(
                 "pty",
@@ -191,8 +228,49 @@ impl ProcessRequest {
             timeout,
             user,
             surface_kind,
+            stream,
         })
     }
+}
+
+fn positive(payload: &Map, field: &'static str) -> Result<Option<u64>, PayloadError> {
+    match payload.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => value.as_u64().filter(|n| *n > 0).map(Some).ok_or_else(|| {
+            bad(
+                field,
+                format!("must be a positive whole number (found {value})"),
+            )
+        }),
+    }
+}
+
+/// The streaming keys (§8.9 options): `stdout_mode`, `max_recoverable_line_bytes`,
+/// `max_stderr_buffer_size`, `headless_timeout_ms`.
+fn stream_options(payload: &Map) -> Result<StreamOptions, PayloadError> {
+    let mut options = StreamOptions::default();
+    match payload.get("stdout_mode") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(mode)) if mode == "line" => options.stdout_mode = StdoutMode::Line,
+        Some(Value::String(mode)) if mode == "raw" => options.stdout_mode = StdoutMode::Raw,
+        Some(other) => {
+            return Err(bad(
+                "stdout_mode",
+                format!("must be \"line\" or \"raw\" (found {other})"),
+            ));
+        }
+    }
+    let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    if let Some(n) = positive(payload, "max_recoverable_line_bytes")? {
+        options.max_line_bytes = size(n);
+    }
+    if let Some(n) = positive(payload, "max_stderr_buffer_size")? {
+        options.stderr_tail_bytes = size(n);
+    }
+    if let Some(ms) = positive(payload, "headless_timeout_ms")? {
+        options.headless_timeout = Duration::from_millis(ms);
+    }
+    Ok(options)
 }
 
 /// `execution_surface.surface_kind`, else `surface_kind`, else `local_subprocess`.

@@ -21,7 +21,7 @@ use crate::payload::StderrMode;
 /// How long a process has after SIGTERM before SIGKILL.
 pub const TERM_GRACE: Duration = Duration::from_millis(200);
 /// How long the output of a killed process group is still read.
-const DRAIN_AFTER_KILL: Duration = Duration::from_millis(500);
+pub const DRAIN_AFTER_KILL: Duration = Duration::from_millis(500);
 
 /// Everything a run needs, resolved by the policy.
 #[derive(Debug, Clone)]
@@ -152,12 +152,38 @@ fn take(captured: &Arc<Mutex<Captured>>) -> Captured {
     std::mem::take(&mut *captured.lock().unwrap_or_else(PoisonError::into_inner))
 }
 
-/// Runs `invocation` for at most `limit`, or until `cancel` fires.
-pub async fn run(
-    invocation: &Invocation,
-    limit: Duration,
-    cancel: &CancelSignal,
-) -> Result<Ran, LaunchError> {
+/// A started process: the child, its process group, and when it started.
+pub struct Spawned {
+    /// The child (its pipes not yet taken).
+    pub child: tokio::process::Child,
+    /// Its process group (the child's pid), while known.
+    pub pgid: Option<u32>,
+    /// When it was spawned.
+    pub started: Instant,
+}
+
+impl Spawned {
+    /// Ends the group: SIGTERM, [`TERM_GRACE`] for the process to exit, then SIGKILL.
+    pub async fn terminate(&mut self) {
+        signal_group(self.pgid, Signal::TERM);
+        if tokio::time::timeout(TERM_GRACE, self.child.wait())
+            .await
+            .is_err()
+        {
+            signal_group(self.pgid, Signal::KILL);
+            let _ = tokio::time::timeout(DRAIN_AFTER_KILL, self.child.wait()).await;
+        }
+    }
+
+    /// Kills whatever is left in the group (after the process itself exited).
+    pub fn kill_group(&self) {
+        signal_group(self.pgid, Signal::KILL);
+    }
+}
+
+/// Checks the working directory and the program, then spawns `invocation` in a process group
+/// of its own with stdout and stderr piped, and stdin piped when it gets bytes or stays open.
+pub fn spawn(invocation: &Invocation) -> Result<Spawned, LaunchError> {
     if !invocation.cwd.is_dir() {
         return Err(LaunchError::CwdNotFound(invocation.cwd.clone()));
     }
@@ -185,13 +211,30 @@ pub async fn run(
         command.uid(uid).gid(gid);
     }
     let started = Instant::now();
-    let mut child = command.spawn().map_err(|error| match error.kind() {
+    let child = command.spawn().map_err(|error| match error.kind() {
         std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
             LaunchError::CommandNotFound(invocation.program.display().to_string())
         }
         _ => LaunchError::Spawn(error),
     })?;
     let pgid = child.id();
+    Ok(Spawned {
+        child,
+        pgid,
+        started,
+    })
+}
+
+/// Runs `invocation` for at most `limit`, or until `cancel` fires.
+pub async fn run(
+    invocation: &Invocation,
+    limit: Duration,
+    cancel: &CancelSignal,
+) -> Result<Ran, LaunchError> {
+    let mut spawned = spawn(invocation)?;
+    let started = spawned.started;
+    let child = &mut spawned.child;
+
     let cap = invocation.max_output_bytes;
     let stdout = Arc::new(Mutex::new(Captured::default()));
     let stderr = Arc::new(Mutex::new(Captured::default()));
@@ -237,17 +280,10 @@ pub async fn run(
     };
     drop(kept_open);
     if !matches!(ending, Ending::Exited(_)) {
-        signal_group(pgid, Signal::TERM);
-        if tokio::time::timeout(TERM_GRACE, child.wait())
-            .await
-            .is_err()
-        {
-            signal_group(pgid, Signal::KILL);
-            let _ = tokio::time::timeout(DRAIN_AFTER_KILL, child.wait()).await;
-        }
+        spawned.terminate().await;
     }
     // Whatever the process left in its group goes with it; its pipes then close.
-    signal_group(pgid, Signal::KILL);
+    spawned.kill_group();
     let drain = async { while readers.join_next().await.is_some() {} };
     if tokio::time::timeout(DRAIN_AFTER_KILL, drain).await.is_err() {
         readers.abort_all();

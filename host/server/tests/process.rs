@@ -103,3 +103,45 @@ async fn processes_run_governed_and_direct_and_outside_the_policy_nothing_runs()
         "the run's shape is in the evidence"
     );
 }
+
+/// A process stream through `POST /v1/stream`: its lines as `execution_event` frames, then the
+/// result; a denied stream ends failed and its denial is a `capability.denied` record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_streams_its_lines_over_sse_and_a_denied_stream_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let server = served::start_loaded(config.clone()).await;
+    let info = server.service().unwrap().info().clone();
+    let key = SigningKeyFile::load(info.dev_key.as_ref().unwrap()).unwrap();
+    let http = Http::new(&server.url());
+
+    let script = json!({"command": "sh", "argv": ["-c", "echo one; echo two; exit 0"]});
+    let reply = http.post("/v1/stream", &signed(&key, script)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let frames = parse_sse(&reply.body);
+    let lines: Vec<&str> = frames
+        .iter()
+        .filter(|f| f.data["event_type"] == "process.stdout")
+        .map(|f| f.data["payload"]["line"].as_str().unwrap())
+        .collect();
+    assert_eq!(lines, ["one", "two"], "{frames:?}");
+    let result = &frames.last().unwrap().data;
+    assert_eq!(result["status"], "succeeded", "{result}");
+
+    let denied = json!({"command": "touch", "argv": ["x"]});
+    let reply = http.post("/v1/stream", &signed(&key, denied)).await;
+    let frames = parse_sse(&reply.body);
+    let result = &frames.last().unwrap().data;
+    assert_eq!(result["status"], "failed", "{frames:?}");
+    assert_eq!(result["error"]["failure_class"], "policy_denied");
+
+    let report = server.shutdown(Duration::from_secs(5)).await;
+    assert!(report.flush_error.is_none(), "{report:?}");
+    let log = std::fs::read_to_string(config.evidence.log_path()).unwrap();
+    let denials = log
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| record_type(r) == "capability.denied")
+        .count();
+    assert_eq!(denials, 1, "the stream's denial is a record of its own");
+}

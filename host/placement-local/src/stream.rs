@@ -1,0 +1,333 @@
+//! A streaming run (inventory §8.9, as a streaming execution): the process's stdout as
+//! `process.stdout` events, one per line (§8.8 framing; `stdout_mode: raw` gives
+//! `process.data` chunks), stderr as `process.stderr` chunks, and one final event: `process.exit`
+//! with the normalized exit (`status: failed` with `semantic_runtime_failed` when it is not a
+//! success, the stderr tail attached), or `process.error` for a timeout, a line over
+//! `max_recoverable_line_bytes` or a consumer that stopped reading for `headless_timeout_ms`.
+//!
+//! The run reads only as fast as the consumer takes events (at most [`MAX_BUFFERED_EVENTS`]
+//! wait), so a slow consumer slows the process instead of growing memory. Dropping the stream
+//! ends the process and its group.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use ep_contracts::boundary::{ExecutionEvent, ExecutionRef, ExecutionRequest, Map};
+use ep_contracts::{Failure, FailureClass};
+use ep_lane_api::{EventStream, ExecutionContext};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::exit::Exit;
+use crate::framing::LineFraming;
+use crate::lane::{Prepared, launch_failure};
+use crate::payload::StdoutMode;
+use crate::run::{DRAIN_AFTER_KILL, Spawned, spawn};
+
+/// Events waiting for the consumer before the run stops reading the process.
+pub const MAX_BUFFERED_EVENTS: usize = 128;
+/// Event types.
+pub const STDOUT: &str = "process.stdout";
+/// Raw stdout chunks.
+pub const DATA: &str = "process.data";
+/// stderr chunks.
+pub const STDERR: &str = "process.stderr";
+/// The final event of a process that exited.
+pub const EXIT: &str = "process.exit";
+/// The final event of a run that failed (timeout, overflow, headless, launch).
+pub const ERROR: &str = "process.error";
+
+/// `bytes` under `key` as text, or under `<key>_base64` (with `key` null) when not UTF-8.
+pub(crate) fn insert_bytes(map: &mut Map, key: &str, bytes: &[u8]) {
+    use base64::Engine as _;
+    match std::str::from_utf8(bytes) {
+        Ok(text) => {
+            map.insert(key.to_owned(), text.into());
+        }
+        Err(_) => {
+            map.insert(key.to_owned(), Value::Null);
+            map.insert(
+                format!("{key}_base64"),
+                base64::engine::general_purpose::STANDARD
+                    .encode(bytes)
+                    .into(),
+            );
+        }
+    }
+}
+
+fn event(execution_ref: &ExecutionRef, kind: &str, payload: Map) -> ExecutionEvent {
+    ExecutionEvent::new(execution_ref.clone(), kind, payload)
+}
+
+fn failure_payload(failure: &Failure) -> Map {
+    let mut payload = Map::new();
+    payload.insert("status".to_owned(), "failed".into());
+    payload.insert("error".to_owned(), failure.to_value());
+    payload
+}
+
+fn one(event: ExecutionEvent) -> EventStream {
+    Box::pin(futures::stream::iter([event]))
+}
+
+/// The stream of a request refused before anything ran: one final `process.error` event with
+/// the failure (and its lane evidence, a policy denial's `capability.denied`).
+pub(crate) fn refused(
+    request: &ExecutionRequest,
+    failure: &Failure,
+    evidence: Vec<Value>,
+) -> EventStream {
+    let mut last = event(&request.execution_ref, ERROR, failure_payload(failure));
+    last.evidence = evidence;
+    one(last)
+}
+
+/// Starts `prepared` and streams it.
+pub(crate) fn start(
+    prepared: Prepared,
+    request: &ExecutionRequest,
+    ctx: ExecutionContext,
+) -> EventStream {
+    let execution_ref = request.execution_ref.clone();
+    let spawned = match spawn(&prepared.invocation) {
+        Ok(spawned) => spawned,
+        Err(error) => {
+            return one(event(
+                &execution_ref,
+                ERROR,
+                failure_payload(&launch_failure(&error)),
+            ));
+        }
+    };
+    let (events, receiver) = mpsc::channel(MAX_BUFFERED_EVENTS);
+    let limit = prepared.limit(&ctx);
+    tokio::spawn(pump(prepared, spawned, limit, ctx, execution_ref, events));
+    Box::pin(futures::stream::unfold(
+        receiver,
+        |mut receiver| async move { receiver.recv().await.map(|event| (event, receiver)) },
+    ))
+}
+
+/// How the pump's loop ended.
+enum Stop {
+    Exited(Exit),
+    Failed(Failure),
+    /// The consumer is gone: nobody to tell.
+    Gone,
+}
+
+/// Hands events to the consumer, waiting at most the headless timeout for room.
+struct Sender {
+    events: mpsc::Sender<ExecutionEvent>,
+    headless: Duration,
+    execution_ref: ExecutionRef,
+}
+
+impl Sender {
+    async fn send(&self, kind: &str, payload: Map) -> Result<(), Stop> {
+        let event = event(&self.execution_ref, kind, payload);
+        match tokio::time::timeout(self.headless, self.events.send(event)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Stop::Gone),
+            Err(_) => Err(Stop::Failed(
+                Failure::new(
+                    FailureClass::Timeout,
+                    "the consumer stopped reading the stream for longer than headless_timeout_ms",
+                )
+                .with_detail("cause", "headless")
+                .with_detail("headless_timeout_ms", self.headless.as_millis() as u64),
+            )),
+        }
+    }
+}
+
+/// Reads the process and feeds the stream until the process ends or the run must stop.
+async fn pump(
+    prepared: Prepared,
+    mut spawned: Spawned,
+    limit: Duration,
+    ctx: ExecutionContext,
+    execution_ref: ExecutionRef,
+    events: mpsc::Sender<ExecutionEvent>,
+) {
+    let _slot = prepared.slot;
+    let options = prepared.asked.stream;
+    // Room for the final event is kept from the start: a consumer that stopped reading still
+    // learns why its stream ended when it comes back.
+    let Ok(last) = events.clone().reserve_owned().await else {
+        spawned.terminate().await;
+        return;
+    };
+    let sender = Sender {
+        events,
+        headless: options.headless_timeout,
+        execution_ref,
+    };
+    let mut stdout = spawned.child.stdout.take();
+    let mut stderr = spawned.child.stderr.take();
+    let mut stdin = spawned.child.stdin.take();
+    if let Some(pipe) = stdin.as_mut() {
+        let bytes = prepared.invocation.stdin.clone().unwrap_or_default();
+        let _ = pipe.write_all(&bytes).await;
+    }
+    if prepared.invocation.close_stdin {
+        stdin = None;
+    }
+    let mut framing = LineFraming::new(options.max_line_bytes);
+    let mut tail: VecDeque<u8> = VecDeque::new();
+    let deadline = tokio::time::Instant::now() + limit;
+    let (mut out_buf, mut err_buf) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
+    let mut exited: Option<Exit> = None;
+    // Once the process exited, its output is read for at most this long more.
+    let mut drain_until = deadline;
+    let stop = loop {
+        if exited.is_some() && stdout.is_none() && stderr.is_none() {
+            break None;
+        }
+        let step = tokio::select! {
+            read = read_some(&mut stdout, &mut out_buf) => match read {
+                Some(chunk) => stdout_events(&sender, &mut framing, options.stdout_mode, chunk).await,
+                None => {
+                    stdout = None;
+                    flush_events(&sender, &mut framing, options.stdout_mode).await
+                }
+            },
+            read = read_some(&mut stderr, &mut err_buf) => match read {
+                Some(chunk) => {
+                    tail.extend(chunk.iter().copied());
+                    while tail.len() > options.stderr_tail_bytes {
+                        tail.pop_front();
+                    }
+                    let mut payload = Map::new();
+                    insert_bytes(&mut payload, "chunk", &chunk);
+                    sender.send(STDERR, payload).await
+                }
+                None => {
+                    stderr = None;
+                    Ok(())
+                }
+            },
+            status = spawned.child.wait(), if exited.is_none() => {
+                exited = Some(status.map_or(Exit::Code(-1), Exit::of));
+                // What it left in its group goes; the pipes then close (bounded below).
+                spawned.kill_group();
+                drain_until = tokio::time::Instant::now() + DRAIN_AFTER_KILL;
+                Ok(())
+            }
+            () = tokio::time::sleep_until(deadline), if exited.is_none() => Err(Stop::Failed(
+                Failure::new(FailureClass::Timeout, "execution timed out")
+                    .with_detail("cause", "deadline")
+                    .with_detail("timeout_ms", limit.as_millis() as u64),
+            )),
+            () = tokio::time::sleep_until(drain_until), if exited.is_some() => {
+                // The process is gone but something still holds a pipe open: stop reading.
+                stdout = None;
+                stderr = None;
+                Ok(())
+            }
+            () = sender.events.closed() => Err(Stop::Gone),
+            () = ctx.cancel.cancelled() => Err(Stop::Failed(
+                Failure::new(FailureClass::Cancellation, "the execution was cancelled")
+                    .with_detail("cause", "cancelled"),
+            )),
+        };
+        if let Err(stop) = step {
+            break Some(stop);
+        }
+    };
+    drop(stdin);
+    let stop = match stop {
+        None => Stop::Exited(exited.unwrap_or(Exit::Code(-1))),
+        Some(stop) => {
+            if exited.is_none() {
+                spawned.terminate().await;
+            }
+            spawned.kill_group();
+            stop
+        }
+    };
+    let tail: Vec<u8> = tail.into_iter().collect();
+    let kind_payload = match stop {
+        Stop::Gone => None,
+        Stop::Failed(failure) => Some((ERROR, failure_payload(&failure))),
+        Stop::Exited(exit) => {
+            let mut payload = Map::new();
+            payload.insert("exit".to_owned(), exit.to_value());
+            insert_bytes(&mut payload, "stderr_tail", &tail);
+            if exit.succeeded() {
+                payload.insert("status".to_owned(), "succeeded".into());
+            } else {
+                let failure = Failure::new(
+                    FailureClass::SemanticRuntimeFailed,
+                    "the process exited unsuccessfully",
+                )
+                .with_detail("cause", "exit_status")
+                .with_detail("exit", exit.to_value());
+                payload.extend(failure_payload(&failure));
+            }
+            Some((EXIT, payload))
+        }
+    };
+    if let Some((kind, payload)) = kind_payload {
+        last.send(event(&sender.execution_ref, kind, payload));
+    }
+}
+
+/// The next chunk of `pipe` (none at its end, or when it is closed already: then it waits
+/// forever, so `select!` takes the other branches).
+async fn read_some(
+    pipe: &mut Option<impl tokio::io::AsyncRead + Unpin>,
+    buffer: &mut [u8],
+) -> Option<Vec<u8>> {
+    match pipe {
+        None => std::future::pending().await,
+        Some(pipe) => match pipe.read(buffer).await {
+            Ok(0) | Err(_) => None,
+            Ok(n) => Some(buffer[..n].to_vec()),
+        },
+    }
+}
+
+async fn stdout_events(
+    sender: &Sender,
+    framing: &mut LineFraming,
+    mode: StdoutMode,
+    chunk: Vec<u8>,
+) -> Result<(), Stop> {
+    if mode == StdoutMode::Raw {
+        let mut payload = Map::new();
+        insert_bytes(&mut payload, "chunk", &chunk);
+        return sender.send(DATA, payload).await;
+    }
+    let lines = framing.push(&chunk).map_err(|overflow| {
+        Stop::Failed(
+            Failure::new(FailureClass::ProtocolFramingFailed, overflow.to_string())
+                .with_detail("cause", "buffer_overflow")
+                .with_detail("seen_bytes", overflow.seen as u64)
+                .with_detail("max_recoverable_line_bytes", overflow.limit as u64),
+        )
+    })?;
+    for line in lines {
+        let mut payload = Map::new();
+        insert_bytes(&mut payload, "line", &line);
+        sender.send(STDOUT, payload).await?;
+    }
+    Ok(())
+}
+
+async fn flush_events(
+    sender: &Sender,
+    framing: &mut LineFraming,
+    mode: StdoutMode,
+) -> Result<(), Stop> {
+    match framing.flush() {
+        Some(line) if mode == StdoutMode::Line => {
+            let mut payload = Map::new();
+            insert_bytes(&mut payload, "line", &line);
+            sender.send(STDOUT, payload).await
+        }
+        _ => Ok(()),
+    }
+}
