@@ -209,6 +209,8 @@ pub fn error_value(error: &RuntimeError) -> Value {
             json!({"unknown_execution_ref": reference})
         }
         RuntimeError::ExecutionEnded(reference) => json!({"execution_ended": reference}),
+        RuntimeError::InputNotAccepted(reference) => json!({"input_not_accepted": reference}),
+        RuntimeError::InputBusy(reference) => json!({"input_busy": reference}),
         RuntimeError::Target(target) => json!({"target": target.to_string()}),
         RuntimeError::Transport(message) => json!({"transport": message}),
         RuntimeError::Remote {

@@ -343,6 +343,12 @@ fn cases() -> Vec<Case> {
             body: Some("x".into()),
             ..case("POST", "/v1/executions/exec-0-0/cancel", 415)
         },
+        case("POST", "/v1/executions/exec-0-0/input", 401),
+        Case {
+            headers: vec![BEARER, JSON],
+            body: Some(r#"{"end": true}"#.into()),
+            ..case("POST", "/v1/executions/exec-0-0/input", 404)
+        },
         case("GET", "/v1/lanes", 401),
         Case {
             headers: vec![("authorization", "Bearer wrong")],
@@ -484,6 +490,20 @@ async fn every_documented_operation_answers_as_documented() {
         .to_owned();
     let running = probe.start_running("slow").await;
     let sticky = probe.start_running("sticky").await;
+    // Input: a running unary execution takes none; a malformed body is 400.
+    let input = format!("/v1/executions/{running}/input");
+    for (body, status) in [
+        (r#"{"end": true}"#, 409),
+        (r#"{"end": true, "interrupt": true}"#, 400),
+    ] {
+        let answer = probe
+            .send("POST", &input, &[BEARER, JSON], Some(body.to_owned()))
+            .await;
+        if answer.status.as_u16() != status {
+            problems.push(format!("input {body}: status {}", answer.status));
+        }
+        problems.extend(conforms(&spec, "POST", &input, &answer));
+    }
     for (reference, status) in [(running, 200), (sticky, 502), (ended, 409)] {
         let path = format!("/v1/executions/{reference}/cancel");
         let answer = probe.send("POST", &path, &[BEARER], None).await;
@@ -522,6 +542,7 @@ async fn every_route_the_server_answers_is_documented() {
             "/v1/execute",
             "/v1/stream",
             "/v1/executions/exec-0-0/cancel",
+            "/v1/executions/exec-0-0/input",
             "/v1/lanes",
             "/v1/admin/reload",
             "/v1/lanes/process/rollback",

@@ -5,6 +5,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::cancel::CancelSignal;
+use crate::input::InputSlot;
 
 /// When an execution must end: planned once, before dispatch, from every budget the request
 /// and its route carry (the kernel's effective-timeout rule), and handed to the lane as a value.
@@ -52,12 +53,25 @@ pub struct ExecutionContext {
     /// The deadline planned for the execution; `None` when neither the caller nor the route set
     /// a budget, so the lane's own default (capped by its limits) applies.
     pub deadline: Option<Deadline>,
+    /// The caller's input to the running execution (streams only; empty otherwise).
+    pub input: InputSlot,
 }
 
 impl ExecutionContext {
     /// A context with `cancel` and `deadline`.
     pub fn new(cancel: CancelSignal, deadline: Option<Deadline>) -> Self {
-        Self { cancel, deadline }
+        Self {
+            cancel,
+            deadline,
+            input: InputSlot::default(),
+        }
+    }
+
+    /// The same context, with `input` as the caller's input channel.
+    #[must_use]
+    pub fn with_input(mut self, input: InputSlot) -> Self {
+        self.input = input;
+        self
     }
 
     /// How long the execution may take: what is left of the planned deadline, else

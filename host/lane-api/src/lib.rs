@@ -7,11 +7,15 @@
 //! * [`ExecutionContext`]: what comes with a request: the cancel signal and the deadline the
 //!   kernel planned for it.
 //! * [`Deadline`]: when an execution must end, as a typed value (not metadata).
+//! * [`Input`] / [`InputSlot`]: a caller's input to a running execution (stdin bytes, end of
+//!   input, interrupt).
 
 mod cancel;
 mod context;
+mod input;
 mod lane;
 
 pub use cancel::CancelSignal;
 pub use context::{Deadline, ExecutionContext};
+pub use input::{INPUT_BUFFER, Input, InputSlot};
 pub use lane::{EventStream, LaneAdapter, rejected_result};

@@ -24,11 +24,12 @@ use crate::admission::{Admitted, AuthorityUse};
 use crate::budget::Budget;
 use crate::error::RuntimeError;
 use crate::evidence::{
-    CAPABILITY_DENIED, EXECUTION_CANCELLED, EXECUTION_STARTED, cancelled_payload, started_payload,
+    CAPABILITY_DENIED, EXECUTION_CANCELLED, EXECUTION_INPUT, EXECUTION_STARTED, cancelled_payload,
+    started_payload,
 };
 use crate::execution::{ExecutionRecord, ExecutionToken, RecordedStream};
 use crate::node::Node;
-use crate::traits::{Dispatch, EventStream};
+use crate::traits::{Dispatch, EventStream, Input, InputSlot};
 
 /// Who asked for a cancel, recorded in `execution.cancelled` as `cancelled_by`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +133,7 @@ impl Node {
             budget => {
                 let dispatch = Dispatch {
                     deadline: budget.deadline(),
+                    ..Dispatch::default()
                 };
                 admitted
                     .client
@@ -169,7 +171,9 @@ impl Node {
             .map_err(RuntimeError::Rejected)?;
         let provenance = request.provenance.clone();
         let token = ExecutionToken::mint();
-        let (execution_request, record) = self.start_execution_with(request, &admitted, &token);
+        let (input, slot) = InputSlot::channel();
+        let (execution_request, record) =
+            self.start_execution_with(request, &admitted, &token, Some(input));
         let execution_ref = execution_request.execution_ref.clone();
         self.emit_in(
             &record.context,
@@ -182,6 +186,7 @@ impl Node {
             budget => {
                 let dispatch = Dispatch {
                     deadline: budget.deadline(),
+                    input: slot,
                 };
                 admitted
                     .client
@@ -222,22 +227,25 @@ impl Node {
         request: AdmissionRequest,
         admitted: &Admitted,
     ) -> (ExecutionRequest, ExecutionRecord) {
-        self.start_execution_with(request, admitted, &ExecutionToken::mint())
+        self.start_execution_with(request, admitted, &ExecutionToken::mint(), None)
     }
 
-    /// Records the execution as running (with the digest of `token`) and builds its request.
+    /// Records the execution as running (with the digest of `token`, and the sending end of
+    /// its input channel for a stream) and builds its request.
     fn start_execution_with(
         &self,
         request: AdmissionRequest,
         admitted: &Admitted,
         token: &ExecutionToken,
+        input: Option<tokio::sync::mpsc::Sender<Input>>,
     ) -> (ExecutionRequest, ExecutionRecord) {
         let execution_request = execution_request(request, admitted);
-        let record = ExecutionRecord::new(
+        let mut record = ExecutionRecord::new(
             Arc::clone(&admitted.client),
             admitted.context.clone(),
             token,
         );
+        record.input = input;
         self.executions().start(
             execution_request.execution_ref.as_str().to_owned(),
             record.clone(),
@@ -283,6 +291,46 @@ impl Node {
     ) -> Result<(), RuntimeError> {
         self.cancel_inner(execution_ref, Canceller::Host, Some(cause))
             .await
+    }
+
+    /// Sends `input` to the running stream `execution_ref` (waiting while the lane has
+    /// [`ep_lane_api::INPUT_BUFFER`] inputs it has not taken) and records `execution.input`
+    /// with its kind and size, never its bytes. The caller is trusted like [`Node::cancel`]'s:
+    /// a served caller is authorized first ([`Node::authorize_execution`]).
+    pub async fn send_input(
+        &self,
+        execution_ref: &ExecutionRef,
+        input: Input,
+    ) -> Result<(), RuntimeError> {
+        let reference = execution_ref.as_str();
+        let record = self
+            .executions()
+            .lookup(reference)
+            .ok_or_else(|| RuntimeError::UnknownExecutionRef(reference.to_owned()))?;
+        if record.lifecycle.lock().await.ended {
+            return Err(RuntimeError::ExecutionEnded(reference.to_owned()));
+        }
+        let Some(sender) = record.input.clone() else {
+            return Err(RuntimeError::InputNotAccepted(reference.to_owned()));
+        };
+        let kind = input.kind();
+        let bytes = match &input {
+            Input::Data(bytes) => bytes.len(),
+            Input::End | Input::Interrupt => 0,
+        };
+        match tokio::time::timeout(INPUT_WAIT, sender.send(input)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(RuntimeError::InputNotAccepted(reference.to_owned())),
+            Err(_) => return Err(RuntimeError::InputBusy(reference.to_owned())),
+        }
+        self.emit_in(
+            &record.context,
+            EXECUTION_INPUT,
+            serde_json::json!({"execution_ref": reference, "input": kind, "bytes": bytes}),
+        )
+        .await;
+        self.settle().await;
+        Ok(())
     }
 
     async fn cancel_inner(
@@ -346,6 +394,9 @@ fn execution_request(request: AdmissionRequest, admitted: &Admitted) -> Executio
 }
 
 pub use ep_lane_api::rejected_result;
+
+/// How long `send_input` waits for a lane that has not taken the inputs sent before.
+pub const INPUT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Event type of the one event of a stream whose deadline passed before dispatch.
 pub const DISPATCH_FAILED: &str = "dispatch.failed";

@@ -51,6 +51,18 @@ pub enum RuntimeError {
     /// `cancel` named an execution that has already ended; nothing was recorded.
     #[error("execution_ended: execution {0} has already ended; there is nothing to cancel")]
     ExecutionEnded(String),
+    /// `send_input` named an execution that takes no input: not a stream, a lane that reads
+    /// none, or input that has ended.
+    #[error(
+        "input_not_accepted: execution {0} takes no input (only a running stream whose lane reads input does, until its input ends)"
+    )]
+    InputNotAccepted(String),
+    /// `send_input` waited [`crate::dispatch::INPUT_WAIT`] for the lane to take the inputs
+    /// sent before; nothing was sent.
+    #[error(
+        "input_busy: execution {0} has not taken the input sent before it; retry once it has read more"
+    )]
+    InputBusy(String),
     /// The target failed to cancel.
     #[error(transparent)]
     Target(#[from] TargetError),

@@ -40,6 +40,9 @@ pub const EXECUTION_STARTED: &str = "execution.started";
 pub const EXECUTION_COMPLETED: &str = "execution.completed";
 /// `execution.cancelled`: a cancel reached the target (payload: ref and cancel result).
 pub const EXECUTION_CANCELLED: &str = "execution.cancelled";
+/// `execution.input`: a caller's input reached a running stream (payload: its kind and size,
+/// never its bytes).
+pub const EXECUTION_INPUT: &str = "execution.input";
 /// A lane asked for a capability its grants do not allow (one record per denial).
 pub const CAPABILITY_DENIED: &str = "capability.denied";
 

@@ -75,6 +75,8 @@ pub(crate) struct ExecutionRecord {
     pub(crate) context: EvidenceContext,
     pub(crate) token_digest: [u8; 32],
     pub(crate) lifecycle: Arc<tokio::sync::Mutex<Lifecycle>>,
+    /// The sending end of a stream's input channel (none for a unary execution).
+    pub(crate) input: Option<tokio::sync::mpsc::Sender<ep_lane_api::Input>>,
 }
 
 impl ExecutionRecord {
@@ -88,6 +90,7 @@ impl ExecutionRecord {
             context,
             token_digest: token.digest(),
             lifecycle: Arc::default(),
+            input: None,
         }
     }
 

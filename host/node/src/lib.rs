@@ -14,7 +14,7 @@ pub mod traits;
 pub mod verifiers;
 
 pub use dispatch::{Canceller, OpenStream};
-pub use ep_lane_api::{CancelSignal, Deadline};
+pub use ep_lane_api::{CancelSignal, Deadline, Input, InputSlot};
 pub use error::{RuntimeError, SinkError, TargetError};
 pub use execution::{ExecutionToken, event_failure, stream_end_result};
 pub use traits::{

@@ -15,7 +15,7 @@ use futures::StreamExt;
 use crate::error::{RuntimeError, TargetError};
 use crate::node::Node;
 use crate::traits::{
-    Dispatch, EventStream, ExecutionContext, LaneAdapter, RuntimeClient, TargetClient,
+    Dispatch, EventStream, ExecutionContext, Input, LaneAdapter, RuntimeClient, TargetClient,
 };
 use ep_lane_api::CancelSignal;
 
@@ -100,7 +100,8 @@ impl TargetClient for InProcessTargetClient {
         dispatch: Dispatch,
     ) -> ExecutionResult {
         let registration = self.register(&request.execution_ref, false);
-        let ctx = ExecutionContext::new(registration.signal.clone(), dispatch.deadline);
+        let ctx = ExecutionContext::new(registration.signal.clone(), dispatch.deadline)
+            .with_input(dispatch.input);
         let result = lane.validate_and_execute(request, ctx).await;
         drop(registration);
         result
@@ -114,7 +115,8 @@ impl TargetClient for InProcessTargetClient {
     ) -> Result<EventStream, AdmissionRejection> {
         lane.validate(&request).await?;
         let registration = self.register(&request.execution_ref, true);
-        let ctx = ExecutionContext::new(registration.signal.clone(), dispatch.deadline);
+        let ctx = ExecutionContext::new(registration.signal.clone(), dispatch.deadline)
+            .with_input(dispatch.input);
         let events = lane.stream(request, ctx).await?;
         // The registration lives as long as the stream: dropping the stream unregisters it
         // and fires the signal.
@@ -180,5 +182,13 @@ impl RuntimeClient for LocalRuntimeClient {
 
     async fn cancel(&self, execution_ref: &ExecutionRef) -> Result<(), RuntimeError> {
         self.node.cancel(execution_ref).await
+    }
+
+    async fn send_input(
+        &self,
+        execution_ref: &ExecutionRef,
+        input: Input,
+    ) -> Result<(), RuntimeError> {
+        self.node.send_input(execution_ref, input).await
     }
 }

@@ -12,7 +12,7 @@ use ep_contracts::boundary::{
 
 use crate::error::{RuntimeError, SinkError, TargetError};
 
-pub use ep_lane_api::{Deadline, EventStream, ExecutionContext, LaneAdapter};
+pub use ep_lane_api::{Deadline, EventStream, ExecutionContext, Input, InputSlot, LaneAdapter};
 
 /// Options a host passes when connecting a target (e.g. the target id to assign).
 #[derive(Debug, Clone, Default)]
@@ -48,13 +48,15 @@ pub trait TargetVerifier: Send + Sync {
     ) -> Result<TargetDescriptor, AdmissionRejection>;
 }
 
-/// What the node planned for one execution, handed to its target with the request (a typed
-/// value, never request metadata).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What the node planned for one execution, handed to its target with the request (typed
+/// values, never request metadata).
+#[derive(Debug, Clone, Default)]
 pub struct Dispatch {
     /// When the execution must end (the kernel's effective timeout); `None` when the request
     /// set no budget, so the lane's default applies.
     pub deadline: Option<Deadline>,
+    /// The caller's input to the execution (a stream's; empty for a unary execution).
+    pub input: InputSlot,
 }
 
 /// The node's link to a target: in-process, or a remote agent.
@@ -151,4 +153,11 @@ pub trait RuntimeClient: Send + Sync {
 
     /// Cancels an execution by ref.
     async fn cancel(&self, execution_ref: &ExecutionRef) -> Result<(), RuntimeError>;
+
+    /// Sends `input` (stdin bytes, end of input, an interrupt) to a running stream.
+    async fn send_input(
+        &self,
+        execution_ref: &ExecutionRef,
+        input: Input,
+    ) -> Result<(), RuntimeError>;
 }

@@ -175,6 +175,11 @@ impl Spawned {
         }
     }
 
+    /// Interrupts the group (SIGINT, what Ctrl-C sends).
+    pub fn interrupt(&self) {
+        signal_group(self.pgid, Signal::INT);
+    }
+
     /// Kills whatever is left in the group (after the process itself exited).
     pub fn kill_group(&self) {
         signal_group(self.pgid, Signal::KILL);

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use ep_contracts::boundary::{ExecutionEvent, ExecutionRef, ExecutionRequest, Map};
 use ep_contracts::{Failure, FailureClass};
-use ep_lane_api::{EventStream, ExecutionContext};
+use ep_lane_api::{EventStream, ExecutionContext, Input};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -175,6 +175,7 @@ async fn pump(
     if prepared.invocation.close_stdin {
         stdin = None;
     }
+    let mut input = ctx.input.take();
     let mut framing = LineFraming::new(options.max_line_bytes);
     let mut tail: VecDeque<u8> = VecDeque::new();
     let deadline = tokio::time::Instant::now() + limit;
@@ -227,6 +228,22 @@ async fn pump(
                 stderr = None;
                 Ok(())
             }
+            next = next_input(&mut input) => {
+                match next {
+                    Some(Input::Data(bytes)) => {
+                        if let Some(pipe) = stdin.as_mut()
+                            && pipe.write_all(&bytes).await.is_err()
+                        {
+                            // The process closed its stdin: later input has nowhere to go.
+                            stdin = None;
+                        }
+                    }
+                    Some(Input::End) => stdin = None,
+                    Some(Input::Interrupt) => spawned.interrupt(),
+                    None => input = None,
+                }
+                Ok(())
+            }
             () = sender.events.closed() => Err(Stop::Gone),
             () = ctx.cancel.cancelled() => Err(Stop::Failed(
                 Failure::new(FailureClass::Cancellation, "the execution was cancelled")
@@ -272,6 +289,15 @@ async fn pump(
     };
     if let Some((kind, payload)) = kind_payload {
         last.send(event(&sender.execution_ref, kind, payload));
+    }
+}
+
+/// The next input from the caller (none once the channel is gone; with no channel it waits
+/// forever, so `select!` takes the other branches).
+async fn next_input(input: &mut Option<tokio::sync::mpsc::Receiver<Input>>) -> Option<Input> {
+    match input {
+        None => std::future::pending().await,
+        Some(receiver) => receiver.recv().await,
     }
 }
 

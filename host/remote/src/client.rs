@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use base64::Engine as _;
 use bytes::Bytes;
 use ep_contracts::Contract;
 use ep_contracts::boundary::{
@@ -17,7 +18,7 @@ use ep_contracts::boundary::{
     NodeDescriptor, Provenance, ResultStatus,
 };
 use ep_contracts::{Failure, FailureClass};
-use ep_node::{EventStream, RuntimeClient, RuntimeError};
+use ep_node::{EventStream, Input, RuntimeClient, RuntimeError};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
@@ -295,6 +296,22 @@ pub enum StreamItem {
     Cut(String),
 }
 
+/// A stream opened by [`RemoteRuntimeClient::open_items`].
+pub struct OpenedItems {
+    /// The execution the host named in `x-execution-ref` (none from a host that does not).
+    pub execution_ref: Option<ExecutionRef>,
+    /// Its frames, as typed items.
+    pub items: BoxStream<'static, StreamItem>,
+}
+
+impl std::fmt::Debug for OpenedItems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedItems")
+            .field("execution_ref", &self.execution_ref)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A successful answer: status and whole body.
 struct Answer {
     status: StatusCode,
@@ -523,6 +540,13 @@ impl RemoteRuntimeClient {
         &self,
         request: AdmissionRequest,
     ) -> Result<BoxStream<'static, StreamItem>, RuntimeError> {
+        self.open_items(request).await.map(|opened| opened.items)
+    }
+
+    /// [`RemoteRuntimeClient::stream_items`], also answering the execution ref the host named
+    /// when the stream opened (before any event), so a caller can send it input
+    /// ([`RuntimeClient::send_input`]) or cancel it at once.
+    pub async fn open_items(&self, request: AdmissionRequest) -> Result<OpenedItems, RuntimeError> {
         let body = Bytes::from(ep_contracts::dump(&request));
         let opening = self.open_stream(body, request.provenance.is_direct());
         let opened = match self.inner.request_timeout {
@@ -544,6 +568,7 @@ impl RemoteRuntimeClient {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         let url = self.inner.base.path("/v1/stream");
+        let mut named = None;
         if status.is_success() {
             let header = |name: &str| {
                 response
@@ -557,6 +582,7 @@ impl RemoteRuntimeClient {
             {
                 self.inner.tokens.remember(&reference, &token);
             }
+            named = header(EXECUTION_REF_HEADER).map(ExecutionRef::from_string);
         }
         if !(status.is_success() && is_event_stream) {
             let answer = self
@@ -568,13 +594,16 @@ impl RemoteRuntimeClient {
                 ApiError::from_response(status.as_u16(), &answer.body).into_runtime_error(None)
             );
         }
-        Ok(frames(
-            response.into_body(),
-            connection,
-            self.inner.max_frame_bytes,
-            self.inner.stream_idle_timeout,
-            url,
-        ))
+        Ok(OpenedItems {
+            execution_ref: named,
+            items: frames(
+                response.into_body(),
+                connection,
+                self.inner.max_frame_bytes,
+                self.inner.stream_idle_timeout,
+                url,
+            ),
+        })
     }
 
     /// A dedicated HTTP/1.1 (or h2c) connection for one stream and the answer's head; `direct`
@@ -1006,6 +1035,32 @@ impl RuntimeClient for RemoteRuntimeClient {
         let token = self.inner.tokens.get(execution_ref.as_str());
         self.cancel_as(execution_ref, token.as_deref()).await
     }
+
+    /// `POST /v1/executions/{ref}/input` with the stream's capability token (else the
+    /// operator token).
+    async fn send_input(
+        &self,
+        execution_ref: &ExecutionRef,
+        input: Input,
+    ) -> Result<(), RuntimeError> {
+        let token = self.inner.tokens.get(execution_ref.as_str());
+        let path = format!(
+            "/v1/executions/{}/input",
+            encode_segment(execution_ref.as_str())
+        );
+        let body = match &input {
+            Input::Data(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => serde_json::json!({"data": text}),
+                Err(_) => serde_json::json!({
+                    "data_base64": base64::engine::general_purpose::STANDARD.encode(bytes)
+                }),
+            },
+            Input::End => serde_json::json!({"end": true}),
+            Input::Interrupt => serde_json::json!({"interrupt": true}),
+        };
+        self.post_for_execution(execution_ref, &path, Some(body), token.as_deref())
+            .await
+    }
 }
 
 impl RemoteRuntimeClient {
@@ -1033,14 +1088,28 @@ impl RemoteRuntimeClient {
             "/v1/executions/{}/cancel",
             encode_segment(execution_ref.as_str())
         );
+        self.post_for_execution(execution_ref, &path, None, token)
+            .await
+    }
+
+    /// POSTs `body` to `path`, a route naming `execution_ref`, with `token` (else the
+    /// operator token) as the bearer.
+    async fn post_for_execution(
+        &self,
+        execution_ref: &ExecutionRef,
+        path: &str,
+        body: Option<serde_json::Value>,
+        token: Option<&str>,
+    ) -> Result<(), RuntimeError> {
         let authorization = match token {
             Some(token) => Some(HeaderValue::from_str(&format!("Bearer {token}")).map_err(
                 |_| RuntimeError::Transport("the execution token is not a valid header".into()),
             )?),
             None => self.inner.authorization.clone(),
         };
+        let body = body.map(|value| Bytes::from(value.to_string()));
         let answer = self
-            .call_with(Method::POST, &path, None, authorization)
+            .call_with(Method::POST, path, body, authorization)
             .await
             .map_err(|e| RuntimeError::Transport(e.to_string()))?;
         if answer.status.is_success() {

@@ -116,6 +116,12 @@ impl ApiError {
                     .or_else(|| detail(&self.details, "execution_ref"))
                     .unwrap_or_default(),
             ),
+            "input_not_accepted" => {
+                RuntimeError::InputNotAccepted(execution_ref.map(str::to_owned).unwrap_or_default())
+            }
+            "input_busy" => {
+                RuntimeError::InputBusy(execution_ref.map(str::to_owned).unwrap_or_default())
+            }
             "target_error" => RuntimeError::Target(target_error(&self.message, &self.details)),
             _ => RuntimeError::Remote {
                 status: self.status,

@@ -33,5 +33,7 @@ pub mod error;
 pub mod sse;
 mod tokens;
 
-pub use client::{RemoteRuntimeClient, RemoteRuntimeClientBuilder, Rollback, StreamItem};
+pub use client::{
+    OpenedItems, RemoteRuntimeClient, RemoteRuntimeClientBuilder, Rollback, StreamItem,
+};
 pub use error::{ApiError, BuildError, CallError, RemoteError};

@@ -445,6 +445,13 @@ impl RuntimeClient for JsonRoundTripClient {
     async fn cancel(&self, execution_ref: &ExecutionRef) -> Result<(), RuntimeError> {
         self.0.cancel(&across(execution_ref)).await
     }
+    async fn send_input(
+        &self,
+        execution_ref: &ExecutionRef,
+        input: ep_node::Input,
+    ) -> Result<(), RuntimeError> {
+        self.0.send_input(&across(execution_ref), input).await
+    }
 }
 
 /// The governed request of the upstream tests.

@@ -218,15 +218,30 @@ pub async fn read_contract<T: Contract>(
     body: Incoming,
     limit: u64,
 ) -> Result<T, ApiError> {
+    let text = read_text(headers, body, limit).await?;
+    ep_contracts::parse::<T>(&text).map_err(|e| ApiError::invalid_json(e.to_string()))
+}
+
+/// Reads the body like [`read_contract`] and deserializes it as `T` (an API value that is not
+/// a contract).
+pub async fn read_json<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Incoming,
+    limit: u64,
+) -> Result<T, ApiError> {
+    let text = read_text(headers, body, limit).await?;
+    serde_json::from_str(&text).map_err(|e| ApiError::invalid_json(e.to_string()))
+}
+
+async fn read_text(headers: &HeaderMap, body: Incoming, limit: u64) -> Result<String, ApiError> {
     is_json(headers)?;
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let bytes = collect_limited(body, limit, declared.is_some_and(|length| length > limit)).await?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| ApiError::invalid_json("the request body is not UTF-8 JSON text"))?;
-    ep_contracts::parse::<T>(text).map_err(|e| ApiError::invalid_json(e.to_string()))
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| ApiError::invalid_json("the request body is not UTF-8 JSON text"))
 }
 
 /// The whole body when it is at most `limit` bytes; otherwise 413, after reading and

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use ep_contracts::Contract;
-use ep_contracts::boundary::{AdmissionRequest, ExecutionRef};
+use ep_contracts::boundary::AdmissionRequest;
 use ep_lanes_wasm::SwapError;
-use ep_node::{Canceller, RuntimeError, TargetError};
+use ep_node::RuntimeError;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -23,7 +23,7 @@ use super::body::{
 };
 use super::errors::{ApiError, result_status};
 use super::router::{Route, route};
-use super::sse;
+use super::{executions, sse};
 use crate::metrics::SPAN_ANNOTATED;
 
 /// Longest caller-supplied `x-request-id` kept (longer ones are replaced).
@@ -88,7 +88,10 @@ async fn dispatch(
         Route::Admit => admit(shared, &parts.headers, body).await,
         Route::Execute => execute(shared, &parts.headers, body).await,
         Route::Stream => stream(shared, &parts.headers, body).await,
-        Route::Cancel(reference) => cancel(shared, &parts.headers, &reference).await,
+        Route::Cancel(reference) => executions::cancel(shared, &parts.headers, &reference).await,
+        Route::Input(reference) => {
+            executions::input(shared, &parts.headers, body, &reference).await
+        }
         Route::Lanes => Ok(json_response(
             StatusCode::OK,
             &json!({"lanes": shared.lanes()}),
@@ -105,7 +108,7 @@ async fn dispatch(
 }
 
 /// The non-empty token of `authorization: Bearer <token>`, if the request carries one.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -166,7 +169,7 @@ fn check_direct(
     })
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -266,75 +269,6 @@ async fn stream(
             StatusCode::BAD_GATEWAY,
             "target_error",
             other.to_string(),
-        )),
-    }
-}
-
-/// `POST /v1/executions/{ref}/cancel`: only the operator, or whoever holds the execution's
-/// capability token (handed out when the stream opened), may cancel it. Without a credential
-/// the answer is 401; with one that does not fit this execution it is the same 404 as for an
-/// execution that does not exist, so a caller learns nothing about executions it cannot name.
-async fn cancel(
-    shared: &Shared,
-    headers: &HeaderMap,
-    reference: &str,
-) -> Result<Response<ApiBody>, ApiError> {
-    check_optional_body(headers)?;
-    let execution_ref = ExecutionRef::from_string(reference);
-    let unknown = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_execution_ref",
-            format!(
-                "no execution {reference:?} that this credential may name (never started \
-                 here, ended long ago, or started by someone else); cancel with the \
-                 x-execution-token the stream answered with, or the operator token"
-            ),
-        )
-    };
-    let Some(presented) = bearer(headers) else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "cancel needs `authorization: Bearer <token>`: the execution's x-execution-token \
-             or the operator token",
-        ));
-    };
-    let by = if shared
-        .options
-        .operator_token
-        .as_deref()
-        .is_some_and(|expected| constant_time_eq(presented.as_bytes(), expected.as_bytes()))
-    {
-        Canceller::Operator
-    } else if shared.node.authorize_execution(&execution_ref, presented) {
-        Canceller::Owner
-    } else {
-        return Err(unknown());
-    };
-    match shared.node.cancel_by(&execution_ref, by).await {
-        Ok(()) => Ok(json_response(
-            StatusCode::OK,
-            &json!({"execution_ref": reference, "cancelled": true}),
-        )),
-        Err(RuntimeError::UnknownExecutionRef(_)) => Err(unknown()),
-        Err(RuntimeError::ExecutionEnded(_)) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "execution_ended",
-            format!("execution {reference:?} has already ended; there is nothing to cancel"),
-        )),
-        Err(RuntimeError::Target(TargetError::Unavailable { target_id, message })) => {
-            Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "target_error",
-                format!("the target failed to cancel: target {target_id}: {message}"),
-            )
-            .with_details(json!({"target_id": target_id, "target_message": message})))
-        }
-        Err(other) => Err(ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "target_error",
-            format!("the target failed to cancel: {other}"),
         )),
     }
 }

@@ -13,6 +13,7 @@
 pub mod body;
 pub mod conn;
 pub mod errors;
+mod executions;
 pub mod handlers;
 pub mod router;
 pub mod sse;

@@ -17,6 +17,8 @@ pub enum Route {
     Stream,
     /// `POST /v1/executions/{execution_ref}/cancel`
     Cancel(String),
+    /// `POST /v1/executions/{execution_ref}/input`
+    Input(String),
     /// `GET /v1/lanes`
     Lanes,
     /// `POST /v1/admin/reload`
@@ -58,6 +60,7 @@ impl Route {
             Self::Execute => "execute",
             Self::Stream => "stream",
             Self::Cancel(_) => "cancel",
+            Self::Input(_) => "input",
             Self::Lanes => "lanes",
             Self::Reload => "reload",
             Self::Rollback(_) => "rollback",
@@ -87,6 +90,9 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
         ["v1", "stream"] => (Route::Stream, Method::POST),
         ["v1", "executions", reference, "cancel"] if !reference.is_empty() => {
             (Route::Cancel(decode(reference, path)?), Method::POST)
+        }
+        ["v1", "executions", reference, "input"] if !reference.is_empty() => {
+            (Route::Input(decode(reference, path)?), Method::POST)
         }
         ["v1", "lanes"] => (Route::Lanes, Method::GET),
         ["v1", "admin", "reload"] => (Route::Reload, Method::POST),
