@@ -5,7 +5,8 @@
 //!   against `std::process::Command::new("/bin/true").output()` (aim: ≤ 1.3x);
 //! * `stream_10mb`: 10 MB of 40-byte lines streamed as `process.stdout` events through the lane
 //!   (framing, one event per line, the channel) against reading the same command's stdout
-//!   natively and splitting it into lines (aim: ≥ 0.7x the native throughput).
+//!   natively and splitting it into lines (aim: ≥ 0.7x the native throughput), once with an
+//!   event per line and once with `stdout_mode: line_batch` (an event per read).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Read as _;
@@ -89,6 +90,16 @@ fn stream_10mb(c: &mut Criterion) {
         b.iter(|| {
             rt.block_on(async {
                 let events = node.stream(request.clone()).await.unwrap();
+                events.count().await
+            })
+        })
+    });
+    let batched = direct(json!({"command": "sh", "argv": ["-c", LINES_SCRIPT],
+                                "stdout_mode": "line_batch"}));
+    group.bench_function("process lane stream, line_batch", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let events = node.stream(batched.clone()).await.unwrap();
                 events.count().await
             })
         })

@@ -23,6 +23,9 @@ pub enum StderrMode {
 pub enum StdoutMode {
     /// One `process.stdout` event per line (§8.8 framing).
     Line,
+    /// The same lines, one `process.stdout_lines` event per read (`lines`: the lines it
+    /// completed), for output too fast for an event per line.
+    LineBatch,
     /// One `process.data` event per chunk read.
     Raw,
 }
@@ -253,10 +256,13 @@ fn stream_options(payload: &Map) -> Result<StreamOptions, PayloadError> {
         None | Some(Value::Null) => {}
         Some(Value::String(mode)) if mode == "line" => options.stdout_mode = StdoutMode::Line,
         Some(Value::String(mode)) if mode == "raw" => options.stdout_mode = StdoutMode::Raw,
+        Some(Value::String(mode)) if mode == "line_batch" => {
+            options.stdout_mode = StdoutMode::LineBatch;
+        }
         Some(other) => {
             return Err(bad(
                 "stdout_mode",
-                format!("must be \"line\" or \"raw\" (found {other})"),
+                format!("must be \"line\", \"line_batch\" or \"raw\" (found {other})"),
             ));
         }
     }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use ep_contracts::boundary::{ExecutionEvent, ExecutionRef, ExecutionRequest, Map};
 use ep_contracts::{Failure, FailureClass};
 use ep_lane_api::{EventStream, ExecutionContext, Input};
+use futures::StreamExt;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -25,10 +26,16 @@ use crate::lane::{Prepared, launch_failure};
 use crate::payload::StdoutMode;
 use crate::run::{DRAIN_AFTER_KILL, Spawned, spawn};
 
-/// Events waiting for the consumer before the run stops reading the process.
-pub const MAX_BUFFERED_EVENTS: usize = 128;
+/// Most events in one batch (a read's lines are split into batches of at most this many).
+pub const BATCH_EVENTS: usize = 64;
+/// Batches waiting for the consumer before the run stops reading the process.
+const BUFFERED_BATCHES: usize = 4;
+/// Most events waiting for the consumer: beyond them the process waits for it.
+pub const MAX_BUFFERED_EVENTS: usize = BATCH_EVENTS * BUFFERED_BATCHES;
 /// Event types.
 pub const STDOUT: &str = "process.stdout";
+/// The lines of one read (`stdout_mode: line_batch`).
+pub const STDOUT_LINES: &str = "process.stdout_lines";
 /// Raw stdout chunks.
 pub const DATA: &str = "process.data";
 /// stderr chunks.
@@ -101,13 +108,17 @@ pub(crate) fn start(
             ));
         }
     };
-    let (events, receiver) = mpsc::channel(MAX_BUFFERED_EVENTS);
+    let (events, receiver) = mpsc::channel(BUFFERED_BATCHES);
     let limit = prepared.limit(&ctx);
     tokio::spawn(pump(prepared, spawned, limit, ctx, execution_ref, events));
-    Box::pin(futures::stream::unfold(
-        receiver,
-        |mut receiver| async move { receiver.recv().await.map(|event| (event, receiver)) },
-    ))
+    // Events travel in batches (the lines of one read), so the consumer wakes once a read,
+    // not once a line.
+    Box::pin(
+        futures::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|batch| (batch, receiver))
+        })
+        .flat_map(futures::stream::iter),
+    )
 }
 
 /// How the pump's loop ended.
@@ -120,15 +131,22 @@ enum Stop {
 
 /// Hands events to the consumer, waiting at most the headless timeout for room.
 struct Sender {
-    events: mpsc::Sender<ExecutionEvent>,
+    events: mpsc::Sender<Vec<ExecutionEvent>>,
     headless: Duration,
     execution_ref: ExecutionRef,
 }
 
 impl Sender {
     async fn send(&self, kind: &str, payload: Map) -> Result<(), Stop> {
-        let event = event(&self.execution_ref, kind, payload);
-        match tokio::time::timeout(self.headless, self.events.send(event)).await {
+        self.send_all(vec![event(&self.execution_ref, kind, payload)])
+            .await
+    }
+
+    async fn send_all(&self, batch: Vec<ExecutionEvent>) -> Result<(), Stop> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match tokio::time::timeout(self.headless, self.events.send(batch)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Stop::Gone),
             Err(_) => Err(Stop::Failed(
@@ -150,7 +168,7 @@ async fn pump(
     limit: Duration,
     ctx: ExecutionContext,
     execution_ref: ExecutionRef,
-    events: mpsc::Sender<ExecutionEvent>,
+    events: mpsc::Sender<Vec<ExecutionEvent>>,
 ) {
     let _slot = prepared.slot;
     let options = prepared.asked.stream;
@@ -179,7 +197,7 @@ async fn pump(
     let mut framing = LineFraming::new(options.max_line_bytes);
     let mut tail: VecDeque<u8> = VecDeque::new();
     let deadline = tokio::time::Instant::now() + limit;
-    let (mut out_buf, mut err_buf) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
+    let (mut out_buf, mut err_buf) = (vec![0u8; 64 * 1024], vec![0u8; 16 * 1024]);
     let mut exited: Option<Exit> = None;
     // Once the process exited, its output is read for at most this long more.
     let mut drain_until = deadline;
@@ -288,7 +306,7 @@ async fn pump(
         }
     };
     if let Some((kind, payload)) = kind_payload {
-        last.send(event(&sender.execution_ref, kind, payload));
+        last.send(vec![event(&sender.execution_ref, kind, payload)]);
     }
 }
 
@@ -335,12 +353,44 @@ async fn stdout_events(
                 .with_detail("max_recoverable_line_bytes", overflow.limit as u64),
         )
     })?;
+    if mode == StdoutMode::LineBatch {
+        return send_line_batch(sender, lines).await;
+    }
+    let mut batch = Vec::with_capacity(lines.len().min(BATCH_EVENTS));
     for line in lines {
         let mut payload = Map::new();
         insert_bytes(&mut payload, "line", &line);
-        sender.send(STDOUT, payload).await?;
+        batch.push(event(&sender.execution_ref, STDOUT, payload));
+        if batch.len() == BATCH_EVENTS {
+            sender.send_all(std::mem::take(&mut batch)).await?;
+        }
     }
-    Ok(())
+    sender.send_all(batch).await
+}
+
+/// One `process.stdout_lines` event for `lines` (none when there are none): `lines` as text,
+/// or, when one of them is not UTF-8, every line of the batch as base64 in `lines_base64`.
+async fn send_line_batch(sender: &Sender, lines: Vec<Vec<u8>>) -> Result<(), Stop> {
+    use base64::Engine as _;
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut payload = Map::new();
+    if lines.iter().all(|line| std::str::from_utf8(line).is_ok()) {
+        // Checked above: every line converts without a copy.
+        let texts: Vec<String> = lines
+            .into_iter()
+            .map(|line| String::from_utf8(line).unwrap_or_default())
+            .collect();
+        payload.insert("lines".to_owned(), texts.into());
+    } else {
+        let encoded: Vec<String> = lines
+            .iter()
+            .map(|line| base64::engine::general_purpose::STANDARD.encode(line))
+            .collect();
+        payload.insert("lines_base64".to_owned(), encoded.into());
+    }
+    sender.send(STDOUT_LINES, payload).await
 }
 
 async fn flush_events(
@@ -349,6 +399,7 @@ async fn flush_events(
     mode: StdoutMode,
 ) -> Result<(), Stop> {
     match framing.flush() {
+        Some(line) if mode == StdoutMode::LineBatch => send_line_batch(sender, vec![line]).await,
         Some(line) if mode == StdoutMode::Line => {
             let mut payload = Map::new();
             insert_bytes(&mut payload, "line", &line);

@@ -178,7 +178,7 @@ async fn a_consumer_that_stops_reading_ends_the_run_after_the_headless_timeout()
     );
     assert_eq!(last.payload["error"]["details"]["cause"], "headless");
     assert!(
-        rest.len() <= 130,
+        rest.len() <= ep_placement_local::stream::MAX_BUFFERED_EVENTS + 2,
         "buffered at most the channel: {}",
         rest.len()
     );
@@ -219,4 +219,24 @@ async fn a_denied_stream_is_one_error_event_carrying_the_denial() {
     assert_eq!(events[0].payload["error"]["failure_class"], "policy_denied");
     assert_eq!(events[0].evidence[0]["kind"], "capability.denied");
     assert!(!dir.path().join("x").exists());
+}
+
+#[tokio::test]
+async fn line_batch_mode_delivers_the_same_lines_a_read_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let lane = lane_in(dir.path());
+    let mut payload = sh(r"printf 'a\nb\n'; sleep 0.05; printf 'c\r\nlast'");
+    payload["stdout_mode"] = json!("line_batch");
+    let events = all(open(&lane, payload, None).await).await;
+    let batches: Vec<Vec<String>> = events
+        .iter()
+        .filter(|e| e.event_type.as_deref() == Some("process.stdout_lines"))
+        .map(|e| serde_json::from_value(e.payload["lines"].clone()).unwrap())
+        .collect();
+    assert_eq!(batches.concat(), ["a", "b", "c", "last"], "{events:?}");
+    assert!(
+        batches.len() >= 2,
+        "one event a read, not one for everything: {batches:?}"
+    );
+    assert!(lines(&events).is_empty());
 }
