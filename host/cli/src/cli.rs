@@ -126,6 +126,11 @@ pub struct ExecArgs {
     /// as the last line (needs `--remote`).
     #[arg(long, requires = "remote")]
     pub stream: bool,
+    /// With `--stream`: forward this command's stdin to the running execution as it arrives,
+    /// and its end as the end of the execution's input (like `docker exec -i`); a process
+    /// payload keeps its stdin open with `"close_stdin": false`.
+    #[arg(long, requires = "stream")]
+    pub stdin: bool,
     /// With `--remote --direct`: file holding the host's operator token (a host accepts direct
     /// requests only from its operator); default: `$EXECUTION_PLANE_OPERATOR_TOKEN`, else
     /// `.execution-plane/operator-token`.

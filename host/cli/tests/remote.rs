@@ -314,3 +314,56 @@ async fn the_quickstart_runs_against_a_served_host_and_its_evidence_verifies() {
     );
     drop(url);
 }
+
+/// `exec --remote --stream --stdin` forwards the command's stdin to a running process (`cat`
+/// with its stdin kept open) and its end as the end of the process's input, like
+/// `docker exec -i`; the quickstart's `[process]` grant lets it run.
+#[test]
+fn exec_stream_stdin_feeds_a_running_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path().to_owned();
+    std::fs::write(
+        cwd.join("serve.toml"),
+        "[process]\ncommands = [\"cat\"]\ncwd = [\".\"]\n",
+    )
+    .unwrap();
+    let (server, url) = serve(&cwd.join("serve.toml"), &cwd);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_execution-plane"))
+        .args([
+            "exec", "--remote", &url, "--direct", "--lane", "process", "--stream", "--stdin",
+        ])
+        .args(["--payload", r#"{"command":"cat","close_stdin":false}"#])
+        .current_dir(&cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"hello\nworld\n").unwrap();
+        // Dropped here: the end of stdin is the end of the process's input.
+    }
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    let out = finished
+        .recv_timeout(HANG_GUARD)
+        .expect("exec --stdin did not end")
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let echoed: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["event_type"] == "process.stdout")
+        .map(|l| l["payload"]["line"].as_str().unwrap())
+        .collect();
+    assert_eq!(echoed, ["hello", "world"], "{lines:?}");
+    assert_eq!(lines.last().unwrap()["status"], "succeeded");
+    stop(server, &cwd);
+}

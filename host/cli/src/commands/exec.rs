@@ -30,7 +30,7 @@ use ep_lanes_wasm::{
 use ep_node::authority::{SigningKeyFile, sign_request};
 use ep_node::dispatch::rejected_result;
 use ep_node::sinks::file_chain::{ChainError, FileChainSink};
-use ep_node::{LaneAdapter, RuntimeClient, RuntimeError};
+use ep_node::{Input, LaneAdapter, RuntimeClient, RuntimeError};
 use ep_placement_local::{PROCESS_LANE_ID, ProcessPolicy};
 use ep_remote::StreamItem;
 use ep_server::service::register_process_lane;
@@ -164,7 +164,7 @@ fn run_remote(args: &ExecArgs, url: &str, payload: Map) -> Result<bool, CliError
         };
         let request = admission_request(args, &node_id, payload)?;
         if args.stream {
-            return stream_remote(&client, request).await;
+            return stream_remote(&client, request, args.stdin).await;
         }
         let result = client.execute(request).await;
         output::json_pretty(&result.to_value())?;
@@ -177,10 +177,19 @@ fn run_remote(args: &ExecArgs, url: &str, payload: Map) -> Result<bool, CliError
 async fn stream_remote(
     client: &ep_remote::RemoteRuntimeClient,
     request: AdmissionRequest,
+    forward_stdin: bool,
 ) -> Result<bool, CliError> {
     let provenance = request.provenance.clone();
-    let mut items = match client.stream_items(request).await {
-        Ok(items) => items,
+    let mut items = match client.open_items(request).await {
+        Ok(opened) => {
+            if forward_stdin {
+                let reference = opened.execution_ref.clone().ok_or_else(|| {
+                    CliError::msg("the host did not name the execution; --stdin needs its ref")
+                })?;
+                tokio::spawn(forward_input(client.clone(), reference));
+            }
+            opened.items
+        }
         Err(RuntimeError::Rejected(rejection)) => {
             let result = rejected_result(ExecutionRef::mint(), provenance, &rejection);
             output::line(result.to_value())?;
@@ -204,6 +213,37 @@ async fn stream_remote(
         }
     }
     Err(CliError::msg("the stream ended without its result"))
+}
+
+/// Sends this command's stdin to the execution `reference` as it arrives, then its end.
+/// Stops quietly when the execution no longer takes input (it ended).
+async fn forward_input(client: ep_remote::RemoteRuntimeClient, reference: ExecutionRef) {
+    let (chunks, mut arriving) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    // Reading stdin blocks: a thread of its own feeds the channel.
+    std::thread::spawn(move || {
+        use std::io::Read as _;
+        let mut stdin = std::io::stdin().lock();
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            match stdin.read(&mut buffer) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if chunks.blocking_send(buffer[..n].to_vec()).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    while let Some(chunk) = arriving.recv().await {
+        if let Err(error) = client.send_input(&reference, Input::Data(chunk)).await {
+            tracing::debug!(%error, "stdin no longer forwarded");
+            return;
+        }
+    }
+    if let Err(error) = client.send_input(&reference, Input::End).await {
+        tracing::debug!(%error, "the end of stdin was not delivered");
+    }
 }
 
 /// The lane `lane_id`: from the plugin directory when it has it (a plugin replaces the built-in
