@@ -19,6 +19,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::payload::{LOCAL_SUBPROCESS, PayloadError, ProcessRequest};
 use crate::policy::{Denied, ProcessPolicy};
 use crate::run::{Captured, Ending, Invocation, LaunchError, Ran, run};
+use crate::simulation::{LOWER_SIMULATION, Scenario};
 use crate::users;
 
 /// The lane id process requests name.
@@ -62,6 +63,19 @@ impl Prepared {
         let limit = ctx.time_left(DEFAULT_TIMEOUT, MAX_TIMEOUT);
         self.asked.timeout.map_or(limit, |own| limit.min(own))
     }
+}
+
+/// The payload read, and its scenario when it asks for a lower simulation; or why it does not
+/// read.
+fn simulation(
+    request: &ExecutionRequest,
+) -> Result<Option<(ProcessRequest, Scenario)>, AdmissionRejection> {
+    let asked = ProcessRequest::parse(&request.payload).map_err(|error| rejection(&error))?;
+    if asked.surface_kind != LOWER_SIMULATION {
+        return Ok(None);
+    }
+    let scenario = Scenario::parse(&request.payload).map_err(|error| rejection(&error))?;
+    Ok(Some((asked, scenario)))
 }
 
 /// The `launch_failed` failure of a process that did not start.
@@ -269,11 +283,57 @@ impl ProcessLane {
         })
     }
 
+    /// The result of a `lower_simulation` request: its scenario played back, nothing spawned.
+    fn simulate(
+        &self,
+        request: &ExecutionRequest,
+        asked: &ProcessRequest,
+        scenario: &Scenario,
+    ) -> ExecutionResult {
+        let captured = |frames: &[String]| {
+            let bytes = frames.concat().into_bytes();
+            Captured {
+                total: bytes.len() as u64,
+                bytes,
+            }
+        };
+        let stdout = captured(&scenario.stdout);
+        let stderr = captured(&scenario.stderr);
+        let output = match asked.stderr_mode {
+            crate::payload::StderrMode::Separate => stdout.clone(),
+            crate::payload::StderrMode::Stdout => {
+                captured(&[scenario.stdout.concat(), scenario.stderr.concat()])
+            }
+        };
+        let ran = Ran {
+            ending: Ending::Exited(scenario.exit.clone()),
+            stdout,
+            stderr,
+            output,
+            duration: Duration::ZERO,
+        };
+        let cwd = Path::new(asked.cwd.as_deref().unwrap_or(""));
+        let mut result = self.report(request, asked, cwd, &ran, Duration::ZERO);
+        result.evidence = vec![scenario.evidence(&sha256(asked.command.as_bytes()))];
+        result
+    }
+
     async fn run_request(
         &self,
         request: &ExecutionRequest,
         ctx: &ExecutionContext,
     ) -> ExecutionResult {
+        match simulation(request) {
+            Ok(None) => {}
+            Ok(Some((asked, scenario))) => return self.simulate(request, &asked, &scenario),
+            Err(rejection) => {
+                return ep_lane_api::rejected_result(
+                    request.execution_ref.clone(),
+                    request.provenance.clone(),
+                    &rejection,
+                );
+            }
+        }
         let prepared = match self.prepare(request) {
             Ok(prepared) => prepared,
             Err(Refusal::Rejected(rejection)) => {
@@ -382,9 +442,7 @@ impl LaneAdapter for ProcessLane {
     }
 
     async fn validate(&self, request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
-        ProcessRequest::parse(&request.payload)
-            .map(|_| ())
-            .map_err(|error| rejection(&error))
+        simulation(request).map(|_| ())
     }
 
     async fn execute(&self, request: ExecutionRequest, ctx: ExecutionContext) -> ExecutionResult {
@@ -396,6 +454,10 @@ impl LaneAdapter for ProcessLane {
         request: ExecutionRequest,
         ctx: ExecutionContext,
     ) -> Result<EventStream, AdmissionRejection> {
+        if let Some((asked, scenario)) = simulation(&request)? {
+            let evidence = vec![scenario.evidence(&sha256(asked.command.as_bytes()))];
+            return Ok(crate::stream::played(&request, &scenario, evidence));
+        }
         match self.prepare(&request) {
             Ok(prepared) => Ok(crate::stream::start(prepared, &request, ctx)),
             Err(Refusal::Rejected(rejection)) => Err(rejection),

@@ -8,7 +8,8 @@
 //! * [`run`]: one process run to its end, killed with its group when out of time;
 //! * [`exit`]: how it ended, normalized;
 //! * [`framing`]: stdout split into lines as it arrives;
-//! * [`stream`]: a streaming run, its output as events.
+//! * [`stream`]: a streaming run, its output as events;
+//! * [`simulation`]: a scenario played back with nothing spawned (`lower_simulation`).
 
 pub mod exit;
 pub mod framing;
@@ -16,6 +17,7 @@ mod lane;
 pub mod payload;
 pub mod policy;
 pub mod run;
+pub mod simulation;
 pub mod stream;
 mod users;
 

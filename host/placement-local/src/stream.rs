@@ -91,6 +91,45 @@ pub(crate) fn refused(
     one(last)
 }
 
+/// The stream of a played-back scenario: each stdout frame as one line, each stderr frame as a
+/// chunk, then the exit; `evidence` (the scenario's) rides on the last event.
+pub(crate) fn played(
+    request: &ExecutionRequest,
+    scenario: &crate::simulation::Scenario,
+    evidence: Vec<Value>,
+) -> EventStream {
+    let reference = &request.execution_ref;
+    let mut events = Vec::new();
+    for frame in &scenario.stdout {
+        let mut payload = Map::new();
+        payload.insert("line".to_owned(), frame.clone().into());
+        events.push(event(reference, STDOUT, payload));
+    }
+    for frame in &scenario.stderr {
+        let mut payload = Map::new();
+        payload.insert("chunk".to_owned(), frame.clone().into());
+        events.push(event(reference, STDERR, payload));
+    }
+    let mut payload = Map::new();
+    payload.insert("exit".to_owned(), scenario.exit.to_value());
+    payload.insert("stderr_tail".to_owned(), scenario.stderr.concat().into());
+    if scenario.exit.succeeded() {
+        payload.insert("status".to_owned(), "succeeded".into());
+    } else {
+        let failure = Failure::new(
+            FailureClass::SemanticRuntimeFailed,
+            "the process exited unsuccessfully",
+        )
+        .with_detail("cause", "exit_status")
+        .with_detail("exit", scenario.exit.to_value());
+        payload.extend(failure_payload(&failure));
+    }
+    let mut last = event(reference, EXIT, payload);
+    last.evidence = evidence;
+    events.push(last);
+    Box::pin(futures::stream::iter(events))
+}
+
 /// Starts `prepared` and streams it.
 pub(crate) fn start(
     prepared: Prepared,

@@ -363,3 +363,52 @@ async fn futures_join(
     }
     out
 }
+
+/// `surface_kind: lower_simulation` (§8.12) plays its scenario back with nothing spawned: a
+/// simulated `touch` creates no file, even a command the policy does not grant "runs", and the
+/// evidence says the side effect was not attempted.
+#[tokio::test]
+async fn a_lower_simulation_plays_its_scenario_and_spawns_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lane = lane_in(dir.path());
+    let marker = dir.path().join("touched");
+    let simulated = |options: Value| {
+        json!({"command": "touch", "argv": [marker.to_str().unwrap()],
+               "execution_surface": {"surface_kind": "lower_simulation",
+                                     "transport_options": options}})
+    };
+    let result = run(
+        &lane,
+        simulated(
+            json!({"scenario_ref": "touch-ok", "stdout_frames": ["done", "\n"],
+                         "stderr": "warned", "exit_code": 0}),
+        ),
+    )
+    .await;
+    assert_eq!(result.status, ResultStatus::Succeeded, "{result:?}");
+    assert_eq!(result.output["stdout"], "done\n");
+    assert_eq!(result.output["stderr"], "warned");
+    assert!(!marker.exists(), "a simulation spawned the command");
+    let evidence = &result.evidence[0];
+    assert_eq!(evidence["kind"], "process.simulated");
+    assert_eq!(evidence["scenario_ref"], "touch-ok");
+    assert_eq!(evidence["side_effect_result"], "not_attempted");
+
+    let failed = run(
+        &lane,
+        simulated(json!({"scenario_ref": "s", "exit_code": 2})),
+    )
+    .await;
+    assert_eq!(error(&failed)["failure_class"], "semantic_runtime_failed");
+    assert_eq!(failed.output["exit"]["code"], 2);
+    // Without its scenario_ref the request is refused before anything.
+    let refused = lane
+        .validate(&request(simulated(json!({"stdout": "x"}))))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.details["field"],
+        "payload.execution_surface.transport_options"
+    );
+    assert!(!marker.exists());
+}

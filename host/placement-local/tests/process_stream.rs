@@ -240,3 +240,27 @@ async fn line_batch_mode_delivers_the_same_lines_a_read_at_a_time() {
     );
     assert!(lines(&events).is_empty());
 }
+
+#[tokio::test]
+async fn a_simulated_stream_plays_its_frames_unsplit_then_the_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let lane = lane_in(dir.path());
+    let payload = json!({"command": "not-granted-and-never-run",
+        "execution_surface": {"surface_kind": "lower_simulation", "transport_options":
+            {"scenario_ref": "sim-1", "stdout_frames": ["a\nb", "c"], "stderr_frames": ["e"],
+             "exit_code": 0}}});
+    let events = all(open(&lane, payload, None).await).await;
+    assert_eq!(lines(&events), ["a\nb", "c"], "frames are not re-split");
+    assert_eq!(
+        kinds(&events),
+        [
+            "process.stdout",
+            "process.stdout",
+            "process.stderr",
+            "process.exit"
+        ]
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last.payload["status"], "succeeded");
+    assert_eq!(last.evidence[0]["scenario_ref"], "sim-1");
+}

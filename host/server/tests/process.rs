@@ -74,6 +74,15 @@ async fn processes_run_governed_and_direct_and_outside_the_policy_nothing_runs()
     assert_eq!(error["details"]["capability"], "process.command", "{error}");
     assert!(!marker.exists(), "a denied command ran");
 
+    // A lower simulation of the same command answers its scenario and touches nothing.
+    let simulated = json!({"command": "touch", "argv": [marker.to_str().unwrap()],
+        "execution_surface": {"surface_kind": "lower_simulation",
+                              "transport_options": {"scenario_ref": "touch", "stdout": "ok"}}});
+    let reply = http.post("/v1/execute", &signed(&key, simulated)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["output"]["stdout"], "ok");
+    assert!(!marker.exists(), "a simulation ran the command");
+
     // A payload that does not read is refused before anything runs.
     let reply = http
         .post(
