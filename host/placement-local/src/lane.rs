@@ -236,6 +236,12 @@ impl ProcessLane {
             }
             Refusal::failed(failure)
         };
+        if asked.pty.is_some() && asked.user.is_some() {
+            return Err(launch_failed(
+                "user switching is not supported on a terminal",
+                json!({"user": asked.user}),
+            ));
+        }
         let user = match &asked.user {
             None => None,
             Some(user) if !rustix::process::getuid().is_root() => {
@@ -323,6 +329,20 @@ impl ProcessLane {
         request: &ExecutionRequest,
         ctx: &ExecutionContext,
     ) -> ExecutionResult {
+        if request.payload.get("pty") == Some(&Value::Bool(true)) {
+            let mut refusal = AdmissionRejection::new(
+                RejectionReason::InvalidLaneRequest,
+                "payload.pty runs a process on a terminal as a stream: open it with /v1/stream",
+            );
+            refusal
+                .details
+                .insert("field".to_owned(), "payload.pty".into());
+            return ep_lane_api::rejected_result(
+                request.execution_ref.clone(),
+                request.provenance.clone(),
+                &refusal,
+            );
+        }
         match simulation(request) {
             Ok(None) => {}
             Ok(Some((asked, scenario))) => return self.simulate(request, &asked, &scenario),

@@ -16,6 +16,7 @@ pub mod framing;
 mod lane;
 pub mod payload;
 pub mod policy;
+pub mod pty;
 pub mod run;
 pub mod simulation;
 pub mod stream;

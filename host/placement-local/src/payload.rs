@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ep_contracts::boundary::Map;
+
+use crate::pty::TerminalSize;
 use serde_json::Value;
 
 /// Where stderr goes in the combined `output`.
@@ -86,6 +88,8 @@ pub struct ProcessRequest {
     pub surface_kind: String,
     /// What a streaming run takes.
     pub stream: StreamOptions,
+    /// A terminal of this size to run on (`pty: true`, `rows`, `cols`).
+    pub pty: Option<TerminalSize>,
 }
 
 /// Why a payload does not read.
@@ -213,12 +217,22 @@ impl ProcessRequest {
             Some(other) => Some(other.to_string().into_bytes()),
         };
         let stream = stream_options(payload)?;
-        if flag(payload, "pty", false)? {
-            return Err(bad(
-                "pty",
-                "is not supported by this host yet: run without a terminal",
-            ));
-        }
+        let pty = if flag(payload, "pty", false)? {
+            let side = |field: &'static str, default: u16| -> Result<u16, PayloadError> {
+                match positive(payload, field)? {
+                    None => Ok(default),
+                    Some(n) => u16::try_from(n)
+                        .map_err(|_| bad(field, format!("must be at most 65535 (found {n})"))),
+                }
+            };
+            let size = TerminalSize::default();
+            Some(TerminalSize {
+                rows: side("rows", size.rows)?,
+                cols: side("cols", size.cols)?,
+            })
+        } else {
+            None
+        };
         Ok(Self {
             command,
             argv,
@@ -232,6 +246,7 @@ impl ProcessRequest {
             user,
             surface_kind,
             stream,
+            pty,
         })
     }
 }
@@ -366,7 +381,8 @@ mod tests {
             ),
             (json!({"command": "sh", "cwd": 7}), "cwd"),
             (json!({"command": "sh", "clear_env": 1}), "clear_env"),
-            (json!({"command": "sh", "pty": true}), "pty"),
+            (json!({"command": "sh", "pty": "yes"}), "pty"),
+            (json!({"command": "sh", "pty": true, "rows": 0}), "rows"),
         ] {
             assert_eq!(
                 parse(payload.clone()).unwrap_err().field,

@@ -24,7 +24,9 @@ use crate::exit::Exit;
 use crate::framing::LineFraming;
 use crate::lane::{Prepared, launch_failure};
 use crate::payload::StdoutMode;
-use crate::run::{DRAIN_AFTER_KILL, Spawned, spawn};
+use crate::pty::{CTRL_C, CTRL_D, OnTerminal};
+use crate::run::{DRAIN_AFTER_KILL, Spawned, TERM_GRACE, spawn};
+use rustix::process::Signal;
 
 /// Most events in one batch (a read's lines are split into batches of at most this many).
 pub const BATCH_EVENTS: usize = 64;
@@ -137,6 +139,29 @@ pub(crate) fn start(
     ctx: ExecutionContext,
 ) -> EventStream {
     let execution_ref = request.execution_ref.clone();
+    if let Some(size) = prepared.asked.pty {
+        let terminal = match crate::pty::spawn(&prepared.invocation, size) {
+            Ok(terminal) => terminal,
+            Err(error) => {
+                return one(event(
+                    &execution_ref,
+                    ERROR,
+                    failure_payload(&launch_failure(&error)),
+                ));
+            }
+        };
+        let (events, receiver) = mpsc::channel(BUFFERED_BATCHES);
+        let limit = prepared.limit(&ctx);
+        tokio::spawn(pump_terminal(
+            prepared,
+            terminal,
+            limit,
+            ctx,
+            execution_ref,
+            events,
+        ));
+        return batched(receiver);
+    }
     let spawned = match spawn(&prepared.invocation) {
         Ok(spawned) => spawned,
         Err(error) => {
@@ -150,8 +175,12 @@ pub(crate) fn start(
     let (events, receiver) = mpsc::channel(BUFFERED_BATCHES);
     let limit = prepared.limit(&ctx);
     tokio::spawn(pump(prepared, spawned, limit, ctx, execution_ref, events));
-    // Events travel in batches (the lines of one read), so the consumer wakes once a read,
-    // not once a line.
+    batched(receiver)
+}
+
+/// The events of `receiver`'s batches, in order. Events travel in batches (the lines of one
+/// read), so the consumer wakes once a read, not once a line.
+fn batched(receiver: mpsc::Receiver<Vec<ExecutionEvent>>) -> EventStream {
     Box::pin(
         futures::stream::unfold(receiver, |mut receiver| async move {
             receiver.recv().await.map(|batch| (batch, receiver))
@@ -274,11 +303,7 @@ async fn pump(
                 drain_until = tokio::time::Instant::now() + DRAIN_AFTER_KILL;
                 Ok(())
             }
-            () = tokio::time::sleep_until(deadline), if exited.is_none() => Err(Stop::Failed(
-                Failure::new(FailureClass::Timeout, "execution timed out")
-                    .with_detail("cause", "deadline")
-                    .with_detail("timeout_ms", limit.as_millis() as u64),
-            )),
+            () = tokio::time::sleep_until(deadline), if exited.is_none() => Err(timed_out(limit)),
             () = tokio::time::sleep_until(drain_until), if exited.is_some() => {
                 // The process is gone but something still holds a pipe open: stop reading.
                 stdout = None;
@@ -302,10 +327,7 @@ async fn pump(
                 Ok(())
             }
             () = sender.events.closed() => Err(Stop::Gone),
-            () = ctx.cancel.cancelled() => Err(Stop::Failed(
-                Failure::new(FailureClass::Cancellation, "the execution was cancelled")
-                    .with_detail("cause", "cancelled"),
-            )),
+            () = ctx.cancel.cancelled() => Err(cancelled()),
         };
         if let Err(stop) = step {
             break Some(stop);
@@ -323,13 +345,20 @@ async fn pump(
         }
     };
     let tail: Vec<u8> = tail.into_iter().collect();
-    let kind_payload = match stop {
+    if let Some((kind, payload)) = final_event(stop, &tail) {
+        last.send(vec![event(&sender.execution_ref, kind, payload)]);
+    }
+}
+
+/// The last event of a run that stopped with `stop` (none when the consumer is gone).
+fn final_event(stop: Stop, stderr_tail: &[u8]) -> Option<(&'static str, Map)> {
+    match stop {
         Stop::Gone => None,
         Stop::Failed(failure) => Some((ERROR, failure_payload(&failure))),
         Stop::Exited(exit) => {
             let mut payload = Map::new();
             payload.insert("exit".to_owned(), exit.to_value());
-            insert_bytes(&mut payload, "stderr_tail", &tail);
+            insert_bytes(&mut payload, "stderr_tail", stderr_tail);
             if exit.succeeded() {
                 payload.insert("status".to_owned(), "succeeded".into());
             } else {
@@ -343,8 +372,120 @@ async fn pump(
             }
             Some((EXIT, payload))
         }
+    }
+}
+
+fn timed_out(limit: Duration) -> Stop {
+    Stop::Failed(
+        Failure::new(FailureClass::Timeout, "execution timed out")
+            .with_detail("cause", "deadline")
+            .with_detail("timeout_ms", limit.as_millis() as u64),
+    )
+}
+
+fn cancelled() -> Stop {
+    Stop::Failed(
+        Failure::new(FailureClass::Cancellation, "the execution was cancelled")
+            .with_detail("cause", "cancelled"),
+    )
+}
+
+/// The pump of a process on a terminal: what the terminal shows is its stdout (stderr is the
+/// same terminal); input goes to the terminal, the end of input as Ctrl-D, an interrupt as
+/// Ctrl-C.
+async fn pump_terminal(
+    prepared: Prepared,
+    mut terminal: OnTerminal,
+    limit: Duration,
+    ctx: ExecutionContext,
+    execution_ref: ExecutionRef,
+    events: mpsc::Sender<Vec<ExecutionEvent>>,
+) {
+    let _slot = prepared.slot;
+    let options = prepared.asked.stream;
+    let Ok(last) = events.clone().reserve_owned().await else {
+        terminal.signal(Signal::KILL);
+        return;
     };
-    if let Some((kind, payload)) = kind_payload {
+    let sender = Sender {
+        events,
+        headless: options.headless_timeout,
+        execution_ref,
+    };
+    if let Some(bytes) = prepared.invocation.stdin.clone() {
+        let _ = terminal.input.send(bytes).await;
+        if prepared.invocation.close_stdin {
+            let _ = terminal.input.send(vec![CTRL_D]).await;
+        }
+    }
+    let mut input = ctx.input.take();
+    let mut framing = LineFraming::new(options.max_line_bytes);
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut drain_until = deadline;
+    let mut exited: Option<Exit> = None;
+    let mut open = true;
+    let stop = loop {
+        if exited.is_some() && !open {
+            break None;
+        }
+        let step = tokio::select! {
+            chunk = terminal.output.recv(), if open => match chunk {
+                Some(chunk) => stdout_events(&sender, &mut framing, options.stdout_mode, chunk).await,
+                None => {
+                    open = false;
+                    flush_events(&sender, &mut framing, options.stdout_mode).await
+                }
+            },
+            exit = &mut terminal.exited, if exited.is_none() => {
+                exited = Some(exit.unwrap_or(Exit::Code(-1)));
+                terminal.signal(Signal::KILL);
+                drain_until = tokio::time::Instant::now() + DRAIN_AFTER_KILL;
+                Ok(())
+            }
+            () = tokio::time::sleep_until(deadline), if exited.is_none() => Err(timed_out(limit)),
+            () = tokio::time::sleep_until(drain_until), if exited.is_some() => {
+                open = false;
+                Ok(())
+            }
+            next = next_input(&mut input) => {
+                let keys = match next {
+                    Some(Input::Data(bytes)) => Some(bytes),
+                    Some(Input::End) => Some(vec![CTRL_D]),
+                    Some(Input::Interrupt) => Some(vec![CTRL_C]),
+                    None => {
+                        input = None;
+                        None
+                    }
+                };
+                if let Some(keys) = keys {
+                    let _ = terminal.input.send(keys).await;
+                }
+                Ok(())
+            }
+            () = sender.events.closed() => Err(Stop::Gone),
+            () = ctx.cancel.cancelled() => Err(cancelled()),
+        };
+        if let Err(stop) = step {
+            break Some(stop);
+        }
+    };
+    let stop = match stop {
+        None => Stop::Exited(exited.unwrap_or(Exit::Code(-1))),
+        Some(stop) => {
+            if exited.is_none() {
+                terminal.signal(Signal::TERM);
+                if tokio::time::timeout(TERM_GRACE, &mut terminal.exited)
+                    .await
+                    .is_err()
+                {
+                    terminal.signal(Signal::KILL);
+                }
+            }
+            terminal.signal(Signal::KILL);
+            stop
+        }
+    };
+    if let Some((kind, payload)) = final_event(stop, &[]) {
         last.send(vec![event(&sender.execution_ref, kind, payload)]);
     }
 }

@@ -412,3 +412,12 @@ async fn a_lower_simulation_plays_its_scenario_and_spawns_nothing() {
     );
     assert!(!marker.exists());
 }
+
+#[tokio::test]
+async fn a_terminal_is_for_streams_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let lane = lane_in(dir.path());
+    let result = run(&lane, json!({"command": "sh", "pty": true})).await;
+    assert_eq!(result.status, ResultStatus::Rejected, "{result:?}");
+    assert_eq!(error(&result)["details"]["field"], "payload.pty");
+}

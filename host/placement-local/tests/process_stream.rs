@@ -264,3 +264,82 @@ async fn a_simulated_stream_plays_its_frames_unsplit_then_the_exit() {
     assert_eq!(last.payload["status"], "succeeded");
     assert_eq!(last.evidence[0]["scenario_ref"], "sim-1");
 }
+
+fn output_text(events: &[ExecutionEvent]) -> String {
+    lines(events).join("\n")
+}
+
+#[tokio::test]
+async fn on_a_terminal_the_process_sees_a_tty_of_the_asked_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let lane = ProcessLane::new(ProcessPolicy {
+        commands: vec!["sh".to_owned(), "cat".to_owned()],
+        cwd: vec![dir.path().to_owned()],
+        ..ProcessPolicy::default()
+    });
+    let mut payload = sh("tty; stty size");
+    payload["pty"] = json!(true);
+    payload["rows"] = json!(30);
+    payload["cols"] = json!(100);
+    let events = all(open(&lane, payload, None).await).await;
+    let text = output_text(&events);
+    assert!(text.contains("/dev/pts/"), "{events:?}");
+    assert!(text.contains("30 100"), "{events:?}");
+    assert_eq!(events.last().unwrap().payload["exit"]["status"], "success");
+}
+
+#[tokio::test]
+async fn on_a_terminal_input_is_typed_ctrl_c_interrupts_and_ctrl_d_ends_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let lane = ProcessLane::new(ProcessPolicy {
+        commands: vec!["sh".to_owned(), "cat".to_owned()],
+        cwd: vec![dir.path().to_owned()],
+        ..ProcessPolicy::default()
+    });
+    let (sender, slot) = ep_lane_api::InputSlot::channel();
+    let open_with_input = |payload: Value, slot| {
+        let Value::Object(payload) = payload else {
+            panic!()
+        };
+        let request = ExecutionRequest {
+            payload,
+            ..ExecutionRequest::default()
+        };
+        let ctx = ExecutionContext::new(CancelSignal::default(), None).with_input(slot);
+        let lane = &lane;
+        async move { lane.stream(request, ctx).await.unwrap() }
+    };
+    // `cat` on a terminal: a typed line comes back (echoed, then cat's copy); Ctrl-D ends it.
+    let stream = open_with_input(json!({"command": "cat", "pty": true}), slot).await;
+    sender
+        .send(ep_lane_api::Input::Data(b"typed\n".to_vec()))
+        .await
+        .unwrap();
+    sender.send(ep_lane_api::Input::End).await.unwrap();
+    let events = all(stream).await;
+    assert!(
+        lines(&events).iter().filter(|l| **l == "typed").count() >= 1,
+        "{events:?}"
+    );
+    assert_eq!(
+        events.last().unwrap().payload["exit"]["status"],
+        "success",
+        "{events:?}"
+    );
+
+    // Ctrl-C is the terminal's SIGINT to the foreground group.
+    let (sender, slot) = ep_lane_api::InputSlot::channel();
+    let script = "trap 'echo got-int; exit 130' INT; echo ready; while :; do sleep 0.05; done";
+    let mut payload = sh(script);
+    payload["pty"] = json!(true);
+    let mut stream = open_with_input(payload, slot).await;
+    let first = tokio::time::timeout(HANG_GUARD, stream.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.payload["line"], "ready");
+    sender.send(ep_lane_api::Input::Interrupt).await.unwrap();
+    let events = all(stream).await;
+    assert!(output_text(&events).contains("got-int"), "{events:?}");
+    assert_eq!(events.last().unwrap().payload["exit"]["code"], 130);
+}

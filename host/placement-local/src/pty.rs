@@ -1,0 +1,158 @@
+//! Processes on a terminal (`pty: true`), with `portable-pty`: the process gets a fresh
+//! pseudo-terminal of `rows` × `cols` as its stdin, stdout and stderr, in a session (and process
+//! group) of its own. The terminal's blocking reads and writes run on threads of their own; the
+//! process is reaped with `waitpid`, so its exit normalizes like any other. On a terminal an
+//! interrupt is Ctrl-C and the end of input Ctrl-D, as a user at a keyboard would send them.
+
+use std::io::{Read as _, Write as _};
+use std::os::unix::process::ExitStatusExt as _;
+use std::process::ExitStatus;
+
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+use rustix::process::{Pid, Signal, WaitOptions};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::exit::Exit;
+use crate::run::{Invocation, LaunchError};
+
+/// Ctrl-C: the terminal turns it into SIGINT for the foreground process group.
+pub const CTRL_C: u8 = 0x03;
+/// Ctrl-D: the end of input on a terminal in canonical mode.
+pub const CTRL_D: u8 = 0x04;
+
+/// The terminal's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TerminalSize {
+    /// Rows.
+    pub rows: u16,
+    /// Columns.
+    pub cols: u16,
+}
+
+impl Default for TerminalSize {
+    fn default() -> Self {
+        Self { rows: 24, cols: 80 }
+    }
+}
+
+/// A process running on a terminal.
+pub struct OnTerminal {
+    /// What the terminal shows, chunk by chunk (ends when the terminal closes).
+    pub output: mpsc::Receiver<Vec<u8>>,
+    /// Bytes for the terminal's input (the keyboard).
+    pub input: mpsc::Sender<Vec<u8>>,
+    /// The process's exit, once it has been reaped.
+    pub exited: oneshot::Receiver<Exit>,
+    /// The process (its session's and group's leader).
+    pub pid: Option<u32>,
+}
+
+impl OnTerminal {
+    /// Sends `signal` to the process's group.
+    pub fn signal(&self, signal: Signal) {
+        if let Some(pid) = self
+            .pid
+            .and_then(|pid| i32::try_from(pid).ok())
+            .filter(|pid| *pid > 1)
+            .and_then(Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process_group(pid, signal);
+        }
+    }
+}
+
+fn spawn_error(error: impl std::fmt::Display) -> LaunchError {
+    LaunchError::Spawn(std::io::Error::other(error.to_string()))
+}
+
+/// Starts `invocation` on a new terminal of `size`.
+pub fn spawn(invocation: &Invocation, size: TerminalSize) -> Result<OnTerminal, LaunchError> {
+    if !invocation.cwd.is_dir() {
+        return Err(LaunchError::CwdNotFound(invocation.cwd.clone()));
+    }
+    if !invocation.program.is_file() {
+        return Err(LaunchError::CommandNotFound(
+            invocation.program.display().to_string(),
+        ));
+    }
+    let pair = native_pty_system()
+        .openpty(PtySize {
+            rows: size.rows,
+            cols: size.cols,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .map_err(spawn_error)?;
+    let mut command = CommandBuilder::new(&invocation.program);
+    command.args(&invocation.argv);
+    command.cwd(&invocation.cwd);
+    command.env_clear();
+    for (key, value) in &invocation.env {
+        command.env(key, value);
+    }
+    let child = pair.slave.spawn_command(command).map_err(spawn_error)?;
+    // The terminal closes for the reader once the process (and whatever it left) closes it.
+    drop(pair.slave);
+    let pid = child.process_id();
+    let mut reader = pair.master.try_clone_reader().map_err(spawn_error)?;
+    let mut writer = pair.master.take_writer().map_err(spawn_error)?;
+    let (output_tx, output) = mpsc::channel::<Vec<u8>>(16);
+    std::thread::Builder::new()
+        .name("ep-pty-read".to_owned())
+        .spawn(move || {
+            let mut buffer = vec![0u8; 16 * 1024];
+            loop {
+                match reader.read(&mut buffer) {
+                    // EIO once the terminal's other side is closed: the end.
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if output_tx.blocking_send(buffer[..n].to_vec()).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        })
+        .map_err(LaunchError::Spawn)?;
+    let (input, mut input_rx) = mpsc::channel::<Vec<u8>>(16);
+    let master = pair.master;
+    std::thread::Builder::new()
+        .name("ep-pty-write".to_owned())
+        .spawn(move || {
+            // The master lives as long as input can come, so the terminal stays open.
+            let _master = master;
+            while let Some(bytes) = input_rx.blocking_recv() {
+                if writer
+                    .write_all(&bytes)
+                    .and_then(|()| writer.flush())
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        })
+        .map_err(LaunchError::Spawn)?;
+    let (exited_tx, exited) = oneshot::channel();
+    let reaped = pid
+        .and_then(|pid| i32::try_from(pid).ok())
+        .and_then(Pid::from_raw);
+    std::thread::Builder::new()
+        .name("ep-pty-wait".to_owned())
+        .spawn(move || {
+            // portable-pty's own child handle is never waited on: this thread reaps it.
+            let _child = child;
+            let exit =
+                match reaped.map(|pid| rustix::process::waitpid(Some(pid), WaitOptions::empty())) {
+                    Some(Ok(Some((_, status)))) => Exit::of(ExitStatus::from_raw(status.as_raw())),
+                    _ => Exit::Code(-1),
+                };
+            let _ = exited_tx.send(exit);
+        })
+        .map_err(LaunchError::Spawn)?;
+    Ok(OnTerminal {
+        output,
+        input,
+        exited,
+        pid,
+    })
+}
