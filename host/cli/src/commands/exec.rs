@@ -96,13 +96,15 @@ pub fn run(args: ExecArgs) -> Result<bool, CliError> {
         }
         let key = ep_server::service::node_key(&config.data_dir, &config.node.id)
             .map_err(CliError::msg)?;
-        let sink = FileChainSink::open_with(&evidence, config.evidence.sink_options(key))
-            .map_err(|e| match e {
-            ChainError::Locked { .. } => CliError::msg(format!(
-                "{e} (a running `serve`? run the execution there with --remote <url>, or pass                  --evidence <another file>)"
-            )),
-            other => CliError::msg(other),
-        })?;
+        let sink = FileChainSink::open_with(&evidence, config.evidence.sink_options(key)).map_err(
+            |e| match e {
+                ChainError::Locked { .. } => CliError::msg(format!(
+                    "{e} (a running `serve`? run the execution there with --remote <url>, or pass \
+                 --evidence <another file>)"
+                )),
+                other => CliError::msg(other),
+            },
+        )?;
         node.register_evidence_sink(Arc::new(sink));
         if args.lane == PROCESS_LANE_ID {
             register_process_lane(&node, process_policy(&args, &config)?)
