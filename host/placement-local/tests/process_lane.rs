@@ -123,7 +123,7 @@ async fn stdin_is_written_exactly_and_clear_env_starts_from_nothing() {
 async fn stderr_can_join_the_combined_output() {
     let dir = tempfile::tempdir().unwrap();
     let lane = lane_in(dir.path());
-    let mut payload = sh("printf a; sleep 0.05; printf b >&2; sleep 0.05; printf c");
+    let mut payload = sh("printf a; sleep 0.3; printf b >&2; sleep 0.3; printf c");
     payload["stderr_mode"] = json!("stdout");
     let result = run(&lane, payload).await;
     assert_eq!(result.output["output"], "abc");
@@ -135,7 +135,7 @@ async fn stderr_can_join_the_combined_output() {
 async fn a_timeout_keeps_partial_output_and_kills_the_whole_group() {
     let dir = tempfile::tempdir().unwrap();
     let lane = lane_in(dir.path());
-    let result = run_within(&lane, sh("echo tick; sleep 5"), Some(300)).await;
+    let result = run_within(&lane, sh("echo tick; sleep 10"), Some(1500)).await;
     assert_eq!(result.status, ResultStatus::Failed);
     assert_eq!(error(&result)["failure_class"], "timeout", "{result:?}");
     assert_eq!(result.output["stdout"], "tick\n");
@@ -143,7 +143,7 @@ async fn a_timeout_keeps_partial_output_and_kills_the_whole_group() {
 
     // A grandchild that ignores SIGTERM is gone once the timeout is handled.
     let script = r#"(trap "" TERM; exec sleep 30) & echo $!; trap "" TERM; sleep 30"#;
-    let result = run_within(&lane, sh(script), Some(300)).await;
+    let result = run_within(&lane, sh(script), Some(1500)).await;
     assert_eq!(error(&result)["failure_class"], "timeout");
     let pid: i32 = result.output["stdout"]
         .as_str()
@@ -173,12 +173,18 @@ async fn cancelling_kills_the_process_and_reports_cancellation() {
     let running = {
         let lane = std::sync::Arc::clone(&lane);
         let ctx = ExecutionContext::new(cancel.clone(), None);
-        tokio::spawn(async move {
-            lane.execute(request(sh("echo started; sleep 30")), ctx)
-                .await
-        })
+        let script = sh("echo started; touch ready; sleep 30");
+        tokio::spawn(async move { lane.execute(request(script), ctx).await })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Cancelled once it is certainly running (it has written its line).
+    let ready = dir.path().join("ready");
+    tokio::time::timeout(HANG_GUARD, async {
+        while !ready.exists() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the process never started");
     cancel.cancel();
     let result = tokio::time::timeout(HANG_GUARD, running)
         .await

@@ -151,7 +151,7 @@ async fn raw_mode_delivers_the_bytes_as_chunks() {
 async fn a_timeout_keeps_what_was_streamed_and_ends_with_an_error_event() {
     let dir = tempfile::tempdir().unwrap();
     let lane = lane_in(dir.path());
-    let events = all(open(&lane, sh("echo tick; sleep 5"), Some(300)).await).await;
+    let events = all(open(&lane, sh("echo tick; sleep 10"), Some(1500)).await).await;
     assert_eq!(lines(&events), ["tick"]);
     let last = events.last().unwrap();
     assert_eq!(last.event_type.as_deref(), Some("process.error"));
