@@ -123,8 +123,8 @@ pub struct ExecArgs {
     )]
     pub remote: Option<String>,
     /// Stream the execution: print each event as a JSON line as it arrives, then the result
-    /// as the last line (needs `--remote`).
-    #[arg(long, requires = "remote")]
+    /// as the last line (in process, or on the host with `--remote`).
+    #[arg(long)]
     pub stream: bool,
     /// With `--stream`: forward this command's stdin to the running execution as it arrives,
     /// and its end as the end of the execution's input (like `docker exec -i`); a process

@@ -420,3 +420,50 @@ fn exec_runs_a_local_process_only_with_a_grant() {
         "no_satisfying_attested_target"
     );
 }
+
+/// `exec --stream --stdin` in process: the node's stream of a local `cat`, fed with this
+/// command's stdin, each event a JSON line, then the result.
+#[test]
+fn exec_streams_in_process_and_forwards_stdin() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_execution-plane"))
+        .args([
+            "exec",
+            "--lane",
+            "process",
+            "--allow-command",
+            "cat",
+            "--allow-cwd",
+        ])
+        .arg(&work)
+        .args(["--direct", "--stream", "--stdin"])
+        .args(["--payload", r#"{"command":"cat","close_stdin":false}"#])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"one\ntwo\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let echoed: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["event_type"] == "process.stdout")
+        .map(|l| l["payload"]["line"].as_str().unwrap())
+        .collect();
+    assert_eq!(echoed, ["one", "two"], "{lines:?}");
+    assert_eq!(lines.last().unwrap()["status"], "succeeded");
+}

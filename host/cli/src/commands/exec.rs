@@ -118,6 +118,11 @@ pub fn run(args: ExecArgs) -> Result<bool, CliError> {
                 .map_err(|e| CliError::msg(format!("registering lane {}: {e}", args.lane)))?;
         }
         let request = admission_request(&args, node.node_id(), payload)?;
+        if args.stream {
+            let streamed = stream_local(&node, request, args.stdin).await;
+            let _ = node.shutdown().await;
+            return streamed;
+        }
         let result = node.execute(request).await;
         let _ = node.shutdown().await;
         output::json_pretty(&result.to_value())?;
@@ -217,9 +222,41 @@ async fn stream_remote(
     Err(CliError::msg("the stream ended without its result"))
 }
 
+/// `exec --stream` in process: the node's stream of the execution, each event as a JSON line
+/// as it arrives, then the result (as the API's `result` frame reports it).
+async fn stream_local(
+    node: &ep_node::node::Node,
+    request: AdmissionRequest,
+    forward_stdin: bool,
+) -> Result<bool, CliError> {
+    let provenance = request.provenance.clone();
+    let open = match node.open_stream(request).await {
+        Ok(open) => open,
+        Err(RuntimeError::Rejected(rejection)) => {
+            let result = rejected_result(ExecutionRef::mint(), provenance, &rejection);
+            output::line(result.to_value())?;
+            return Ok(false);
+        }
+        Err(e) => return Err(CliError::msg(e)),
+    };
+    if forward_stdin {
+        let client = ep_node::local_client::LocalRuntimeClient::new(node.clone());
+        tokio::spawn(forward_input(client, open.execution_ref.clone()));
+    }
+    let mut events = open.events;
+    let mut last_failure = None;
+    while let Some(event) = events.next().await {
+        last_failure = ep_node::event_failure(&event);
+        output::line(event.to_value())?;
+    }
+    let result = ep_node::stream_end_result(&open.execution_ref, &provenance, last_failure);
+    output::line(result.to_value())?;
+    Ok(result.status == ResultStatus::Succeeded)
+}
+
 /// Sends this command's stdin to the execution `reference` as it arrives, then its end.
 /// Stops quietly when the execution no longer takes input (it ended).
-async fn forward_input(client: ep_remote::RemoteRuntimeClient, reference: ExecutionRef) {
+async fn forward_input<C: RuntimeClient>(client: C, reference: ExecutionRef) {
     let (chunks, mut arriving) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
     // Reading stdin blocks: a thread of its own feeds the channel.
     std::thread::spawn(move || {
