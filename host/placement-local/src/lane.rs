@@ -29,20 +29,16 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest a process may run, whatever the request asks.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// Why a request does not reach a spawn.
-pub(crate) enum Refusal {
-    /// The payload does not read.
-    Rejected(AdmissionRejection),
-    /// A classified failure before anything ran (with its lane evidence).
-    Failed {
-        failure: Failure,
-        evidence: Vec<Value>,
-    },
+/// Why a request that reads does not reach a spawn: a classified failure before anything ran,
+/// with its lane evidence.
+pub(crate) struct Refusal {
+    failure: Failure,
+    evidence: Vec<Value>,
 }
 
 impl Refusal {
     fn failed(failure: Failure) -> Self {
-        Self::Failed {
+        Self {
             failure,
             evidence: Vec::new(),
         }
@@ -65,17 +61,25 @@ impl Prepared {
     }
 }
 
-/// The payload read, and its scenario when it asks for a lower simulation; or why it does not
+/// The payload read, with its scenario when it asks for a lower simulation; or why it does not
 /// read.
-fn simulation(
+fn read_payload(
     request: &ExecutionRequest,
-) -> Result<Option<(ProcessRequest, Scenario)>, AdmissionRejection> {
+) -> Result<(ProcessRequest, Option<Scenario>), AdmissionRejection> {
     let asked = ProcessRequest::parse(&request.payload).map_err(|error| rejection(&error))?;
     if asked.surface_kind != LOWER_SIMULATION {
-        return Ok(None);
+        return Ok((asked, None));
     }
     let scenario = Scenario::parse(&request.payload).map_err(|error| rejection(&error))?;
-    Ok(Some((asked, scenario)))
+    Ok((asked, Some(scenario)))
+}
+
+fn rejected(request: &ExecutionRequest, rejection: &AdmissionRejection) -> ExecutionResult {
+    ep_lane_api::rejected_result(
+        request.execution_ref.clone(),
+        request.provenance.clone(),
+        rejection,
+    )
 }
 
 /// The `launch_failed` failure of a process that did not start.
@@ -201,7 +205,7 @@ impl ProcessLane {
             "command_sha256": sha256(asked.command.as_bytes()),
             "reason": denied.to_string(),
         });
-        Refusal::Failed {
+        Refusal {
             failure: Failure::new(FailureClass::PolicyDenied, denied.to_string())
                 .with_detail("cause", "process_policy")
                 .with_detail("capability", denied.capability()),
@@ -209,11 +213,13 @@ impl ProcessLane {
         }
     }
 
-    /// Everything before a spawn: the payload read, the surface, the policy, the user, the
+    /// Everything before a spawn of the request `asked`: the surface, the policy, the user, the
     /// program and a process slot; or why not.
-    fn prepare(&self, request: &ExecutionRequest) -> Result<Prepared, Refusal> {
-        let asked = ProcessRequest::parse(&request.payload)
-            .map_err(|error| Refusal::Rejected(rejection(&error)))?;
+    fn prepare(
+        &self,
+        request: &ExecutionRequest,
+        asked: ProcessRequest,
+    ) -> Result<Prepared, Refusal> {
         if asked.surface_kind != LOCAL_SUBPROCESS {
             return Err(Refusal::failed(
                 Failure::new(
@@ -329,7 +335,11 @@ impl ProcessLane {
         request: &ExecutionRequest,
         ctx: &ExecutionContext,
     ) -> ExecutionResult {
-        if request.payload.get("pty") == Some(&Value::Bool(true)) {
+        let (asked, scenario) = match read_payload(request) {
+            Ok(read) => read,
+            Err(rejection) => return rejected(request, &rejection),
+        };
+        if asked.pty.is_some() {
             let mut refusal = AdmissionRejection::new(
                 RejectionReason::InvalidLaneRequest,
                 "payload.pty runs a process on a terminal as a stream: open it with /v1/stream",
@@ -337,33 +347,14 @@ impl ProcessLane {
             refusal
                 .details
                 .insert("field".to_owned(), "payload.pty".into());
-            return ep_lane_api::rejected_result(
-                request.execution_ref.clone(),
-                request.provenance.clone(),
-                &refusal,
-            );
+            return rejected(request, &refusal);
         }
-        match simulation(request) {
-            Ok(None) => {}
-            Ok(Some((asked, scenario))) => return self.simulate(request, &asked, &scenario),
-            Err(rejection) => {
-                return ep_lane_api::rejected_result(
-                    request.execution_ref.clone(),
-                    request.provenance.clone(),
-                    &rejection,
-                );
-            }
+        if let Some(scenario) = scenario {
+            return self.simulate(request, &asked, &scenario);
         }
-        let prepared = match self.prepare(request) {
+        let prepared = match self.prepare(request, asked) {
             Ok(prepared) => prepared,
-            Err(Refusal::Rejected(rejection)) => {
-                return ep_lane_api::rejected_result(
-                    request.execution_ref.clone(),
-                    request.provenance.clone(),
-                    &rejection,
-                );
-            }
-            Err(Refusal::Failed { failure, evidence }) => {
+            Err(Refusal { failure, evidence }) => {
                 return failed(request, failure, Map::new(), evidence);
             }
         };
@@ -462,7 +453,7 @@ impl LaneAdapter for ProcessLane {
     }
 
     async fn validate(&self, request: &ExecutionRequest) -> Result<(), AdmissionRejection> {
-        simulation(request).map(|_| ())
+        read_payload(request).map(|_| ())
     }
 
     async fn execute(&self, request: ExecutionRequest, ctx: ExecutionContext) -> ExecutionResult {
@@ -474,14 +465,14 @@ impl LaneAdapter for ProcessLane {
         request: ExecutionRequest,
         ctx: ExecutionContext,
     ) -> Result<EventStream, AdmissionRejection> {
-        if let Some((asked, scenario)) = simulation(&request)? {
+        let (asked, scenario) = read_payload(&request)?;
+        if let Some(scenario) = scenario {
             let evidence = vec![scenario.evidence(&sha256(asked.command.as_bytes()))];
             return Ok(crate::stream::played(&request, &scenario, evidence));
         }
-        match self.prepare(&request) {
+        match self.prepare(&request, asked) {
             Ok(prepared) => Ok(crate::stream::start(prepared, &request, ctx)),
-            Err(Refusal::Rejected(rejection)) => Err(rejection),
-            Err(Refusal::Failed { failure, evidence }) => {
+            Err(Refusal { failure, evidence }) => {
                 Ok(crate::stream::refused(&request, &failure, evidence))
             }
         }

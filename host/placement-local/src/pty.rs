@@ -13,7 +13,7 @@ use rustix::process::{Pid, Signal, WaitOptions};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::exit::Exit;
-use crate::run::{Invocation, LaunchError};
+use crate::run::{Invocation, LaunchError, preflight, signal_group};
 
 /// Ctrl-C: the terminal turns it into SIGINT for the foreground process group.
 pub const CTRL_C: u8 = 0x03;
@@ -50,14 +50,7 @@ pub struct OnTerminal {
 impl OnTerminal {
     /// Sends `signal` to the process's group.
     pub fn signal(&self, signal: Signal) {
-        if let Some(pid) = self
-            .pid
-            .and_then(|pid| i32::try_from(pid).ok())
-            .filter(|pid| *pid > 1)
-            .and_then(Pid::from_raw)
-        {
-            let _ = rustix::process::kill_process_group(pid, signal);
-        }
+        signal_group(self.pid, signal);
     }
 }
 
@@ -67,14 +60,7 @@ fn spawn_error(error: impl std::fmt::Display) -> LaunchError {
 
 /// Starts `invocation` on a new terminal of `size`.
 pub fn spawn(invocation: &Invocation, size: TerminalSize) -> Result<OnTerminal, LaunchError> {
-    if !invocation.cwd.is_dir() {
-        return Err(LaunchError::CwdNotFound(invocation.cwd.clone()));
-    }
-    if !invocation.program.is_file() {
-        return Err(LaunchError::CommandNotFound(
-            invocation.program.display().to_string(),
-        ));
-    }
+    preflight(invocation)?;
     let pair = native_pty_system()
         .openpty(PtySize {
             rows: size.rows,

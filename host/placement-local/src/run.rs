@@ -137,7 +137,7 @@ async fn collect(
 
 /// Sends `signal` to the process group `pgid` (never to pid 0 or 1: that would be the host's
 /// own group or every process). A group that is gone already is fine.
-fn signal_group(pgid: Option<u32>, signal: Signal) {
+pub(crate) fn signal_group(pgid: Option<u32>, signal: Signal) {
     let Some(pid) = pgid
         .and_then(|id| i32::try_from(id).ok())
         .filter(|id| *id > 1)
@@ -186,9 +186,8 @@ impl Spawned {
     }
 }
 
-/// Checks the working directory and the program, then spawns `invocation` in a process group
-/// of its own with stdout and stderr piped, and stdin piped when it gets bytes or stays open.
-pub fn spawn(invocation: &Invocation) -> Result<Spawned, LaunchError> {
+/// The working directory must be a directory and the program a file, before any spawn.
+pub(crate) fn preflight(invocation: &Invocation) -> Result<(), LaunchError> {
     if !invocation.cwd.is_dir() {
         return Err(LaunchError::CwdNotFound(invocation.cwd.clone()));
     }
@@ -197,6 +196,13 @@ pub fn spawn(invocation: &Invocation) -> Result<Spawned, LaunchError> {
             invocation.program.display().to_string(),
         ));
     }
+    Ok(())
+}
+
+/// Checks the working directory and the program, then spawns `invocation` in a process group
+/// of its own with stdout and stderr piped, and stdin piped when it gets bytes or stays open.
+pub fn spawn(invocation: &Invocation) -> Result<Spawned, LaunchError> {
+    preflight(invocation)?;
     let mut command = Command::new(&invocation.program);
     command
         .args(&invocation.argv)

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use crate::exit::Exit;
 use crate::framing::LineFraming;
 use crate::lane::{Prepared, launch_failure};
-use crate::payload::StdoutMode;
+use crate::payload::{StdoutMode, StreamOptions};
 use crate::pty::{CTRL_C, CTRL_D, OnTerminal};
 use crate::run::{DRAIN_AFTER_KILL, Spawned, TERM_GRACE, spawn};
 use rustix::process::Signal;
@@ -112,24 +112,20 @@ pub(crate) fn played(
         payload.insert("chunk".to_owned(), frame.clone().into());
         events.push(event(reference, STDERR, payload));
     }
-    let mut payload = Map::new();
-    payload.insert("exit".to_owned(), scenario.exit.to_value());
-    payload.insert("stderr_tail".to_owned(), scenario.stderr.concat().into());
-    if scenario.exit.succeeded() {
-        payload.insert("status".to_owned(), "succeeded".into());
-    } else {
-        let failure = Failure::new(
-            FailureClass::SemanticRuntimeFailed,
-            "the process exited unsuccessfully",
-        )
-        .with_detail("cause", "exit_status")
-        .with_detail("exit", scenario.exit.to_value());
-        payload.extend(failure_payload(&failure));
+    let tail = scenario.stderr.concat();
+    if let Some((kind, payload)) = final_event(Stop::Exited(scenario.exit.clone()), tail.as_bytes())
+    {
+        let mut last = event(reference, kind, payload);
+        last.evidence = evidence;
+        events.push(last);
     }
-    let mut last = event(reference, EXIT, payload);
-    last.evidence = evidence;
-    events.push(last);
     Box::pin(futures::stream::iter(events))
+}
+
+/// A started process: on pipes, or on a terminal.
+enum Running {
+    Pipes(Spawned),
+    Terminal(OnTerminal),
 }
 
 /// Starts `prepared` and streams it.
@@ -139,31 +135,12 @@ pub(crate) fn start(
     ctx: ExecutionContext,
 ) -> EventStream {
     let execution_ref = request.execution_ref.clone();
-    if let Some(size) = prepared.asked.pty {
-        let terminal = match crate::pty::spawn(&prepared.invocation, size) {
-            Ok(terminal) => terminal,
-            Err(error) => {
-                return one(event(
-                    &execution_ref,
-                    ERROR,
-                    failure_payload(&launch_failure(&error)),
-                ));
-            }
-        };
-        let (events, receiver) = mpsc::channel(BUFFERED_BATCHES);
-        let limit = prepared.limit(&ctx);
-        tokio::spawn(pump_terminal(
-            prepared,
-            terminal,
-            limit,
-            ctx,
-            execution_ref,
-            events,
-        ));
-        return batched(receiver);
-    }
-    let spawned = match spawn(&prepared.invocation) {
-        Ok(spawned) => spawned,
+    let started = match prepared.asked.pty {
+        Some(size) => crate::pty::spawn(&prepared.invocation, size).map(Running::Terminal),
+        None => spawn(&prepared.invocation).map(Running::Pipes),
+    };
+    let running = match started {
+        Ok(running) => running,
         Err(error) => {
             return one(event(
                 &execution_ref,
@@ -174,7 +151,7 @@ pub(crate) fn start(
     };
     let (events, receiver) = mpsc::channel(BUFFERED_BATCHES);
     let limit = prepared.limit(&ctx);
-    tokio::spawn(pump(prepared, spawned, limit, ctx, execution_ref, events));
+    tokio::spawn(pump(prepared, running, limit, ctx, execution_ref, events));
     batched(receiver)
 }
 
@@ -229,10 +206,12 @@ impl Sender {
     }
 }
 
-/// Reads the process and feeds the stream until the process ends or the run must stop.
+/// Feeds the stream from the running process until it ends or the run must stop, then sends
+/// the final event (in room kept from the start: a consumer that stopped reading still learns
+/// why its stream ended when it comes back).
 async fn pump(
     prepared: Prepared,
-    mut spawned: Spawned,
+    running: Running,
     limit: Duration,
     ctx: ExecutionContext,
     execution_ref: ExecutionRef,
@@ -240,10 +219,11 @@ async fn pump(
 ) {
     let _slot = prepared.slot;
     let options = prepared.asked.stream;
-    // Room for the final event is kept from the start: a consumer that stopped reading still
-    // learns why its stream ended when it comes back.
     let Ok(last) = events.clone().reserve_owned().await else {
-        spawned.terminate().await;
+        match running {
+            Running::Pipes(mut spawned) => spawned.terminate().await,
+            Running::Terminal(terminal) => terminal.signal(Signal::KILL),
+        }
         return;
     };
     let sender = Sender {
@@ -251,102 +231,208 @@ async fn pump(
         headless: options.headless_timeout,
         execution_ref,
     };
-    let mut stdout = spawned.child.stdout.take();
-    let mut stderr = spawned.child.stderr.take();
-    let mut stdin = spawned.child.stdin.take();
-    if let Some(pipe) = stdin.as_mut() {
-        let bytes = prepared.invocation.stdin.clone().unwrap_or_default();
-        let _ = pipe.write_all(&bytes).await;
+    let run = Run {
+        sender: &sender,
+        invocation: &prepared.invocation,
+        options,
+        limit,
+        ctx: &ctx,
+    };
+    let (stop, stderr_tail) = match running {
+        Running::Pipes(spawned) => run.on_pipes(spawned).await,
+        Running::Terminal(terminal) => (run.on_terminal(terminal).await, Vec::new()),
+    };
+    if let Some((kind, payload)) = final_event(stop, &stderr_tail) {
+        last.send(vec![event(&sender.execution_ref, kind, payload)]);
     }
-    if prepared.invocation.close_stdin {
-        stdin = None;
-    }
-    let mut input = ctx.input.take();
-    let mut framing = LineFraming::new(options.max_line_bytes);
-    let mut tail: VecDeque<u8> = VecDeque::new();
-    let deadline = tokio::time::Instant::now() + limit;
-    let (mut out_buf, mut err_buf) = (vec![0u8; 64 * 1024], vec![0u8; 16 * 1024]);
-    let mut exited: Option<Exit> = None;
-    // Once the process exited, its output is read for at most this long more.
-    let mut drain_until = deadline;
-    let stop = loop {
-        if exited.is_some() && stdout.is_none() && stderr.is_none() {
-            break None;
+}
+
+/// What both loops read from.
+struct Run<'a> {
+    sender: &'a Sender,
+    invocation: &'a crate::run::Invocation,
+    options: StreamOptions,
+    limit: Duration,
+    ctx: &'a ExecutionContext,
+}
+
+impl Run<'_> {
+    /// The loop of a process on pipes; how it stopped, and its stderr tail.
+    async fn on_pipes(&self, mut spawned: Spawned) -> (Stop, Vec<u8>) {
+        let (sender, options, limit, ctx) = (self.sender, self.options, self.limit, self.ctx);
+        let mut stdout = spawned.child.stdout.take();
+        let mut stderr = spawned.child.stderr.take();
+        let mut stdin = spawned.child.stdin.take();
+        if let Some(pipe) = stdin.as_mut() {
+            let bytes = self.invocation.stdin.clone().unwrap_or_default();
+            let _ = pipe.write_all(&bytes).await;
         }
-        let step = tokio::select! {
-            read = read_some(&mut stdout, &mut out_buf) => match read {
-                Some(chunk) => stdout_events(&sender, &mut framing, options.stdout_mode, chunk).await,
-                None => {
-                    stdout = None;
-                    flush_events(&sender, &mut framing, options.stdout_mode).await
-                }
-            },
-            read = read_some(&mut stderr, &mut err_buf) => match read {
-                Some(chunk) => {
-                    tail.extend(chunk.iter().copied());
-                    while tail.len() > options.stderr_tail_bytes {
-                        tail.pop_front();
+        if self.invocation.close_stdin {
+            stdin = None;
+        }
+        let mut input = ctx.input.take();
+        let mut framing = LineFraming::new(options.max_line_bytes);
+        let mut tail: VecDeque<u8> = VecDeque::new();
+        let deadline = tokio::time::Instant::now() + limit;
+        let (mut out_buf, mut err_buf) = (vec![0u8; 64 * 1024], vec![0u8; 16 * 1024]);
+        let mut exited: Option<Exit> = None;
+        // Once the process exited, its output is read for at most this long more.
+        let mut drain_until = deadline;
+        let stop = loop {
+            if exited.is_some() && stdout.is_none() && stderr.is_none() {
+                break None;
+            }
+            let step = tokio::select! {
+                read = read_some(&mut stdout, &mut out_buf) => match read {
+                    Some(chunk) => stdout_events(sender, &mut framing, options.stdout_mode, chunk).await,
+                    None => {
+                        stdout = None;
+                        flush_events(sender, &mut framing, options.stdout_mode).await
                     }
-                    let mut payload = Map::new();
-                    insert_bytes(&mut payload, "chunk", &chunk);
-                    sender.send(STDERR, payload).await
+                },
+                read = read_some(&mut stderr, &mut err_buf) => match read {
+                    Some(chunk) => {
+                        tail.extend(chunk.iter().copied());
+                        while tail.len() > options.stderr_tail_bytes {
+                            tail.pop_front();
+                        }
+                        let mut payload = Map::new();
+                        insert_bytes(&mut payload, "chunk", &chunk);
+                        sender.send(STDERR, payload).await
+                    }
+                    None => {
+                        stderr = None;
+                        Ok(())
+                    }
+                },
+                status = spawned.child.wait(), if exited.is_none() => {
+                    exited = Some(status.map_or(Exit::Code(-1), Exit::of));
+                    // What it left in its group goes; the pipes then close (bounded below).
+                    spawned.kill_group();
+                    drain_until = tokio::time::Instant::now() + DRAIN_AFTER_KILL;
+                    Ok(())
                 }
-                None => {
+                () = tokio::time::sleep_until(deadline), if exited.is_none() => Err(timed_out(limit)),
+                () = tokio::time::sleep_until(drain_until), if exited.is_some() => {
+                    // The process is gone but something still holds a pipe open: stop reading.
+                    stdout = None;
                     stderr = None;
                     Ok(())
                 }
-            },
-            status = spawned.child.wait(), if exited.is_none() => {
-                exited = Some(status.map_or(Exit::Code(-1), Exit::of));
-                // What it left in its group goes; the pipes then close (bounded below).
-                spawned.kill_group();
-                drain_until = tokio::time::Instant::now() + DRAIN_AFTER_KILL;
-                Ok(())
-            }
-            () = tokio::time::sleep_until(deadline), if exited.is_none() => Err(timed_out(limit)),
-            () = tokio::time::sleep_until(drain_until), if exited.is_some() => {
-                // The process is gone but something still holds a pipe open: stop reading.
-                stdout = None;
-                stderr = None;
-                Ok(())
-            }
-            next = next_input(&mut input) => {
-                match next {
-                    Some(Input::Data(bytes)) => {
-                        if let Some(pipe) = stdin.as_mut()
-                            && pipe.write_all(&bytes).await.is_err()
-                        {
-                            // The process closed its stdin: later input has nowhere to go.
-                            stdin = None;
+                next = next_input(&mut input) => {
+                    match next {
+                        Some(Input::Data(bytes)) => {
+                            if let Some(pipe) = stdin.as_mut()
+                                && pipe.write_all(&bytes).await.is_err()
+                            {
+                                // The process closed its stdin: later input has nowhere to go.
+                                stdin = None;
+                            }
                         }
+                        Some(Input::End) => stdin = None,
+                        Some(Input::Interrupt) => spawned.interrupt(),
+                        None => input = None,
                     }
-                    Some(Input::End) => stdin = None,
-                    Some(Input::Interrupt) => spawned.interrupt(),
-                    None => input = None,
+                    Ok(())
                 }
-                Ok(())
+                () = sender.events.closed() => Err(Stop::Gone),
+                () = ctx.cancel.cancelled() => Err(cancelled()),
+            };
+            if let Err(stop) = step {
+                break Some(stop);
             }
-            () = sender.events.closed() => Err(Stop::Gone),
-            () = ctx.cancel.cancelled() => Err(cancelled()),
         };
-        if let Err(stop) = step {
-            break Some(stop);
-        }
-    };
-    drop(stdin);
-    let stop = match stop {
-        None => Stop::Exited(exited.unwrap_or(Exit::Code(-1))),
-        Some(stop) => {
-            if exited.is_none() {
-                spawned.terminate().await;
+        drop(stdin);
+        let stop = match stop {
+            None => Stop::Exited(exited.unwrap_or(Exit::Code(-1))),
+            Some(stop) => {
+                if exited.is_none() {
+                    spawned.terminate().await;
+                }
+                spawned.kill_group();
+                stop
             }
-            spawned.kill_group();
-            stop
+        };
+        (stop, tail.into_iter().collect())
+    }
+    /// The loop of a process on a terminal: what the terminal shows is its stdout (stderr is the
+    /// same terminal); input goes to the terminal, the end of input as Ctrl-D, an interrupt as
+    /// Ctrl-C.
+    async fn on_terminal(&self, mut terminal: OnTerminal) -> Stop {
+        let (sender, options, limit, ctx) = (self.sender, self.options, self.limit, self.ctx);
+        if let Some(bytes) = self.invocation.stdin.clone() {
+            let _ = terminal.input.send(bytes).await;
+            if self.invocation.close_stdin {
+                let _ = terminal.input.send(vec![CTRL_D]).await;
+            }
         }
-    };
-    let tail: Vec<u8> = tail.into_iter().collect();
-    if let Some((kind, payload)) = final_event(stop, &tail) {
-        last.send(vec![event(&sender.execution_ref, kind, payload)]);
+        let mut input = ctx.input.take();
+        let mut framing = LineFraming::new(options.max_line_bytes);
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut drain_until = deadline;
+        let mut exited: Option<Exit> = None;
+        let mut open = true;
+        let stop = loop {
+            if exited.is_some() && !open {
+                break None;
+            }
+            let step = tokio::select! {
+                chunk = terminal.output.recv(), if open => match chunk {
+                    Some(chunk) => stdout_events(sender, &mut framing, options.stdout_mode, chunk).await,
+                    None => {
+                        open = false;
+                        flush_events(sender, &mut framing, options.stdout_mode).await
+                    }
+                },
+                exit = &mut terminal.exited, if exited.is_none() => {
+                    exited = Some(exit.unwrap_or(Exit::Code(-1)));
+                    terminal.signal(Signal::KILL);
+                    drain_until = tokio::time::Instant::now() + DRAIN_AFTER_KILL;
+                    Ok(())
+                }
+                () = tokio::time::sleep_until(deadline), if exited.is_none() => Err(timed_out(limit)),
+                () = tokio::time::sleep_until(drain_until), if exited.is_some() => {
+                    open = false;
+                    Ok(())
+                }
+                next = next_input(&mut input) => {
+                    let keys = match next {
+                        Some(Input::Data(bytes)) => Some(bytes),
+                        Some(Input::End) => Some(vec![CTRL_D]),
+                        Some(Input::Interrupt) => Some(vec![CTRL_C]),
+                        None => {
+                            input = None;
+                            None
+                        }
+                    };
+                    if let Some(keys) = keys {
+                        let _ = terminal.input.send(keys).await;
+                    }
+                    Ok(())
+                }
+                () = sender.events.closed() => Err(Stop::Gone),
+                () = ctx.cancel.cancelled() => Err(cancelled()),
+            };
+            if let Err(stop) = step {
+                break Some(stop);
+            }
+        };
+        match stop {
+            None => Stop::Exited(exited.unwrap_or(Exit::Code(-1))),
+            Some(stop) => {
+                if exited.is_none() {
+                    terminal.signal(Signal::TERM);
+                    if tokio::time::timeout(TERM_GRACE, &mut terminal.exited)
+                        .await
+                        .is_err()
+                    {
+                        terminal.signal(Signal::KILL);
+                    }
+                }
+                terminal.signal(Signal::KILL);
+                stop
+            }
+        }
     }
 }
 
@@ -388,106 +474,6 @@ fn cancelled() -> Stop {
         Failure::new(FailureClass::Cancellation, "the execution was cancelled")
             .with_detail("cause", "cancelled"),
     )
-}
-
-/// The pump of a process on a terminal: what the terminal shows is its stdout (stderr is the
-/// same terminal); input goes to the terminal, the end of input as Ctrl-D, an interrupt as
-/// Ctrl-C.
-async fn pump_terminal(
-    prepared: Prepared,
-    mut terminal: OnTerminal,
-    limit: Duration,
-    ctx: ExecutionContext,
-    execution_ref: ExecutionRef,
-    events: mpsc::Sender<Vec<ExecutionEvent>>,
-) {
-    let _slot = prepared.slot;
-    let options = prepared.asked.stream;
-    let Ok(last) = events.clone().reserve_owned().await else {
-        terminal.signal(Signal::KILL);
-        return;
-    };
-    let sender = Sender {
-        events,
-        headless: options.headless_timeout,
-        execution_ref,
-    };
-    if let Some(bytes) = prepared.invocation.stdin.clone() {
-        let _ = terminal.input.send(bytes).await;
-        if prepared.invocation.close_stdin {
-            let _ = terminal.input.send(vec![CTRL_D]).await;
-        }
-    }
-    let mut input = ctx.input.take();
-    let mut framing = LineFraming::new(options.max_line_bytes);
-    let deadline = tokio::time::Instant::now() + limit;
-    let mut drain_until = deadline;
-    let mut exited: Option<Exit> = None;
-    let mut open = true;
-    let stop = loop {
-        if exited.is_some() && !open {
-            break None;
-        }
-        let step = tokio::select! {
-            chunk = terminal.output.recv(), if open => match chunk {
-                Some(chunk) => stdout_events(&sender, &mut framing, options.stdout_mode, chunk).await,
-                None => {
-                    open = false;
-                    flush_events(&sender, &mut framing, options.stdout_mode).await
-                }
-            },
-            exit = &mut terminal.exited, if exited.is_none() => {
-                exited = Some(exit.unwrap_or(Exit::Code(-1)));
-                terminal.signal(Signal::KILL);
-                drain_until = tokio::time::Instant::now() + DRAIN_AFTER_KILL;
-                Ok(())
-            }
-            () = tokio::time::sleep_until(deadline), if exited.is_none() => Err(timed_out(limit)),
-            () = tokio::time::sleep_until(drain_until), if exited.is_some() => {
-                open = false;
-                Ok(())
-            }
-            next = next_input(&mut input) => {
-                let keys = match next {
-                    Some(Input::Data(bytes)) => Some(bytes),
-                    Some(Input::End) => Some(vec![CTRL_D]),
-                    Some(Input::Interrupt) => Some(vec![CTRL_C]),
-                    None => {
-                        input = None;
-                        None
-                    }
-                };
-                if let Some(keys) = keys {
-                    let _ = terminal.input.send(keys).await;
-                }
-                Ok(())
-            }
-            () = sender.events.closed() => Err(Stop::Gone),
-            () = ctx.cancel.cancelled() => Err(cancelled()),
-        };
-        if let Err(stop) = step {
-            break Some(stop);
-        }
-    };
-    let stop = match stop {
-        None => Stop::Exited(exited.unwrap_or(Exit::Code(-1))),
-        Some(stop) => {
-            if exited.is_none() {
-                terminal.signal(Signal::TERM);
-                if tokio::time::timeout(TERM_GRACE, &mut terminal.exited)
-                    .await
-                    .is_err()
-                {
-                    terminal.signal(Signal::KILL);
-                }
-            }
-            terminal.signal(Signal::KILL);
-            stop
-        }
-    };
-    if let Some((kind, payload)) = final_event(stop, &[]) {
-        last.send(vec![event(&sender.execution_ref, kind, payload)]);
-    }
 }
 
 /// The next input from the caller (none once the channel is gone; with no channel it waits

@@ -38,14 +38,22 @@ fn config(dir: &std::path::Path) -> ServeConfig {
     config
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn processes_run_governed_and_direct_and_outside_the_policy_nothing_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path());
+/// A host on `config(dir)`, loaded, with its development key and a client.
+async fn host(
+    dir: &std::path::Path,
+) -> (ServeConfig, ep_server::RunningServer, SigningKeyFile, Http) {
+    let config = config(dir);
     let server = served::start_loaded(config.clone()).await;
     let info = server.service().unwrap().info().clone();
     let key = SigningKeyFile::load(info.dev_key.as_ref().unwrap()).unwrap();
     let http = Http::new(&server.url());
+    (config, server, key, http)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_run_governed_and_direct_and_outside_the_policy_nothing_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, server, key, http) = host(dir.path()).await;
 
     let script = json!({"command": "sh", "argv": ["-c", "printf \"$GREETING from $(pwd)\""],
                         "env": {"GREETING": "hello"}});
@@ -118,11 +126,7 @@ async fn processes_run_governed_and_direct_and_outside_the_policy_nothing_runs()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_streams_its_lines_over_sse_and_a_denied_stream_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path());
-    let server = served::start_loaded(config.clone()).await;
-    let info = server.service().unwrap().info().clone();
-    let key = SigningKeyFile::load(info.dev_key.as_ref().unwrap()).unwrap();
-    let http = Http::new(&server.url());
+    let (config, server, key, http) = host(dir.path()).await;
 
     let script = json!({"command": "sh", "argv": ["-c", "echo one; echo two; exit 0"]});
     let reply = http.post("/v1/stream", &signed(&key, script)).await;
