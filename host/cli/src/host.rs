@@ -9,9 +9,14 @@ use ep_server::service::node_with_verifiers;
 
 use crate::error::CliError;
 
-/// The configuration `serve` would run on: `path`, or the embedded defaults.
+/// The configuration `serve` would run on: `path`, or the embedded defaults; without a
+/// `[process.sandbox] launcher` this binary is the launcher.
 pub fn load_config(path: Option<&std::path::Path>) -> Result<ServeConfig, CliError> {
-    ServeConfig::load(path).map_err(CliError::msg)
+    let mut config = ServeConfig::load(path).map_err(CliError::msg)?;
+    if config.process.sandbox.launcher.is_none() {
+        config.process.sandbox.launcher = std::env::current_exe().ok();
+    }
+    Ok(config)
 }
 
 /// The node of `config`: the local weak target verifier always, the Ed25519 authority verifier

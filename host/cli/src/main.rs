@@ -25,6 +25,8 @@ use crate::error::CliError;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Started as the sandbox launcher: apply the sandbox and become the program.
+    ep_placement_local::sandbox::launcher::run_if_launcher();
     let cli = Cli::parse();
     // `serve` sets up its own logging from its configuration.
     if !matches!(cli.command, Command::Serve(_)) {

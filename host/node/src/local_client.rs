@@ -24,9 +24,25 @@ type Signals = Arc<Mutex<HashMap<String, (u64, CancelSignal)>>>;
 /// Runs admitted requests on a lane in this process: `validate`, then `execute` or `stream`
 /// with a [`CancelSignal`] registered under the execution ref, which [`TargetClient::cancel`]
 /// fires.
-#[derive(Debug, Default, Clone)]
+///
+/// A client built [`owning`](Self::owning) a lane runs every request on that lane, whatever
+/// lane the node hands it: the target decides what runs where it lives (the sandboxed process
+/// target runs its own sandboxed lane, not the node's registered one).
+#[derive(Default, Clone)]
 pub struct InProcessTargetClient {
     signals: Signals,
+    owned: Option<Arc<dyn LaneAdapter>>,
+}
+
+impl std::fmt::Debug for InProcessTargetClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcessTargetClient")
+            .field(
+                "owned",
+                &self.owned.as_ref().map(|lane| lane.lane_id().to_owned()),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 /// Unregisters an execution's signal when it ends; for streams it also fires the signal, so a
@@ -67,6 +83,19 @@ impl InProcessTargetClient {
         Self::default()
     }
 
+    /// A client that runs every request on `lane`, its own.
+    pub fn owning(lane: Arc<dyn LaneAdapter>) -> Self {
+        Self {
+            owned: Some(lane),
+            ..Self::default()
+        }
+    }
+
+    /// The lane a request runs on: the client's own, else the one the node handed it.
+    fn lane(&self, handed: Arc<dyn LaneAdapter>) -> Arc<dyn LaneAdapter> {
+        self.owned.clone().unwrap_or(handed)
+    }
+
     /// How many executions and streams are running through this client now.
     pub fn running(&self) -> usize {
         lock(&self.signals).len()
@@ -99,6 +128,7 @@ impl TargetClient for InProcessTargetClient {
         lane: Arc<dyn LaneAdapter>,
         dispatch: Dispatch,
     ) -> ExecutionResult {
+        let lane = self.lane(lane);
         let registration = self.register(&request.execution_ref, false);
         let ctx = ExecutionContext::new(registration.signal.clone(), dispatch.deadline)
             .with_input(dispatch.input);
@@ -113,6 +143,7 @@ impl TargetClient for InProcessTargetClient {
         lane: Arc<dyn LaneAdapter>,
         dispatch: Dispatch,
     ) -> Result<EventStream, AdmissionRejection> {
+        let lane = self.lane(lane);
         lane.validate(&request).await?;
         let registration = self.register(&request.execution_ref, true);
         let ctx = ExecutionContext::new(registration.signal.clone(), dispatch.deadline)

@@ -18,7 +18,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::payload::{LOCAL_SUBPROCESS, PayloadError, ProcessRequest};
 use crate::policy::{Denied, ProcessPolicy};
-use crate::run::{Captured, Ending, Invocation, LaunchError, Ran, run};
+use crate::run::{Captured, Ending, Invocation, LaunchError, Ran, preflight, run};
+use crate::sandbox::{SANDBOXED_CLASS, Sandbox, SandboxError, UidLease, launcher};
 use crate::simulation::{LOWER_SIMULATION, Scenario};
 use crate::users;
 
@@ -50,6 +51,8 @@ pub(crate) struct Prepared {
     pub(crate) asked: ProcessRequest,
     pub(crate) invocation: Invocation,
     pub(crate) slot: OwnedSemaphorePermit,
+    /// The sandboxed execution's uid, held until it ends.
+    pub(crate) lease: Option<UidLease>,
 }
 
 impl Prepared {
@@ -92,16 +95,31 @@ pub(crate) fn launch_failure(error: &LaunchError) -> Failure {
     Failure::new(FailureClass::LaunchFailed, reason).with_detail(key, value)
 }
 
+/// What the launcher said when it could not apply the sandbox (it exits 125 with one line).
+fn sandbox_refused(ran: &Ran) -> Option<String> {
+    if ran.ending != Ending::Exited(crate::exit::Exit::Code(launcher::REFUSED_EXIT)) {
+        return None;
+    }
+    let stderr = String::from_utf8_lossy(&ran.stderr.bytes);
+    stderr
+        .lines()
+        .next()
+        .and_then(|line| line.strip_prefix(launcher::REFUSED_PREFIX))
+        .map(str::to_owned)
+}
+
 /// The local process lane.
 pub struct ProcessLane {
     policy: ProcessPolicy,
     slots: Arc<Semaphore>,
+    sandbox: Option<Arc<Sandbox>>,
 }
 
 impl std::fmt::Debug for ProcessLane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProcessLane")
             .field("policy", &self.policy)
+            .field("sandboxed", &self.sandbox.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -110,7 +128,26 @@ impl ProcessLane {
     /// A lane that runs what `policy` grants.
     pub fn new(policy: ProcessPolicy) -> Self {
         let slots = Arc::new(Semaphore::new(policy.max_processes));
-        Self { policy, slots }
+        Self {
+            policy,
+            slots,
+            sandbox: None,
+        }
+    }
+
+    /// The same lane (same policy, same process slots) with every process run in `sandbox`:
+    /// the `local-process-sandboxed` target's.
+    pub fn sandboxed(&self, sandbox: Arc<Sandbox>) -> Self {
+        Self {
+            policy: self.policy.clone(),
+            slots: Arc::clone(&self.slots),
+            sandbox: Some(sandbox),
+        }
+    }
+
+    /// Whether its processes run sandboxed.
+    pub fn is_sandboxed(&self) -> bool {
+        self.sandbox.is_some()
     }
 
     /// The policy it enforces.
@@ -242,6 +279,12 @@ impl ProcessLane {
             }
             Refusal::failed(failure)
         };
+        if self.sandbox.is_some() && asked.user.is_some() {
+            return Err(launch_failed(
+                "a sandboxed process runs as the sandbox's own uid",
+                json!({"user": asked.user, "sandbox": SANDBOXED_CLASS}),
+            ));
+        }
         if asked.pty.is_some() && asked.user.is_some() {
             return Err(launch_failed(
                 "user switching is not supported on a terminal",
@@ -277,7 +320,7 @@ impl ProcessLane {
                 .with_detail("max_processes", self.policy.max_processes as u64),
             ));
         };
-        let invocation = Invocation {
+        let mut invocation = Invocation {
             program,
             argv: asked.argv.clone(),
             cwd: granted.cwd.clone(),
@@ -288,10 +331,28 @@ impl ProcessLane {
             user,
             max_output_bytes: usize::try_from(self.policy.max_output_bytes).unwrap_or(usize::MAX),
         };
+        let lease = match &self.sandbox {
+            None => None,
+            Some(sandbox) => {
+                // The launcher exists; what it starts is checked here, before it is wrapped.
+                preflight(&invocation).map_err(|error| Refusal::failed(launch_failure(&error)))?;
+                sandbox.wrap(&mut invocation).map_err(|error| match error {
+                    SandboxError::NoUid => Refusal::failed(
+                        Failure::new(FailureClass::PlacementUnavailable, error.to_string())
+                            .with_detail("cause", "sandbox_uids"),
+                    ),
+                    other => Refusal::failed(
+                        Failure::new(FailureClass::LaunchFailed, other.to_string())
+                            .with_detail("sandbox", SANDBOXED_CLASS),
+                    ),
+                })?
+            }
+        };
         Ok(Prepared {
             asked,
             invocation,
             slot,
+            lease,
         })
     }
 
@@ -361,8 +422,28 @@ impl ProcessLane {
         let limit = prepared.limit(ctx);
         let (asked, invocation) = (&prepared.asked, &prepared.invocation);
         match run(invocation, limit, &ctx.cancel).await {
-            Ok(ran) => self.report(request, asked, &invocation.cwd, &ran, limit),
+            Ok(ran) => match self.sandbox.as_ref().and_then(|_| sandbox_refused(&ran)) {
+                Some(said) => {
+                    let failure = Failure::new(
+                        FailureClass::LaunchFailed,
+                        "the sandbox could not be applied",
+                    )
+                    .with_detail("sandbox", SANDBOXED_CLASS)
+                    .with_detail("error", said);
+                    failed(request, failure, Map::new(), Vec::new())
+                }
+                None => self.report(request, asked, &invocation.cwd, &ran, limit),
+            },
             Err(error) => failed(request, launch_failure(&error), Map::new(), Vec::new()),
+        }
+    }
+
+    /// What evidence and capabilities say of its sandbox.
+    fn sandbox_name(&self) -> &'static str {
+        if self.sandbox.is_some() {
+            SANDBOXED_CLASS
+        } else {
+            "none"
         }
     }
 
@@ -389,6 +470,7 @@ impl ProcessLane {
             "kind": "process.run",
             "placement": LOCAL_SUBPROCESS,
             "command_sha256": sha256(asked.command.as_bytes()),
+            "sandbox": self.sandbox_name(),
             "argv_count": asked.argv.len(),
             "exit": exit,
             "stdout_bytes": ran.stdout.total,
@@ -440,7 +522,7 @@ impl LaneAdapter for ProcessLane {
     fn capabilities(&self) -> LaneCapabilities {
         let mut metadata = Map::new();
         metadata.insert("placement".to_owned(), "local".into());
-        metadata.insert("sandbox".to_owned(), "none".into());
+        metadata.insert("sandbox".to_owned(), self.sandbox_name().into());
         LaneCapabilities {
             lane_id: Some(PROCESS_LANE_ID.to_owned()),
             protocols: vec!["process".to_owned()],

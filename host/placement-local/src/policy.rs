@@ -8,6 +8,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::Deserialize;
 
 use crate::payload::ProcessRequest;
+use crate::sandbox::SandboxPolicy;
 
 /// Host variables passed to every process unless it asks for `clear_env`.
 pub const DEFAULT_INHERIT_ENV: [&str; 5] = ["PATH", "HOME", "LANG", "LC_ALL", "TZ"];
@@ -39,6 +40,8 @@ pub struct ProcessPolicy {
     pub max_output_bytes: u64,
     /// Most processes running at once; beyond it an execution fails `placement_unavailable`.
     pub max_processes: usize,
+    /// What a sandboxed process may reach (`local-process-sandboxed`).
+    pub sandbox: SandboxPolicy,
 }
 
 impl Default for ProcessPolicy {
@@ -55,6 +58,7 @@ impl Default for ProcessPolicy {
             users: Vec::new(),
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
             max_processes: DEFAULT_MAX_PROCESSES,
+            sandbox: SandboxPolicy::default(),
         }
     }
 }

@@ -218,6 +218,7 @@ async fn pump(
     events: mpsc::Sender<Vec<ExecutionEvent>>,
 ) {
     let _slot = prepared.slot;
+    let _lease = prepared.lease;
     let options = prepared.asked.stream;
     let Ok(last) = events.clone().reserve_owned().await else {
         match running {

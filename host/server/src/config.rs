@@ -18,6 +18,7 @@ use std::time::Duration;
 use ep_lanes_wasm::RuntimeConfig;
 use ep_node::sinks::file_chain::{Durability, NodeKey, SinkOptions};
 use ep_placement_local::ProcessPolicy;
+use ep_placement_local::sandbox::SandboxPolicy;
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -89,7 +90,8 @@ pub struct ServeConfig {
     pub log: LogSection,
     /// `[telemetry]`
     pub telemetry: TelemetrySection,
-    /// `[process]`: what the `process` lane may run (nothing by default); `cwd` roots resolved.
+    /// `[process]`: what the `process` lane may run (nothing by default); `cwd` roots and the
+    /// `[process.sandbox]` paths resolved.
     pub process: ProcessPolicy,
 }
 
@@ -400,6 +402,31 @@ impl ServeConfig {
             telemetry: raw.telemetry,
             process: ProcessPolicy {
                 cwd: raw.process.cwd.iter().map(|dir| base.join(dir)).collect(),
+                sandbox: SandboxPolicy {
+                    read: raw
+                        .process
+                        .sandbox
+                        .read
+                        .iter()
+                        .map(|p| base.join(p))
+                        .collect(),
+                    write: raw
+                        .process
+                        .sandbox
+                        .write
+                        .iter()
+                        .map(|p| base.join(p))
+                        .collect(),
+                    devices: raw
+                        .process
+                        .sandbox
+                        .devices
+                        .iter()
+                        .map(|p| base.join(p))
+                        .collect(),
+                    launcher: raw.process.sandbox.launcher.as_ref().map(|p| base.join(p)),
+                    ..raw.process.sandbox.clone()
+                },
                 ..raw.process
             },
             data_dir,

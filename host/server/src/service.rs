@@ -25,6 +25,7 @@
 mod keys;
 mod lanes;
 mod loading;
+mod placement;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -35,14 +36,11 @@ use async_trait::async_trait;
 use ep_lanes_wasm::{
     HostPolicy, LaneSlot, RollBack, SwapError, WasmRuntime, Withdrawals, WithdrawalsError,
 };
-use ep_node::ConnectOptions;
 use ep_node::authority::TrustStore;
-use ep_node::local_client::InProcessTargetClient;
 use ep_node::node::Node;
 use ep_node::sinks::file_chain::FileChainSink;
 use ep_node::verifiers::ed25519_authority::Ed25519AuthorityVerifier;
-use ep_node::verifiers::local_weak::{LocalWeakVerifier, MintOptions};
-use ep_placement_local::{ProcessLane, ProcessPolicy};
+use ep_node::verifiers::local_weak::LocalWeakVerifier;
 
 use crate::api::{
     ApiOptions, LaneAdmin, LaneStatus, RefusedLane, Reinstated, ReloadReport, ServerLimits,
@@ -56,6 +54,7 @@ use keys::{operator_token, prepare_dev_key};
 use lanes::{Loader, Plugins, wasm_files};
 pub use loading::LoadReport;
 use loading::{Loading, claimed_lane_ids};
+pub use placement::{ProcessPlacement, register_process_lane};
 
 /// The directory (in `data_dir`) of the withdrawn and quarantined lane digests.
 pub const WITHDRAWALS_DIR: &str = "lanes";
@@ -87,6 +86,8 @@ pub struct StartupInfo {
     pub token_file: PathBuf,
     /// The plugin directory, when it exists.
     pub plugins_dir: Option<PathBuf>,
+    /// The sandboxed process class: offered, or why not.
+    pub sandbox: String,
 }
 
 /// The lanes now serving.
@@ -159,7 +160,7 @@ impl Service {
             }
         })?;
         node.register_evidence_sink(Arc::new(sink));
-        register_process_lane(&node, config.process.clone()).await?;
+        let placement = register_process_lane(&node, config.process.clone()).await?;
         let runtime = WasmRuntime::new(config.runtime_config())
             .map_err(|e| ServeError::Wasm(e.to_string()))?;
         let policy = load_policy(config)?;
@@ -202,6 +203,7 @@ impl Service {
                 .dir
                 .is_dir()
                 .then(|| config.plugins.dir.clone()),
+            sandbox: placement.sandbox_summary(),
         };
         let reloading = Arc::new(tokio::sync::Mutex::new(()));
         // Taken before any reload can ask for it: a reload waits for the first load.
@@ -612,27 +614,6 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         })?;
     let server = serve_node(service.node().clone(), options, listener).await?;
     Ok(server.with_service(service))
-}
-
-/// Registers the `process` lane under `policy`, on the local weak target (`local-process`,
-/// class `local-process-weak`: it claims no sandbox).
-pub async fn register_process_lane(node: &Node, policy: ProcessPolicy) -> Result<(), ServeError> {
-    node.register_lane(Arc::new(ProcessLane::new(policy)));
-    let attestation = LocalWeakVerifier::mint_attestation(&MintOptions::default());
-    node.connect_target(
-        attestation,
-        Arc::new(InProcessTargetClient::new()),
-        ConnectOptions::default(),
-    )
-    .await
-    .map(|_| ())
-    .map_err(|rejection| ServeError::Placement {
-        placement: "local process",
-        message: format!(
-            "its target was refused: {}",
-            rejection.message.unwrap_or(rejection.reason)
-        ),
-    })
 }
 
 /// The node: the local weak target verifier, and the Ed25519 authority verifier when the trust

@@ -7,14 +7,14 @@ use std::io::Write as _;
 
 use ep_server::config::LogFormat;
 use ep_server::lifecycle::StopSignals;
-use ep_server::{ServeConfig, start};
+use ep_server::start;
 
 use crate::cli::ServeArgs;
 use crate::error::CliError;
 
 /// Runs `serve` until a stop signal.
 pub fn run(args: ServeArgs) -> Result<(), CliError> {
-    let mut config = ServeConfig::load(args.config.as_deref()).map_err(CliError::msg)?;
+    let mut config = crate::host::load_config(args.config.as_deref())?;
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
@@ -65,6 +65,7 @@ fn serve(config: ep_server::ServeConfig) -> Result<(), CliError> {
             }
             let _ = writeln!(out, "trust store: {}", info.trust_store.display());
             let _ = writeln!(out, "operator token: {}", info.token_file.display());
+            let _ = writeln!(out, "{}", info.sandbox);
             let _ = out.flush();
             tokio::spawn(report_lanes(std::sync::Arc::clone(service)));
         }
