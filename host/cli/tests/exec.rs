@@ -419,6 +419,38 @@ fn exec_runs_a_local_process_only_with_a_grant() {
         json_out(&refused)["error"]["reason"],
         "no_satisfying_attested_target"
     );
+
+    // The sandboxed class runs it confined, the binary its own launcher.
+    let sandboxed = [
+        &granted[..],
+        &[
+            "--authority-key",
+            "dev.key",
+            "--class",
+            "local-process-sandboxed",
+            "--payload",
+            payload,
+        ],
+    ]
+    .concat();
+    let ran = exec(&sandboxed, dir.path());
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    let result = json_out(&ran);
+    assert_eq!(result["output"]["stdout"], "hi from work", "{result}");
+    assert_eq!(result["evidence"][0]["sandbox"], "local-process-sandboxed");
+    // Where the sandbox is not offered, a caller that accepts only it is refused.
+    std::fs::write(
+        dir.path().join("no-sandbox.toml"),
+        "[process.sandbox]\nenabled = false\n",
+    )
+    .unwrap();
+    let off = [&["--config", "no-sandbox.toml"][..], &sandboxed[..]].concat();
+    let refused = exec(&off, dir.path());
+    assert!(!refused.status.success());
+    assert_eq!(
+        json_out(&refused)["error"]["reason"],
+        "no_satisfying_attested_target"
+    );
 }
 
 /// `exec --stream --stdin` in process: the node's stream of a local `cat`, fed with this

@@ -367,3 +367,68 @@ fn exec_stream_stdin_feeds_a_running_process() {
     assert_eq!(lines.last().unwrap()["status"], "succeeded");
     stop(server, &cwd);
 }
+
+/// A served host offers `local-process-sandboxed` (its own binary is the launcher): a governed
+/// caller that accepts only it runs `cat` confined (a file outside the grant is unreadable)
+/// where a caller accepting the weak class reads it, and `serve` says the class is offered.
+#[test]
+fn a_served_host_runs_sandboxed_processes_for_callers_that_ask() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path().to_owned();
+    std::fs::set_permissions(&cwd, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(cwd.join("work")).unwrap();
+    std::fs::set_permissions(cwd.join("work"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::write(cwd.join("secret.txt"), "the secret").unwrap();
+    std::fs::set_permissions(
+        cwd.join("secret.txt"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::write(
+        cwd.join("serve.toml"),
+        "[process]\ncommands = [\"cat\"]\ncwd = [\"work\"]\n",
+    )
+    .unwrap();
+    let (server, url) = serve(&cwd.join("serve.toml"), &cwd);
+    let secret = cwd.join("secret.txt");
+    let payload = format!(r#"{{"command":"cat","argv":["{}"]}}"#, secret.display());
+    let governed = |class: &str| {
+        cli(
+            &[
+                "exec",
+                "--remote",
+                &url,
+                "--authority-key",
+                ".execution-plane/dev-signing-key.json",
+                "--lane",
+                "process",
+                "--class",
+                class,
+                "--payload",
+                &payload,
+            ],
+            &cwd,
+        )
+    };
+    let weak = governed("local-process-weak");
+    assert!(weak.status.success(), "{}", stderr(&weak));
+    let result: Value = serde_json::from_str(&stdout(&weak)).unwrap();
+    assert_eq!(result["output"]["stdout"], "the secret", "{result}");
+
+    let confined = governed("local-process-sandboxed");
+    assert!(!confined.status.success(), "{}", stdout(&confined));
+    let result: Value = serde_json::from_str(&stdout(&confined)).unwrap();
+    assert_eq!(result["output"]["stdout"], "", "{result}");
+    assert!(
+        result["output"]["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("Permission denied"),
+        "{result}"
+    );
+    assert_eq!(result["evidence"][0]["sandbox"], "local-process-sandboxed");
+    stop(server, &cwd);
+    let log = std::fs::read_to_string(cwd.join("serve.log")).unwrap();
+    assert!(log.contains("local-process-sandboxed offered"), "{log}");
+}

@@ -2,8 +2,9 @@
 //!
 //! * `one_shot`: `/bin/true` as a direct execution of the `process` lane through a node (admission,
 //!   the policy, a process group, pipes, exit normalization, evidence into a memory sink)
-//!   against `std::process::Command::new("/bin/true").output()` (aim: ≤ 1.3x);
-//! * `stream_10mb`: 10 MB of 40-byte lines streamed as `process.stdout` events through the lane
+//!   against `std::process::Command::new("/bin/true").output()` (aim: ≤ 1.3x), and the same
+//!   through the sandboxed lane (the launcher's exec, Landlock, seccomp, rlimits, a uid);
+//! * `stream_100mb`: 100 MB of 40-byte lines streamed as `process.stdout` events through the lane
 //!   (framing, one event per line, the channel) against reading the same command's stdout
 //!   natively and splitting it into lines (aim: ≥ 0.7x the native throughput), once with an
 //!   event per line and once with `stdout_mode: line_batch` (an event per read).
@@ -18,21 +19,38 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ep_contracts::boundary::{AdmissionRequest, Map, Provenance, ResultStatus};
 use ep_node::node::Node;
 use ep_node::sinks::memory::MemorySink;
+use ep_placement_local::sandbox::{Sandbox, SandboxPolicy};
 use ep_placement_local::{ProcessLane, ProcessPolicy};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-const LINES_SCRIPT: &str = "yes 012345678901234567890123456789012345678 | head -c 10000000";
-const STREAM_BYTES: u64 = 10_000_000;
+const LINES_SCRIPT: &str = "yes 012345678901234567890123456789012345678 | head -c 100000000";
+const STREAM_BYTES: u64 = 100_000_000;
+
+fn policy() -> ProcessPolicy {
+    ProcessPolicy {
+        commands: vec!["/bin/true".to_owned(), "sh".to_owned()],
+        cwd: vec![std::env::temp_dir()],
+        ..ProcessPolicy::default()
+    }
+}
 
 fn node() -> Node {
     let node = Node::new("bench");
     node.register_evidence_sink(Arc::new(MemorySink::new("bench")));
-    node.register_lane(Arc::new(ProcessLane::new(ProcessPolicy {
-        commands: vec!["/bin/true".to_owned(), "sh".to_owned()],
-        cwd: vec![std::env::temp_dir()],
-        ..ProcessPolicy::default()
-    })));
+    node.register_lane(Arc::new(ProcessLane::new(policy())));
+    node
+}
+
+/// A node whose `process` lane runs every process in the sandbox.
+fn sandboxed_node() -> Node {
+    let node = Node::new("bench-sandboxed");
+    node.register_evidence_sink(Arc::new(MemorySink::new("bench")));
+    let launcher = std::path::PathBuf::from(env!("CARGO_BIN_EXE_ep-sandbox-exec"));
+    let sandbox = Sandbox::new(SandboxPolicy::default(), launcher);
+    node.register_lane(Arc::new(
+        ProcessLane::new(policy()).sandboxed(Arc::new(sandbox)),
+    ));
     node
 }
 
@@ -62,14 +80,21 @@ fn one_shot(c: &mut Criterion) {
     group.bench_function("process lane through the node", |b| {
         b.iter(|| rt.block_on(node.execute(request.clone())))
     });
+    let sandboxed = sandboxed_node();
+    let ran = rt.block_on(sandboxed.execute(request.clone()));
+    assert_eq!(ran.status, ResultStatus::Succeeded, "{ran:?}");
+    assert_eq!(ran.evidence_sandbox(), "local-process-sandboxed");
+    group.bench_function("sandboxed process lane through the node", |b| {
+        b.iter(|| rt.block_on(sandboxed.execute(request.clone())))
+    });
     group.finish();
 }
 
-fn stream_10mb(c: &mut Criterion) {
+fn stream_100mb(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let node = node();
     let request = direct(json!({"command": "sh", "argv": ["-c", LINES_SCRIPT]}));
-    let mut group = c.benchmark_group("stream_10mb");
+    let mut group = c.benchmark_group("stream_100mb");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
     group.throughput(Throughput::Bytes(STREAM_BYTES));
@@ -107,5 +132,21 @@ fn stream_10mb(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, one_shot, stream_10mb);
+/// The sandbox a result's run evidence names.
+trait RunSandbox {
+    fn evidence_sandbox(&self) -> String;
+}
+
+impl RunSandbox for ep_contracts::boundary::ExecutionResult {
+    fn evidence_sandbox(&self) -> String {
+        self.evidence
+            .iter()
+            .find(|record| record["kind"] == "process.run")
+            .and_then(|record| record["sandbox"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+criterion_group!(benches, one_shot, stream_100mb);
 criterion_main!(benches);

@@ -400,16 +400,6 @@ impl ProcessLane {
             Ok(read) => read,
             Err(rejection) => return rejected(request, &rejection),
         };
-        if asked.pty.is_some() {
-            let mut refusal = AdmissionRejection::new(
-                RejectionReason::InvalidLaneRequest,
-                "payload.pty runs a process on a terminal as a stream: open it with /v1/stream",
-            );
-            refusal
-                .details
-                .insert("field".to_owned(), "payload.pty".into());
-            return rejected(request, &refusal);
-        }
         if let Some(scenario) = scenario {
             return self.simulate(request, &asked, &scenario);
         }
@@ -421,7 +411,11 @@ impl ProcessLane {
         };
         let limit = prepared.limit(ctx);
         let (asked, invocation) = (&prepared.asked, &prepared.invocation);
-        match run(invocation, limit, &ctx.cancel).await {
+        let ran = match asked.pty {
+            Some(size) => crate::pty::run(invocation, size, limit, &ctx.cancel).await,
+            None => run(invocation, limit, &ctx.cancel).await,
+        };
+        match ran {
             Ok(ran) => match self.sandbox.as_ref().and_then(|_| sandbox_refused(&ran)) {
                 Some(said) => {
                     let failure = Failure::new(

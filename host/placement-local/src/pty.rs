@@ -12,8 +12,15 @@ use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 use rustix::process::{Pid, Signal, WaitOptions};
 use tokio::sync::{mpsc, oneshot};
 
+use std::time::{Duration, Instant};
+
+use ep_lane_api::CancelSignal;
+
 use crate::exit::Exit;
-use crate::run::{Invocation, LaunchError, preflight, signal_group};
+use crate::run::{
+    Captured, DRAIN_AFTER_KILL, Ending, Invocation, LaunchError, Ran, TERM_GRACE, preflight,
+    signal_group,
+};
 
 /// Ctrl-C: the terminal turns it into SIGINT for the foreground process group.
 pub const CTRL_C: u8 = 0x03;
@@ -140,5 +147,78 @@ pub fn spawn(invocation: &Invocation, size: TerminalSize) -> Result<OnTerminal, 
         input,
         exited,
         pid,
+    })
+}
+
+/// Waits for the terminal's process to exit, for at most `within`.
+async fn exit_within(terminal: &mut OnTerminal, within: Duration) -> Option<Exit> {
+    tokio::time::timeout(within, &mut terminal.exited)
+        .await
+        .ok()
+        .map(|exit| exit.unwrap_or(Exit::Code(-1)))
+}
+
+/// Runs `invocation` on a terminal of `size` to its end (a unary `pty` request), for at most
+/// `limit` or until `cancel` fires. The payload's `stdin` is typed first, then Ctrl-D when
+/// `close_stdin`; what the terminal showed (its echo included) is the run's stdout and output,
+/// and stderr, the same terminal, stays empty. Out of time or cancelled the session's group gets
+/// SIGTERM, then SIGKILL; once the process exits, whatever it left in its group is killed.
+pub async fn run(
+    invocation: &Invocation,
+    size: TerminalSize,
+    limit: Duration,
+    cancel: &CancelSignal,
+) -> Result<Ran, LaunchError> {
+    let started = Instant::now();
+    let mut terminal = spawn(invocation, size)?;
+    if let Some(bytes) = invocation.stdin.clone() {
+        let _ = terminal.input.send(bytes).await;
+    }
+    if invocation.close_stdin {
+        let _ = terminal.input.send(vec![CTRL_D]).await;
+    }
+    let cap = invocation.max_output_bytes;
+    let mut shown = Captured::default();
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut open = true;
+    let ending = loop {
+        tokio::select! {
+            chunk = terminal.output.recv(), if open => match chunk {
+                Some(chunk) => shown.push(&chunk, cap),
+                None => open = false,
+            },
+            exit = &mut terminal.exited => break Ending::Exited(exit.unwrap_or(Exit::Code(-1))),
+            () = tokio::time::sleep_until(deadline) => break Ending::TimedOut,
+            () = cancel.cancelled() => break Ending::Cancelled,
+        }
+    };
+    let ending = match ending {
+        Ending::Exited(exit) => Ending::Exited(exit),
+        stopped => {
+            terminal.signal(Signal::TERM);
+            if exit_within(&mut terminal, TERM_GRACE).await.is_none() {
+                terminal.signal(Signal::KILL);
+                let _ = exit_within(&mut terminal, DRAIN_AFTER_KILL).await;
+            }
+            stopped
+        }
+    };
+    // Whatever it left in its session goes with it; the terminal then closes.
+    terminal.signal(Signal::KILL);
+    let drain = async {
+        while open {
+            match terminal.output.recv().await {
+                Some(chunk) => shown.push(&chunk, cap),
+                None => open = false,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_AFTER_KILL, drain).await;
+    Ok(Ran {
+        ending,
+        stdout: shown.clone(),
+        stderr: Captured::default(),
+        output: shown,
+        duration: started.elapsed(),
     })
 }

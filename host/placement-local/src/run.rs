@@ -70,7 +70,8 @@ pub struct Captured {
 }
 
 impl Captured {
-    fn push(&mut self, chunk: &[u8], cap: usize) {
+    /// Counts `chunk` and keeps what fits under `cap`.
+    pub(crate) fn push(&mut self, chunk: &[u8], cap: usize) {
         self.total += chunk.len() as u64;
         let room = cap.saturating_sub(self.bytes.len());
         self.bytes

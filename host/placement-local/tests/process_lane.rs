@@ -420,10 +420,44 @@ async fn a_lower_simulation_plays_its_scenario_and_spawns_nothing() {
 }
 
 #[tokio::test]
-async fn a_terminal_is_for_streams_only() {
+async fn a_unary_run_on_a_terminal_sees_a_terminal_and_keeps_its_exit() {
     let dir = tempfile::tempdir().unwrap();
     let lane = lane_in(dir.path());
-    let result = run(&lane, json!({"command": "sh", "pty": true})).await;
-    assert_eq!(result.status, ResultStatus::Rejected, "{result:?}");
-    assert_eq!(error(&result)["details"]["field"], "payload.pty");
+    let script = "tty; [ -t 0 ] && [ -t 1 ] && echo interactive; stty size; exit 4";
+    let result = run(
+        &lane,
+        json!({"command": "sh", "argv": ["-c", script], "pty": true, "rows": 30, "cols": 100}),
+    )
+    .await;
+    assert_eq!(result.status, ResultStatus::Failed, "{result:?}");
+    assert_eq!(result.output["exit"]["code"], 4, "{result:?}");
+    let shown = result.output["stdout"].as_str().unwrap();
+    let lines: Vec<&str> = shown.lines().map(str::trim_end).collect();
+    assert!(lines[0].starts_with("/dev/pts/"), "{shown:?}");
+    assert_eq!(lines[1..], ["interactive", "30 100"], "{shown:?}");
+    assert_eq!(result.output["stderr"], "", "stderr is the same terminal");
+
+    // Typed stdin is read (and echoed, as on a real terminal); Ctrl-D ends it.
+    let read = run(
+        &lane,
+        json!({"command": "sh", "argv": ["-c", "read line; echo \"got $line\"; cat"],
+               "pty": true, "stdin": "typed\n"}),
+    )
+    .await;
+    assert_eq!(read.status, ResultStatus::Succeeded, "{read:?}");
+    let shown = read.output["stdout"].as_str().unwrap().replace('\r', "");
+    assert_eq!(shown, "typed\ngot typed\n", "{read:?}");
+
+    // Out of time, the session is ended and what it showed is kept.
+    let slow = run_within(
+        &lane,
+        json!({"command": "sh", "argv": ["-c", "echo tick; sleep 30"], "pty": true}),
+        Some(300),
+    )
+    .await;
+    assert_eq!(error(&slow)["failure_class"], "timeout", "{slow:?}");
+    assert!(
+        slow.output["stdout"].as_str().unwrap().starts_with("tick"),
+        "{slow:?}"
+    );
 }
