@@ -1,11 +1,17 @@
-//! Capability grants: linking is the grant. A lane's linker holds WASI p2 (scoped to nothing by
-//! the per-store state), the type-only `types` interface, and each lane host interface only when
-//! its grant is on. A component importing an interface that is not granted is refused at load,
-//! before it ever runs, with an error naming the import.
+//! Capability grants: linking is the grant, for WASI too. A lane's linker holds the WASI p2
+//! interfaces every lane may use (`wasi:io`, `wasi:clocks`, `wasi:random`, and `wasi:cli`'s
+//! environment, exit, stdio and terminal interfaces, all scoped to nothing by the per-store
+//! state), the type-only `types` interface, and each other interface only when its grant is on.
+//! A component importing an interface that is not granted is refused at load, before it ever
+//! runs, with an error naming the import.
 //!
-//! Grants: `events`, `logging`, and `http` (`wasi:http/outgoing-handler` and `wasi:http/types`,
+//! Grants: `events`, `logging`, `http` (`wasi:http/outgoing-handler` and `wasi:http/types`,
 //! linked only when the lane has at least one URL pattern; what each request may reach is
-//! checked per request by [`crate::egress`]).
+//! checked per request by [`crate::egress`]), and `filesystem` (`wasi:filesystem/types` and
+//! `preopens`, for toolchains whose runtime imports them: it opens nothing, no directory is
+//! preopened) and `sockets` (`wasi:sockets`, for the same toolchains: it reaches nothing, every
+//! TCP, UDP and name lookup is refused by the per-store state). Either way a lane reaches the
+//! network only through `wasi:http`, under its `http` grant.
 
 use wasmtime::Engine;
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -21,6 +27,10 @@ pub const EVENTS_IMPORT: &str = "execution-plane:lane/events@";
 pub const LOGGING_IMPORT: &str = "execution-plane:lane/logging@";
 /// Import-name prefix of the `wasi:http` interfaces (`types`, `outgoing-handler`).
 pub const HTTP_IMPORT: &str = "wasi:http/";
+/// Import-name prefix of the `wasi:filesystem` interfaces.
+pub const FILESYSTEM_IMPORT: &str = "wasi:filesystem/";
+/// Import-name prefix of the `wasi:sockets` interfaces.
+pub const SOCKETS_IMPORT: &str = "wasi:sockets/";
 
 /// Which lane host interfaces a lane generation may import.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +41,10 @@ pub struct Grants {
     pub logging: bool,
     /// Outbound HTTP: the URL patterns it may reach (empty = `wasi:http` not linked).
     pub http: HttpGrants,
+    /// `wasi:filesystem` may be linked (with no directory preopened).
+    pub filesystem: bool,
+    /// `wasi:sockets` may be linked (every socket and name lookup refused).
+    pub sockets: bool,
 }
 
 impl Default for Grants {
@@ -40,6 +54,8 @@ impl Default for Grants {
             events: true,
             logging: true,
             http: HttpGrants::default(),
+            filesystem: false,
+            sockets: false,
         }
     }
 }
@@ -51,6 +67,8 @@ impl Grants {
             events: false,
             logging: false,
             http: HttpGrants::default(),
+            filesystem: false,
+            sockets: false,
         }
     }
 
@@ -71,14 +89,77 @@ impl Grants {
         if import.starts_with(HTTP_IMPORT) && self.http.is_empty() {
             return Some("http");
         }
+        if import.starts_with(FILESYSTEM_IMPORT) && !self.filesystem {
+            return Some("filesystem");
+        }
+        if import.starts_with(SOCKETS_IMPORT) && !self.sockets {
+            return Some("sockets");
+        }
         None
     }
 }
 
-/// A linker with WASI p2, `types`, and exactly the granted lane interfaces.
+/// The WASI interfaces every lane may import: io, clocks, random, and the cli subset (its
+/// environment and arguments are empty, stdin is closed, stdout and stderr are a bounded tail).
+fn link_wasi(linker: &mut Linker<LaneState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::WasiView as _;
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
+    use wasmtime_wasi::p2::bindings::{cli, random};
+    use wasmtime_wasi::random::WasiRandom;
+    // io (error, poll, streams), clocks, random, and cli stdin/stdout/stderr.
+    wasmtime_wasi::p2::add_to_linker_proxy_interfaces_async(linker)?;
+    let l = linker;
+    random::insecure::add_to_linker::<LaneState, WasiRandom>(l, |t| t.ctx().ctx.random())?;
+    random::insecure_seed::add_to_linker::<LaneState, WasiRandom>(l, |t| t.ctx().ctx.random())?;
+    cli::exit::add_to_linker::<LaneState, WasiCli>(l, LaneState::cli)?;
+    cli::environment::add_to_linker::<LaneState, WasiCli>(l, LaneState::cli)?;
+    cli::terminal_input::add_to_linker::<LaneState, WasiCli>(l, LaneState::cli)?;
+    cli::terminal_output::add_to_linker::<LaneState, WasiCli>(l, LaneState::cli)?;
+    cli::terminal_stdin::add_to_linker::<LaneState, WasiCli>(l, LaneState::cli)?;
+    cli::terminal_stdout::add_to_linker::<LaneState, WasiCli>(l, LaneState::cli)?;
+    cli::terminal_stderr::add_to_linker::<LaneState, WasiCli>(l, LaneState::cli)?;
+    Ok(())
+}
+
+/// `wasi:filesystem`, with no directory preopened (the per-store state preopens none).
+fn link_filesystem(linker: &mut Linker<LaneState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView as _};
+    use wasmtime_wasi::p2::bindings::filesystem;
+    filesystem::types::add_to_linker::<LaneState, WasiFilesystem>(linker, LaneState::filesystem)?;
+    filesystem::preopens::add_to_linker::<LaneState, WasiFilesystem>(
+        linker,
+        LaneState::filesystem,
+    )?;
+    Ok(())
+}
+
+/// `wasi:sockets`, where every TCP and UDP socket and every name lookup is refused (the
+/// per-store state allows none).
+fn link_sockets(linker: &mut Linker<LaneState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::p2::bindings::sockets;
+    use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView as _};
+    let l = linker;
+    let options = sockets::network::LinkOptions::default();
+    sockets::tcp::add_to_linker::<LaneState, WasiSockets>(l, LaneState::sockets)?;
+    sockets::udp::add_to_linker::<LaneState, WasiSockets>(l, LaneState::sockets)?;
+    sockets::udp_create_socket::add_to_linker::<LaneState, WasiSockets>(l, LaneState::sockets)?;
+    sockets::tcp_create_socket::add_to_linker::<LaneState, WasiSockets>(l, LaneState::sockets)?;
+    sockets::instance_network::add_to_linker::<LaneState, WasiSockets>(l, LaneState::sockets)?;
+    sockets::network::add_to_linker::<LaneState, WasiSockets>(l, &options, LaneState::sockets)?;
+    sockets::ip_name_lookup::add_to_linker::<LaneState, WasiSockets>(l, LaneState::sockets)?;
+    Ok(())
+}
+
+/// A linker with the WASI subset, `types`, and exactly the granted interfaces.
 pub(crate) fn linker(engine: &Engine, grants: &Grants) -> wasmtime::Result<Linker<LaneState>> {
     let mut linker = Linker::<LaneState>::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    link_wasi(&mut linker)?;
+    if grants.filesystem {
+        link_filesystem(&mut linker)?;
+    }
+    if grants.sockets {
+        link_sockets(&mut linker)?;
+    }
     types::add_to_linker::<LaneState, HasSelf<LaneState>>(&mut linker, |state| state)?;
     if grants.events {
         events::add_to_linker::<LaneState, HasSelf<LaneState>>(&mut linker, |state| state)?;

@@ -90,6 +90,12 @@ struct RawGrants {
     /// URL patterns whose names may resolve to private ranges.
     #[serde(default)]
     http_private: Vec<String>,
+    /// `wasi:filesystem` (no directory preopened).
+    #[serde(default)]
+    filesystem: bool,
+    /// `wasi:sockets` (every socket refused).
+    #[serde(default)]
+    sockets: bool,
 }
 
 /// A manifest could not be read or is not valid; the message names the file, the key and what
@@ -223,6 +229,8 @@ impl LaneManifest {
                 events: raw.grants.events,
                 logging: raw.grants.logging,
                 http,
+                filesystem: raw.grants.filesystem,
+                sockets: raw.grants.sockets,
             },
             limits: raw.limits,
         })
@@ -290,6 +298,24 @@ mod tests {
     }
 
     #[test]
+    fn the_filesystem_and_sockets_grants_are_read() {
+        let base =
+            "lane_id = \"x\"\nversion = \"1.0.0\"\nwit_version = \"execution-plane:lane@0.1.0\"\n";
+        let m = LaneManifest::parse(
+            &format!("{base}[grants]\nfilesystem = true\n"),
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        assert!(m.grants.filesystem);
+        assert!(
+            !LaneManifest::parse(base, Path::new("x.toml"))
+                .unwrap()
+                .grants
+                .filesystem
+        );
+    }
+
+    #[test]
     fn omitted_grants_and_limits_default_to_nothing() {
         let text =
             "lane_id = \"x\"\nversion = \"1.2.3\"\nwit_version = \"execution-plane:lane@0.1.0\"\n";
@@ -313,13 +339,13 @@ mod tests {
         .to_string();
         assert!(err.contains("`timeout_ms`"), "{err}");
         let err = LaneManifest::parse(
-            &format!("{base}version = \"1.0.0\"\n[grants]\nsockets = true\n"),
+            &format!("{base}version = \"1.0.0\"\n[grants]\nnetwork = true\n"),
             Path::new("x.toml"),
         )
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains("unknown field") && err.contains("sockets"),
+            err.contains("unknown field") && err.contains("network"),
             "{err}"
         );
         assert!(!err.contains('\n'), "{err}");

@@ -55,6 +55,10 @@ pub struct LanePolicy {
     pub events: bool,
     /// `execution-plane:lane/logging` may be linked.
     pub logging: bool,
+    /// `wasi:filesystem` (with no directory preopened) may be linked.
+    pub filesystem: bool,
+    /// `wasi:sockets` (every socket refused) may be linked.
+    pub sockets: bool,
     /// The URL patterns outbound HTTP may reach (none by default).
     pub http: HttpGrants,
     /// Ceiling on the instance's memories and tables, in MiB.
@@ -76,6 +80,8 @@ impl Default for LanePolicy {
         Self {
             events: true,
             logging: true,
+            filesystem: true,
+            sockets: true,
             http: HttpGrants::default(),
             max_memory_mb: (limits.max_memory_bytes >> 20) as u64,
             timeout_ms: u64::try_from(limits.max_timeout.as_millis()).unwrap_or(u64::MAX),
@@ -120,6 +126,8 @@ struct RawPolicy {
 struct RawLanePolicy {
     events: Option<bool>,
     logging: Option<bool>,
+    filesystem: Option<bool>,
+    sockets: Option<bool>,
     http: Option<Vec<String>>,
     http_private: Option<Vec<String>>,
     max_memory_mb: Option<u64>,
@@ -152,6 +160,8 @@ impl RawLanePolicy {
         Ok(LanePolicy {
             events: self.events.unwrap_or(base.events),
             logging: self.logging.unwrap_or(base.logging),
+            filesystem: self.filesystem.unwrap_or(base.filesystem),
+            sockets: self.sockets.unwrap_or(base.sockets),
             http,
             max_memory_mb: self.max_memory_mb.unwrap_or(base.max_memory_mb),
             timeout_ms: self.timeout_ms.unwrap_or(base.timeout_ms),
@@ -358,6 +368,12 @@ impl HostPolicy {
         if manifest.grants.logging && !policy.logging {
             return Err(denied("logging"));
         }
+        if manifest.grants.filesystem && !policy.filesystem {
+            return Err(denied("filesystem"));
+        }
+        if manifest.grants.sockets && !policy.sockets {
+            return Err(denied("sockets"));
+        }
         let http = manifest.grants.http.intersect(&policy.http);
         if !manifest.grants.http.is_empty() && http.is_empty() {
             return Err(PolicyError::HttpDenied(Box::new(HttpDenial {
@@ -520,6 +536,18 @@ mod tests {
         );
         // Not asking for it is fine.
         assert!(policy.effective(&manifest("")).is_ok());
+        // The filesystem (nothing preopened) is allowed unless the operator says no.
+        let asks = manifest("[grants]\nfilesystem = true\n");
+        assert!(
+            HostPolicy::default()
+                .effective(&asks)
+                .unwrap()
+                .grants
+                .filesystem
+        );
+        let no = HostPolicy::parse("[lanes.echo]\nfilesystem = false\n", "p.toml").unwrap();
+        let err = no.effective(&asks).unwrap_err().to_string();
+        assert!(err.contains("`filesystem` grant"), "{err}");
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub const GUESTS: &[&str] = &[
     "uses-logging",
     "echo-v2",
     "trap-echo",
+    "uses-filesystem",
+    "uses-sockets",
 ];
 
 /// The guest workspace could not be built, or has no such guest.

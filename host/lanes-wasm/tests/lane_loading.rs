@@ -265,3 +265,73 @@ async fn a_component_that_cannot_instantiate_within_its_limits_fails_its_probe()
             .contains("failed its capabilities probe (instantiation)")
     );
 }
+
+#[tokio::test]
+async fn wasi_sockets_needs_its_grant_and_then_reaches_nothing() {
+    let rt = runtime();
+    let listener = std::net::TcpListener::bind("127.0.0.1:9").ok();
+    let error = WasmLane::load_with_grants(
+        &rt,
+        guest("uses-sockets"),
+        LaneLimits::default(),
+        Grants::default(),
+    )
+    .await
+    .expect_err("sockets is not granted");
+    assert!(
+        matches!(&error, LoadError::ImportNotGranted { import, grant: "sockets", .. }
+            if import.starts_with("wasi:sockets/")),
+        "{error:?}"
+    );
+    let granted = Grants {
+        sockets: true,
+        ..Grants::default()
+    };
+    let lane =
+        WasmLane::load_with_grants(&rt, guest("uses-sockets"), LaneLimits::default(), granted)
+            .await
+            .unwrap();
+    let result = guarded(lane.execute(request(None, json!({})), ctx())).await;
+    assert_eq!(result.status, ResultStatus::Succeeded, "{result:?}");
+    assert_eq!(result.output["reached"], false, "every socket is refused");
+    if let Some(listener) = listener {
+        listener.set_nonblocking(true).unwrap();
+        assert!(
+            listener.accept().is_err(),
+            "the lane reached a loopback port"
+        );
+    }
+}
+
+#[tokio::test]
+async fn wasi_filesystem_needs_its_grant_and_then_opens_nothing() {
+    let rt = runtime();
+    let error = WasmLane::load_with_grants(
+        &rt,
+        guest("uses-filesystem"),
+        LaneLimits::default(),
+        Grants::default(),
+    )
+    .await
+    .expect_err("filesystem is not granted");
+    assert!(
+        matches!(&error, LoadError::ImportNotGranted { import, grant: "filesystem", .. }
+            if import.starts_with("wasi:filesystem/")),
+        "{error:?}"
+    );
+    let granted = Grants {
+        filesystem: true,
+        ..Grants::default()
+    };
+    let lane = WasmLane::load_with_grants(
+        &rt,
+        guest("uses-filesystem"),
+        LaneLimits::default(),
+        granted,
+    )
+    .await
+    .unwrap();
+    let result = guarded(lane.execute(request(None, json!({})), ctx())).await;
+    assert_eq!(result.status, ResultStatus::Succeeded, "{result:?}");
+    assert_eq!(result.output["reached"], false, "no directory is preopened");
+}

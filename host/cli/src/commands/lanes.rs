@@ -269,6 +269,8 @@ fn check_report(lane: &WasmLane) -> Result<Value, CliError> {
             "logging": grants.logging,
             "http": http["http"],
             "http_private": http["http_private"],
+            "filesystem": grants.filesystem,
+            "sockets": grants.sockets,
         },
         "limits": {
             "max_memory_mb": limits.max_memory_bytes >> 20,

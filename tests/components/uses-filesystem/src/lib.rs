@@ -1,0 +1,59 @@
+//! Test lane `uses-filesystem`: imports `wasi:filesystem` (it lists `/`); refused at load unless granted `filesystem`, and granted it finds no directory at all.
+
+wit_bindgen::generate!({ path: "../../../wit", world: "lane", generate_all });
+
+use exports::execution_plane::lane::lane_adapter::{
+    Event, EventStream, ExecutionRequest, Guest, GuestEventStream, LaneCapabilities, Outcome,
+    Rejection,
+};
+
+struct Lane;
+
+/// Never constructed: every lane must name a stream type.
+struct NoEvents;
+
+impl GuestEventStream for NoEvents {
+    fn next(&self) -> Option<Event> {
+        None
+    }
+}
+
+impl Guest for Lane {
+    type EventStream = NoEvents;
+
+    fn capabilities() -> LaneCapabilities {
+        LaneCapabilities {
+            lane_id: "uses-filesystem".to_owned(),
+            protocols: vec!["test".to_owned()],
+            surfaces: vec!["wasm".to_owned()],
+            supports_execute: true,
+            supports_stream: false,
+            metadata_json: "{}".to_owned(),
+        }
+    }
+
+    fn validate(_request: ExecutionRequest) -> Result<(), Rejection> {
+        Ok(())
+    }
+
+    fn execute(_request: ExecutionRequest) -> Outcome {
+        // Granted, the filesystem has no preopened directory: nothing is reachable.
+        let reached = std::fs::read_dir("/").is_ok();
+        Outcome {
+            succeeded: true,
+            output_json: format!("{{\"reached\":{reached}}}"),
+            failure: None,
+            metrics_json: "{}".to_owned(),
+        }
+    }
+
+    fn stream(_request: ExecutionRequest) -> Result<EventStream, Rejection> {
+        Err(Rejection {
+            reason: "not_supported".to_owned(),
+            message: "a unary lane".to_owned(),
+            details_json: "{}".to_owned(),
+        })
+    }
+}
+
+export!(Lane);
