@@ -111,6 +111,12 @@ pub struct ExecArgs {
     /// The execution's deadline in milliseconds (the lane's limits cap it).
     #[arg(long)]
     pub timeout_ms: Option<u64>,
+    /// Answer from this lower-simulation scenario (a JSON file: `scenario_ref`, `status`,
+    /// `raw_payload`, …) instead of running: the kernel answers an `http` or `process` request
+    /// and the lane is never called (`metadata.lower_simulation`; an omitted
+    /// `no_egress_policy` is the default lower boundary policy).
+    #[arg(long, value_name = "FILE", conflicts_with = "stream")]
+    pub simulate: Option<PathBuf>,
     /// Run on a host started with `serve` (e.g. `http://127.0.0.1:8787`) instead of an
     /// in-process node; the host's own lanes, policy and evidence apply.
     #[arg(

@@ -499,3 +499,143 @@ fn exec_streams_in_process_and_forwards_stdin() {
     assert_eq!(echoed, ["one", "two"], "{lines:?}");
     assert_eq!(lines.last().unwrap()["status"], "succeeded");
 }
+
+/// `exec --simulate`: the kernel answers an HTTP or process request from a scenario and the
+/// lane is never called — a listening loopback server gets no connection, `touch` creates no
+/// file — with the `lower_simulation_evidence` artifact as the result's evidence; a scenario
+/// that does not validate fails `route_unresolved` before anything is dispatched.
+#[test]
+fn exec_simulate_answers_from_the_scenario_with_no_io() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}/widgets", listener.local_addr().unwrap());
+    std::fs::write(
+        dir.path().join("http.json"),
+        r#"{"scenario_ref": "lower-simulation://http/widgets",
+            "raw_payload": {"status_code": 200, "headers": {}, "body": "{\"widgets\":3}"}}"#,
+    )
+    .unwrap();
+    let payload = format!(r#"{{"url":"{url}","method":"GET"}}"#);
+    let out = exec(
+        &[
+            "--lane",
+            "http",
+            "--allow-http-private",
+            &url,
+            "--direct",
+            "--simulate",
+            "http.json",
+            "--payload",
+            &payload,
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let result = json_out(&out);
+    assert_eq!(result["output"]["status_code"], 200, "{result}");
+    assert_eq!(result["output"]["body"], "{\"widgets\":3}");
+    let artifact = &result["evidence"][0];
+    assert_eq!(artifact["kind"], "lower_simulation_evidence", "{result}");
+    assert_eq!(artifact["evidence"]["side_effect_result"], "not_attempted");
+    assert_eq!(
+        artifact["evidence"]["side_effect_policy"],
+        "deny_external_egress"
+    );
+    assert!(
+        listener.accept().is_err(),
+        "the simulated request reached the server"
+    );
+
+    let marker = dir.path().join("work/touched");
+    std::fs::create_dir(dir.path().join("work")).unwrap();
+    std::fs::write(
+        dir.path().join("process.json"),
+        r#"{"scenario_ref": "lower-simulation://process/touch", "status": "failed",
+            "raw_payload": {"exit_code": 1, "stdout": "", "stderr": "simulated"}}"#,
+    )
+    .unwrap();
+    let touch = format!(r#"{{"command":"touch","argv":["{}"]}}"#, marker.display());
+    let out = exec(
+        &[
+            "--lane",
+            "process",
+            "--allow-command",
+            "touch",
+            "--allow-cwd",
+            dir.path().join("work").to_str().unwrap(),
+            "--direct",
+            "--simulate",
+            "process.json",
+            "--payload",
+            &touch,
+        ],
+        dir.path(),
+    );
+    assert!(
+        !out.status.success(),
+        "a failed scenario fails the execution"
+    );
+    let result = json_out(&out);
+    assert_eq!(result["status"], "failed", "{result}");
+    assert_eq!(result["output"]["stderr"], "simulated");
+    assert_eq!(
+        result["evidence"][0]["evidence"]["side_effect_policy"],
+        "deny_process_spawn"
+    );
+    assert!(!marker.exists(), "the simulated process ran");
+
+    // A scenario without its scenario_ref is blocked before dispatch.
+    std::fs::write(dir.path().join("bad.json"), r#"{"raw_payload": {}}"#).unwrap();
+    let out = exec(
+        &[
+            "--lane",
+            "process",
+            "--allow-command",
+            "touch",
+            "--allow-cwd",
+            dir.path().join("work").to_str().unwrap(),
+            "--direct",
+            "--simulate",
+            "bad.json",
+            "--payload",
+            &touch,
+        ],
+        dir.path(),
+    );
+    let result = json_out(&out);
+    assert_eq!(
+        result["error"]["failure_class"], "route_unresolved",
+        "{result}"
+    );
+    assert_eq!(
+        result["output"]["side_effect_result"],
+        "blocked_before_dispatch"
+    );
+    assert!(
+        result["error"]["details"]["lower_simulation_error"]
+            .as_str()
+            .unwrap()
+            .contains("scenario_ref"),
+        "{result}"
+    );
+    assert!(!marker.exists());
+    let refused = exec(
+        &[
+            "--lane",
+            "process",
+            "--direct",
+            "--simulate",
+            "missing.json",
+            "--payload",
+            &touch,
+        ],
+        dir.path(),
+    );
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("missing.json"),
+        "{}",
+        stderr(&refused)
+    );
+}

@@ -387,7 +387,7 @@ fn a_served_host_runs_sandboxed_processes_for_callers_that_ask() {
     .unwrap();
     std::fs::write(
         cwd.join("serve.toml"),
-        "[process]\ncommands = [\"cat\"]\ncwd = [\"work\"]\n",
+        "[process]\ncommands = [\"cat\", \"touch\"]\ncwd = [\"work\"]\n",
     )
     .unwrap();
     let (server, url) = serve(&cwd.join("serve.toml"), &cwd);
@@ -428,6 +428,38 @@ fn a_served_host_runs_sandboxed_processes_for_callers_that_ask() {
         "{result}"
     );
     assert_eq!(result["evidence"][0]["sandbox"], "local-process-sandboxed");
+
+    // The remote client carries a lower simulation to the host's kernel: nothing runs.
+    let marker = cwd.join("work/touched");
+    std::fs::write(
+        cwd.join("touch.json"),
+        r#"{"scenario_ref": "lower-simulation://process/touch", "raw_payload": {"exit_code": 0}}"#,
+    )
+    .unwrap();
+    let touch = format!(r#"{{"command":"touch","argv":["{}"]}}"#, marker.display());
+    let simulated = cli(
+        &[
+            "exec",
+            "--remote",
+            &url,
+            "--authority-key",
+            ".execution-plane/dev-signing-key.json",
+            "--lane",
+            "process",
+            "--class",
+            "local-process-weak",
+            "--simulate",
+            "touch.json",
+            "--payload",
+            &touch,
+        ],
+        &cwd,
+    );
+    assert!(simulated.status.success(), "{}", stderr(&simulated));
+    let result: Value = serde_json::from_str(&stdout(&simulated)).unwrap();
+    assert_eq!(result["output"]["exit_code"], 0, "{result}");
+    assert_eq!(result["evidence"][0]["kind"], "lower_simulation_evidence");
+    assert!(!marker.exists(), "a simulated process ran on the host");
     stop(server, &cwd);
     let log = std::fs::read_to_string(cwd.join("serve.log")).unwrap();
     assert!(log.contains("local-process-sandboxed offered"), "{log}");

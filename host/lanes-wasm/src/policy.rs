@@ -611,11 +611,11 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_zero_limits_are_refused() {
-        let err = HostPolicy::parse("[lanes.echo]\nsockets = true\n", "p.toml")
+        let err = HostPolicy::parse("[lanes.echo]\nnetwork = true\n", "p.toml")
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("unknown field") && err.contains("sockets"),
+            err.contains("unknown field") && err.contains("network"),
             "{err}"
         );
         let err = HostPolicy::parse("[lanes.echo]\nhttp = true\n", "p.toml")

@@ -16,8 +16,8 @@
 use std::sync::Arc;
 
 use ep_contracts::boundary::{
-    AdmissionRequest, ExecutionEvent, ExecutionRef, ExecutionRequest, ExecutionResult, Map,
-    Provenance, ResultStatus, RootVersion,
+    AdmissionRejection, AdmissionRequest, ExecutionEvent, ExecutionRef, ExecutionRequest,
+    ExecutionResult, Map, Provenance, RejectionReason, ResultStatus, RootVersion,
 };
 
 use crate::admission::{Admitted, AuthorityUse};
@@ -130,16 +130,22 @@ impl Node {
                 provenance: execution_request.provenance.clone(),
                 ..ExecutionResult::succeeded(execution_request.execution_ref.clone(), Map::new())
             },
-            budget => {
-                let dispatch = Dispatch {
-                    deadline: budget.deadline(),
-                    ..Dispatch::default()
-                };
-                admitted
-                    .client
-                    .execute(execution_request, Arc::clone(&admitted.lane), dispatch)
-                    .await
-            }
+            budget => match crate::simulation::descriptor(&execution_request).cloned() {
+                // The kernel answers from the scenario: the lane is never called.
+                Some(descriptor) => {
+                    crate::simulation::simulate(&execution_request, &descriptor, None)
+                }
+                None => {
+                    let dispatch = Dispatch {
+                        deadline: budget.deadline(),
+                        ..Dispatch::default()
+                    };
+                    admitted
+                        .client
+                        .execute(execution_request, Arc::clone(&admitted.lane), dispatch)
+                        .await
+                }
+            },
         };
         let denials = capability_denials(&result).cloned().collect();
         self.record_completion(
@@ -183,6 +189,17 @@ impl Node {
         .await;
         let opened = match admitted.budget {
             Budget::Expired { overdue_ms } => Ok(expired_stream(&execution_ref, overdue_ms)),
+            _ if crate::simulation::descriptor(&execution_request).is_some() => {
+                let mut rejection = AdmissionRejection::new(
+                    RejectionReason::InvalidLaneRequest,
+                    "metadata.lower_simulation answers unary executions (/v1/execute); a process \
+                     stream plays a scenario with payload surface_kind lower_simulation",
+                );
+                rejection
+                    .details
+                    .insert("field".to_owned(), "metadata.lower_simulation".into());
+                Err(rejection)
+            }
             budget => {
                 let dispatch = Dispatch {
                     deadline: budget.deadline(),

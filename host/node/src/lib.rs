@@ -9,6 +9,7 @@ pub mod evidence;
 pub mod execution;
 pub mod local_client;
 pub mod node;
+pub mod simulation;
 pub mod sinks;
 pub mod traits;
 pub mod verifiers;

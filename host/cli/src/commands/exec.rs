@@ -22,6 +22,7 @@ use ep_contracts::Contract;
 use ep_contracts::boundary::{
     AcceptableAttestation, AdmissionRequest, ExecutionRef, Map, Provenance, ResultStatus,
 };
+use ep_contracts::simulation::NoEgressPolicy;
 use ep_lanes_wasm::egress::HttpGrants;
 use ep_lanes_wasm::{
     HostPolicy, WASM_ENGINE_CLASS, WasmLane, WasmRuntime, load_embedded, load_plugin_dir,
@@ -337,6 +338,12 @@ fn admission_request(
     if let Some(ms) = args.timeout_ms {
         request.metadata.insert("timeout_ms".to_owned(), json!(ms));
     }
+    if let Some(path) = &args.simulate {
+        request.metadata.insert(
+            ep_node::simulation::LOWER_SIMULATION_KEY.to_owned(),
+            Value::Object(read_scenario(path)?),
+        );
+    }
     if args.direct {
         request.provenance =
             Provenance::direct_lower_lane_owner("execution-plane exec", Map::new());
@@ -361,6 +368,32 @@ fn admission_request(
         chrono::Utc::now(),
     ));
     Ok(request)
+}
+
+/// `--simulate`: the scenario file, a JSON object; without a `no_egress_policy` it gets the
+/// default lower boundary policy.
+fn read_scenario(path: &Path) -> Result<Map, CliError> {
+    let document = crate::input::read_document(Some(path))?;
+    let mut scenario = match serde_json::from_str::<Value>(&document) {
+        Ok(Value::Object(map)) => map,
+        Ok(other) => {
+            return Err(CliError::msg(format!(
+                "--simulate {}: a scenario is a JSON object, not {}",
+                path.display(),
+                kind(&other)
+            )));
+        }
+        Err(e) => {
+            return Err(CliError::msg(format!(
+                "--simulate {}: not JSON: {e}",
+                path.display()
+            )));
+        }
+    };
+    scenario
+        .entry("no_egress_policy")
+        .or_insert_with(|| NoEgressPolicy::default_lower_boundary_policy().to_value());
+    Ok(scenario)
 }
 
 /// `--payload`: a JSON object, `@file`, or `@-` for stdin.
