@@ -1,7 +1,7 @@
 //! The launcher: the host starts a sandboxed process as its own binary in launcher mode
 //! (`<launcher> __ep-sandbox-exec <spec> <program> [args…]`). In that fresh, single-threaded
-//! process it builds the Landlock ruleset, switches to the execution's uid (a root host), kills
-//! whatever an earlier execution left running as that uid, sets the limits, restricts itself
+//! process it builds the Landlock ruleset, switches to the execution's uid (a root host), sets
+//! the limits, restricts itself
 //! (`no_new_privs`, Landlock, seccomp) and executes the program in its place: the program runs
 //! with the pid, process group, pipes or terminal and environment the host gave the launcher.
 //!
@@ -23,8 +23,7 @@ use landlock::{
     Scope,
 };
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::{Gid, Pid, Uid, setgroups, setresgid, setresuid};
+use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
 use serde::{Deserialize, Serialize};
 
 use super::seccomp;
@@ -203,21 +202,16 @@ fn ruleset(spec: &Spec) -> Result<RulesetCreated, ApplyError> {
     Ok(ruleset)
 }
 
-/// Becomes `uid`/`gid` for good, then kills every other process of that uid (what an earlier
-/// execution may have left behind outside its process group). The launcher is one thread, so
-/// the per-thread calls change the whole process.
+/// Becomes `uid`/`gid` for good. The launcher is one thread, so the per-thread calls change the
+/// whole process. (No sweep of the uid's other processes: another host on the machine may hand
+/// out the same uid, and its processes are not ours to kill.)
 fn switch_user(uid: u32, gid: u32) -> Result<(), ApplyError> {
     let failed = |source| ApplyError::User { uid, source };
     let gid = Gid::from_raw(gid);
     setgroups(&[gid]).map_err(failed)?;
     setresgid(gid, gid, gid).map_err(failed)?;
     let uid_value = Uid::from_raw(uid);
-    setresuid(uid_value, uid_value, uid_value).map_err(failed)?;
-    // -1: every process this uid may signal, except the caller.
-    match kill(Pid::from_raw(-1), Signal::SIGKILL) {
-        Ok(()) | Err(nix::Error::ESRCH) => Ok(()),
-        Err(source) => Err(failed(source)),
-    }
+    setresuid(uid_value, uid_value, uid_value).map_err(failed)
 }
 
 fn set_limits(limits: &Limits) -> Result<(), ApplyError> {

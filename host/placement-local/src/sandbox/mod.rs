@@ -69,7 +69,7 @@ impl Sandbox {
     pub fn new(policy: SandboxPolicy, launcher: PathBuf) -> Self {
         let uids = rustix::process::getuid()
             .is_root()
-            .then(|| UidPool::new(policy.uid_base, policy.uid_count));
+            .then(|| UidPool::spread(policy.uid_base, policy.uid_count));
         Self {
             policy,
             launcher,

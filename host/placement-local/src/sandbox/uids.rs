@@ -1,6 +1,8 @@
 //! The uids sandboxed executions run as under a root host: one of its own per running
-//! execution, so its process limit counts only its own processes, it cannot signal another's,
-//! and what it left behind is killed when its uid is next handed out.
+//! execution, so its process limit counts only its own processes. Handed out round robin from a
+//! starting point that differs per host process, so two hosts on one machine rarely hand out
+//! the same uid at once (and if they do, the process limit is shared, nothing more: Landlock's
+//! signal scope keeps each execution from signalling any process outside its own sandbox).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -54,6 +56,20 @@ impl UidPool {
                 used: HashSet::new(),
             })),
         }
+    }
+
+    /// `count` uids from `base`, handed out from a starting point of this process's own.
+    pub fn spread(base: u32, count: u32) -> Self {
+        let pool = Self::new(base, count);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.subsec_nanos());
+        let seed = std::process::id().wrapping_mul(2_654_435_761) ^ nanos;
+        pool.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next = seed % pool.count;
+        pool
     }
 
     /// The shared gid of every sandboxed process (the range's first id).
