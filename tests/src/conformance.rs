@@ -617,6 +617,8 @@ async fn execute_refused(
             "admission.accepted",
             "target.selected",
             "execution.started",
+            "dispatch.started",
+            "dispatch.failed",
             "execution.completed"
         ])
     };
@@ -680,6 +682,8 @@ async fn execute_succeeds(factory: &dyn NodeFactory, connector: &dyn Connector) 
             "admission.accepted",
             "target.selected",
             "execution.started",
+            "dispatch.started",
+            "dispatch.completed",
             "execution.completed"
         ]),
         "evidence",
@@ -702,7 +706,12 @@ async fn execute_direct(factory: &dyn NodeFactory, connector: &dyn Connector) ->
     expect.eq(&result.provenance, &direct_provenance(), "provenance");
     expect.eq(
         case.evidence(),
-        json!(["execution.started", "execution.completed"]),
+        json!([
+            "execution.started",
+            "dispatch.started",
+            "dispatch.completed",
+            "execution.completed"
+        ]),
         "evidence",
     );
     observation(
@@ -1047,6 +1056,8 @@ async fn cancel_running(factory: &dyn NodeFactory, connector: &dyn Connector) ->
         &evidence,
         &json!([
             "admission.accepted",
+            "dispatch.failed",
+            "dispatch.started",
             "execution.cancelled",
             "execution.completed",
             "execution.started",

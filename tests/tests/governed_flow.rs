@@ -173,6 +173,8 @@ async fn signed_governed_execution_runs_and_leaves_a_verifiable_bounded_evidence
             "admission.accepted",
             "target.selected",
             "execution.started",
+            "dispatch.started",
+            "dispatch.completed",
             "execution.completed"
         ]
     );
@@ -190,7 +192,7 @@ async fn signed_governed_execution_runs_and_leaves_a_verifiable_bounded_evidence
         assert!(record.emitted_at.is_some());
     }
     let report = verify_chain(&host.log).unwrap();
-    assert_eq!(report.records, 4);
+    assert_eq!(report.records, 6);
     assert!(report.anchored);
     let text = std::fs::read_to_string(&host.log).unwrap();
     for secret in [SECRET_BODY, "sk-live", "raw prompt", "tell me"] {

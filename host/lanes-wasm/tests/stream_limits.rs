@@ -90,9 +90,14 @@ async fn a_stream_ended_by_its_limit_leaves_started_and_failed_ended_records() {
     assert_eq!(events.len(), 11);
     assert_eq!(
         sink.evidence_types(),
-        ["execution.started", "execution.completed"]
+        [
+            "execution.started",
+            "dispatch.started",
+            "dispatch.failed",
+            "execution.completed"
+        ]
     );
-    let completed = &sink.records()[1].payload;
+    let completed = &sink.records()[3].payload;
     assert_eq!(completed["kind"], "stream");
     assert_eq!(completed["status"], "failed");
     assert_eq!(completed["error"]["failure_class"], "policy_denied");

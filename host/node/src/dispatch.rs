@@ -98,6 +98,25 @@ impl Drop for Running {
 }
 
 impl Node {
+    /// Records `dispatch.started` for an execution about to be handed to its target; its end
+    /// (`dispatch.completed` / `dispatch.failed`) is then recorded with its completion.
+    async fn record_dispatch(
+        &self,
+        record: &ExecutionRecord,
+        request: &ExecutionRequest,
+        admitted: &Admitted,
+        dispatch: &Dispatch,
+    ) {
+        record.lifecycle.lock().await.dispatched = true;
+        let payload = crate::evidence::dispatch_started_payload(
+            request.lane_id.as_deref().unwrap_or_default(),
+            admitted.descriptor.as_ref().map(|d| d.target_id.as_str()),
+            dispatch.deadline,
+        );
+        self.emit_in(&record.context, crate::evidence::DISPATCH_STARTED, payload)
+            .await;
+    }
+
     /// Admission then dispatch. A rejection is a `rejected` result (fresh execution ref, the
     /// dumped rejection as `error`, the request's provenance); otherwise the target client's
     /// result, verbatim, with `execution.started` / `execution.completed` evidence around it.
@@ -140,6 +159,8 @@ impl Node {
                         deadline: budget.deadline(),
                         ..Dispatch::default()
                     };
+                    self.record_dispatch(&record, &execution_request, &admitted, &dispatch)
+                        .await;
                     admitted
                         .client
                         .execute(execution_request, Arc::clone(&admitted.lane), dispatch)
@@ -205,6 +226,8 @@ impl Node {
                     deadline: budget.deadline(),
                     input: slot,
                 };
+                self.record_dispatch(&record, &execution_request, &admitted, &dispatch)
+                    .await;
                 admitted
                     .client
                     .stream(execution_request, Arc::clone(&admitted.lane), dispatch)

@@ -43,6 +43,46 @@ pub const EXECUTION_CANCELLED: &str = "execution.cancelled";
 /// `execution.input`: a caller's input reached a running stream (payload: its kind and size,
 /// never its bytes).
 pub const EXECUTION_INPUT: &str = "execution.input";
+/// `dispatch.completed`: the target's answer succeeded (payload: status).
+pub use ep_kernel::facts::DISPATCH_COMPLETED;
+/// `dispatch.failed`: the target's answer did not (payload: status and failure class or
+/// rejection reason).
+pub use ep_kernel::facts::DISPATCH_FAILED;
+/// `dispatch.started`: the node handed the execution to its target (payload: lane, target,
+/// planned budget); not recorded when nothing is dispatched (an expired deadline, a simulation).
+pub use ep_kernel::facts::DISPATCH_STARTED;
+
+/// The payload of `dispatch.started`.
+pub(crate) fn dispatch_started_payload(
+    lane_id: &str,
+    target_id: Option<&str>,
+    deadline: Option<ep_lane_api::Deadline>,
+) -> Value {
+    let timeout_ms =
+        deadline.map(|deadline| u64::try_from(deadline.budget().as_millis()).unwrap_or(u64::MAX));
+    serde_json::json!({"lane_id": lane_id, "target_id": target_id, "timeout_ms": timeout_ms})
+}
+
+/// The kind and payload of the record that ends a dispatch answered by `result`.
+pub(crate) fn dispatch_finished(
+    result: &ep_contracts::boundary::ExecutionResult,
+) -> (&'static str, Value) {
+    use ep_contracts::boundary::ResultStatus;
+    let status = serde_json::to_value(result.status).unwrap_or(Value::Null);
+    if result.status == ResultStatus::Succeeded {
+        return (DISPATCH_COMPLETED, serde_json::json!({"status": status}));
+    }
+    let error = result.error.as_ref();
+    let class = error
+        .and_then(|e| e.get("failure_class").or_else(|| e.get("reason")))
+        .cloned()
+        .unwrap_or(Value::Null);
+    (
+        DISPATCH_FAILED,
+        serde_json::json!({"status": status, "failure_class": class}),
+    )
+}
+
 /// A lane asked for a capability its grants do not allow (one record per denial).
 pub const CAPABILITY_DENIED: &str = "capability.denied";
 

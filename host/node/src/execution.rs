@@ -64,6 +64,8 @@ fn digest_of(token: &str) -> [u8; 32] {
 #[derive(Debug, Default)]
 pub(crate) struct Lifecycle {
     pub(crate) ended: bool,
+    /// The target was called (`dispatch.started` recorded): its end is recorded too.
+    pub(crate) dispatched: bool,
     /// `Some` once a cancel was recorded: its cause (`request` for a caller's cancel).
     pub(crate) cancel_cause: Option<String>,
 }
@@ -173,6 +175,10 @@ impl Node {
                 crate::evidence::bound(denial),
             )
             .await;
+        }
+        if life.dispatched {
+            let (kind, payload) = crate::evidence::dispatch_finished(result);
+            self.emit_in(&record.context, kind, payload).await;
         }
         let mut payload = completed_payload(result);
         if let Value::Object(map) = &mut payload {

@@ -39,7 +39,9 @@ async fn sink_receives_admission_target_execution_and_cancellation_context() {
             "admission.accepted",
             "target.selected",
             "execution.started",
+            "dispatch.started",
             "execution.cancelled",
+            "dispatch.failed",
             "execution.completed"
         ]
     );
@@ -56,7 +58,7 @@ async fn sink_receives_admission_target_execution_and_cancellation_context() {
         assert_eq!(record.execution_ref.as_ref(), Some(&result.execution_ref));
     }
     assert_eq!(
-        records[3].payload,
+        records[4].payload,
         json!({
             "execution_ref": result.execution_ref.as_str(),
             "cancel_result": "ok",
@@ -287,8 +289,8 @@ async fn a_failing_sink_never_fails_the_execution() {
 
     let result = rt.node.execute(governed_request()).await;
     assert_eq!(result.status, ResultStatus::Succeeded);
-    assert_eq!(rt.sink.len(), 4);
-    assert_eq!(after.len(), 4, "sinks after the failing one still receive");
+    assert_eq!(rt.sink.len(), 6);
+    assert_eq!(after.len(), 6, "sinks after the failing one still receive");
 }
 
 #[tokio::test]
@@ -323,7 +325,7 @@ async fn re_registering_a_sink_id_replaces_it() {
     rt.node.register_evidence_sink(replacement.clone());
     rt.node.execute(governed_request()).await;
     assert!(rt.sink.is_empty());
-    assert_eq!(replacement.len(), 4);
+    assert_eq!(replacement.len(), 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -368,6 +370,8 @@ async fn the_node_answers_only_once_the_file_log_holds_the_execution() {
                 "admission.accepted",
                 "target.selected",
                 "execution.started",
+                "dispatch.started",
+                "dispatch.completed",
                 "execution.completed"
             ],
             "the file holds the execution's records when the result is returned"

@@ -184,7 +184,12 @@ async fn direct_execution_runs_through_the_built_in_in_process_client() {
     assert_eq!(result.output["ok"], json!(true));
     assert_eq!(
         rt.evidence_types(),
-        ["execution.started", "execution.completed"],
+        [
+            "execution.started",
+            "dispatch.started",
+            "dispatch.completed",
+            "execution.completed"
+        ],
         "direct executions skip admission evidence only"
     );
     let started = &rt.sink.records()[0];
@@ -251,7 +256,9 @@ async fn cancel_fires_the_running_lanes_cancel_signal() {
             "admission.accepted",
             "target.selected",
             "execution.started",
+            "dispatch.started",
             "execution.cancelled",
+            "dispatch.failed",
             "execution.completed"
         ]
     );
@@ -389,15 +396,17 @@ async fn stream_yields_the_lanes_events_and_records_its_start_and_end() {
             "admission.accepted",
             "target.selected",
             "execution.started",
+            "dispatch.started",
+            "dispatch.completed",
             "execution.completed"
         ]
     );
     let records = rt.sink.records();
     assert_eq!(records[2].payload["kind"], "stream");
-    assert_eq!(records[3].payload["kind"], "stream");
-    assert_eq!(records[3].payload["status"], "succeeded");
-    assert_eq!(records[3].payload["event_count"], 1);
-    assert_eq!(records[3].execution_ref, events[0].execution_ref);
+    assert_eq!(records[5].payload["kind"], "stream");
+    assert_eq!(records[5].payload["status"], "succeeded");
+    assert_eq!(records[5].payload["event_count"], 1);
+    assert_eq!(records[5].execution_ref, events[0].execution_ref);
     assert!(matches!(
         rt.node
             .cancel(events[0].execution_ref.as_ref().unwrap())
@@ -565,15 +574,17 @@ async fn a_stream_dropped_early_records_its_cancel_then_its_end() {
             "admission.accepted",
             "target.selected",
             "execution.started",
+            "dispatch.started",
             "execution.cancelled",
+            "dispatch.failed",
             "execution.completed"
         ]
     );
     let records = rt.sink.records();
-    assert_eq!(records[3].payload["cause"], "client_disconnected");
-    assert_eq!(records[4].payload["status"], "failed");
-    assert_eq!(records[4].payload["error"]["failure_class"], "cancellation");
-    assert_eq!(records[4].execution_ref.as_ref(), Some(&reference));
+    assert_eq!(records[4].payload["cause"], "client_disconnected");
+    assert_eq!(records[6].payload["status"], "failed");
+    assert_eq!(records[6].payload["error"]["failure_class"], "cancellation");
+    assert_eq!(records[6].execution_ref.as_ref(), Some(&reference));
     // Node::shutdown waits for such records before it flushes.
     rt.node.shutdown().await.unwrap();
 }
@@ -589,22 +600,30 @@ async fn a_cancelled_stream_is_cancelled_once_and_ends_once() {
         .unwrap();
     tokio::time::timeout(HANG_GUARD, rx.recv()).await.unwrap();
     drop(open.events);
-    let types = wait_for_records(&rt, 5).await;
-    assert_eq!(types[3..], ["execution.cancelled", "execution.completed"]);
-    let records = rt.sink.records();
-    assert_eq!(records[3].payload["cause"], "shutdown");
-    assert_eq!(records[3].payload["cancelled_by"], "host");
+    let types = wait_for_records(&rt, 7).await;
     assert_eq!(
-        records[4].payload["error"]["failure_class"], "cancellation",
+        types[3..],
+        [
+            "dispatch.started",
+            "execution.cancelled",
+            "dispatch.failed",
+            "execution.completed"
+        ]
+    );
+    let records = rt.sink.records();
+    assert_eq!(records[4].payload["cause"], "shutdown");
+    assert_eq!(records[4].payload["cancelled_by"], "host");
+    assert_eq!(
+        records[6].payload["error"]["failure_class"], "cancellation",
         "{:?}",
-        records[4].payload
+        records[6].payload
     );
     // Ended: a second cancel is refused and writes nothing.
     assert!(matches!(
         rt.node.cancel(&open.execution_ref).await,
         Err(RuntimeError::ExecutionEnded(_))
     ));
-    assert_eq!(rt.sink.records().len(), 5);
+    assert_eq!(rt.sink.records().len(), 7);
 }
 
 #[tokio::test]

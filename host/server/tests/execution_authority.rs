@@ -283,12 +283,14 @@ async fn every_served_stream_leaves_started_and_ended_records() {
             "admission.accepted",
             "target.selected",
             "execution.started",
+            "dispatch.started",
+            "dispatch.completed",
             "execution.completed"
         ]
     );
     assert_eq!(ok_records[2].1["kind"], "stream");
-    assert_eq!(ok_records[3].1["status"], "succeeded");
-    assert_eq!(ok_records[3].1["event_count"], 2);
+    assert_eq!(ok_records[5].1["status"], "succeeded");
+    assert_eq!(ok_records[5].1["event_count"], 2);
     let failing_records = of(&failing_ref);
     let (kind, completed) = failing_records.last().unwrap();
     assert_eq!(kind, "execution.completed");
