@@ -2,7 +2,7 @@
 //! sandbox enforced (and a launcher that cannot apply it is not offered), and real processes in
 //! it cannot read outside their grant, write outside their working directory, connect to a
 //! loopback port or send UDP unless the port is granted, or fork past their limit, while the
-//! same commands on the weak lane can.
+//! same commands on the weak lane can; on a terminal and in a stream as in a one-shot run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::os::unix::fs::PermissionsExt as _;
@@ -282,4 +282,50 @@ async fn a_sandboxed_process_cannot_fork_past_its_limit() {
     );
     assert!(stderr(&bomb).contains("fork"), "{bomb:?}");
     assert_eq!(bomb.status, ResultStatus::Failed);
+}
+
+#[tokio::test]
+async fn a_sandboxed_process_runs_on_a_terminal_too() {
+    let tree = tree();
+    let (_, sandboxed) = lanes(&tree.work, SandboxPolicy::default());
+    let script =
+        "[ -t 1 ] && echo on-a-terminal; cat /proc/1/environ >/dev/null 2>&1 || echo confined";
+    let result = run(
+        &sandboxed,
+        json!({"command": "sh", "argv": ["-c", script], "pty": true}),
+    )
+    .await;
+    assert_eq!(result.status, ResultStatus::Succeeded, "{result:?}");
+    assert_eq!(
+        stdout(&result).replace('\r', ""),
+        "on-a-terminal\nconfined\n",
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_sandboxed_stream_confines_its_process_like_a_unary_run() {
+    use futures::StreamExt as _;
+    let tree = tree();
+    let (_, sandboxed) = lanes(&tree.work, SandboxPolicy::default());
+    let secret = tree.root.join("secret.txt");
+    let script = format!("echo started; cat {} || echo refused", secret.display());
+    let Value::Object(payload) = sh(&script) else {
+        unreachable!()
+    };
+    let request = ExecutionRequest {
+        payload,
+        ..ExecutionRequest::default()
+    };
+    let ctx = ExecutionContext::new(CancelSignal::default(), None);
+    let events = sandboxed.stream(request, ctx).await.unwrap();
+    let events: Vec<_> = tokio::time::timeout(HANG_GUARD, events.collect())
+        .await
+        .expect("the stream hung");
+    let lines: Vec<&str> = events
+        .iter()
+        .filter(|e| e.event_type.as_deref() == Some("process.stdout"))
+        .filter_map(|e| e.payload["line"].as_str())
+        .collect();
+    assert_eq!(lines, ["started", "refused"], "{events:?}");
 }
