@@ -149,11 +149,9 @@ impl Node {
                 provenance: execution_request.provenance.clone(),
                 ..ExecutionResult::succeeded(execution_request.execution_ref.clone(), Map::new())
             },
-            budget => match crate::simulation::descriptor(&execution_request).cloned() {
+            budget => match crate::simulation::descriptor(&execution_request) {
                 // The kernel answers from the scenario: the lane is never called.
-                Some(descriptor) => {
-                    crate::simulation::simulate(&execution_request, &descriptor, None)
-                }
+                Some(descriptor) => crate::simulation::simulate(&execution_request, descriptor),
                 None => {
                     let dispatch = Dispatch {
                         deadline: budget.deadline(),

@@ -39,29 +39,31 @@ fn object(value: Option<&Value>) -> Value {
     }
 }
 
-/// The kernel's family, protocol, capability and intent facts for the request's lane.
-fn intent_facts(lane_id: &str, payload: &Map) -> Option<(&'static str, Map)> {
-    let facts = match lane_id {
-        "http" => json!({
-            "request_shape": "request_response",
-            "stream_mode": "unary",
-            "headers": object(payload.get("headers")),
-            "body": payload.get("body").cloned().unwrap_or(Value::Null),
-            "egress_surface": {"surface_kind": "http"},
-        }),
-        "process" => json!({
-            "command": payload.get("command").cloned().unwrap_or(Value::Null),
-            "argv": payload.get("argv").cloned().unwrap_or_else(|| json!([])),
-            "env_projection": object(payload.get("env")),
-            "cwd": payload.get("cwd").cloned().unwrap_or(Value::Null),
-            "stdin": payload.get("stdin").cloned().unwrap_or(Value::Null),
-            "stdio_mode": if payload.get("pty").and_then(Value::as_bool) == Some(true) { "pty" } else { "pipe" },
-            "execution_surface": {"surface_kind": "local_subprocess"},
-        }),
-        _ => return None,
-    };
-    match facts {
-        Value::Object(map) => Some((if lane_id == "http" { "http" } else { "process" }, map)),
+/// The kernel's family (also its protocol) and intent facts for the request's lane.
+fn intent_facts(lane_id: &str, payload: &Map) -> Option<(&'static str, Value)> {
+    match lane_id {
+        "http" => Some((
+            "http",
+            json!({
+                "request_shape": "request_response",
+                "stream_mode": "unary",
+                "headers": object(payload.get("headers")),
+                "body": payload.get("body").cloned().unwrap_or(Value::Null),
+                "egress_surface": {"surface_kind": "http"},
+            }),
+        )),
+        "process" => Some((
+            "process",
+            json!({
+                "command": payload.get("command").cloned().unwrap_or(Value::Null),
+                "argv": payload.get("argv").cloned().unwrap_or_else(|| json!([])),
+                "env_projection": object(payload.get("env")),
+                "cwd": payload.get("cwd").cloned().unwrap_or(Value::Null),
+                "stdin": payload.get("stdin").cloned().unwrap_or(Value::Null),
+                "stdio_mode": if payload.get("pty").and_then(Value::as_bool) == Some(true) { "pty" } else { "pipe" },
+                "execution_surface": {"surface_kind": "local_subprocess"},
+            }),
+        )),
         _ => None,
     }
 }
@@ -91,13 +93,8 @@ fn unplanned(request: &ExecutionRequest, reason: impl std::fmt::Display) -> Exec
     failed(request, &failure, output)
 }
 
-/// The kernel's answer to a request that carries `descriptor`, for a dispatch of at most
-/// `timeout_ms`; the lane is not called.
-pub(crate) fn simulate(
-    request: &ExecutionRequest,
-    descriptor: &Value,
-    timeout_ms: Option<u64>,
-) -> ExecutionResult {
+/// The kernel's answer to a request that carries `descriptor`; the lane is not called.
+pub(crate) fn simulate(request: &ExecutionRequest, descriptor: &Value) -> ExecutionResult {
     let lane_id = request.lane_id.as_deref().unwrap_or_default();
     let Some((family, facts)) = intent_facts(lane_id, &request.payload) else {
         return unplanned(
@@ -131,7 +128,7 @@ pub(crate) fn simulate(
                 transport_family: transport.to_owned(),
                 placement_family: "local".to_owned(),
                 target,
-                timeout_ms: timeout_ms.and_then(|ms| i64::try_from(ms).ok()),
+                timeout_ms: None,
             };
             let route = build_route(&spec, &lineage, &Map::new())?;
             Ok((envelope, route))
@@ -139,13 +136,9 @@ pub(crate) fn simulate(
         .map_err(|error| error.to_string())
         .and_then(|(envelope, route)| {
             let mut intent = facts;
-            intent.insert("envelope".into(), envelope.to_value());
-            build_dispatch(
-                &Value::Object(intent),
-                &route.to_value(),
-                &DispatchOptions::default(),
-            )
-            .map_err(|error| error.to_string())
+            intent["envelope"] = envelope.to_value();
+            build_dispatch(&intent, &route.to_value(), &DispatchOptions::default())
+                .map_err(|error| error.to_string())
         });
     let plan = match planned {
         Ok(plan) => plan,

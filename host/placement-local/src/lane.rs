@@ -100,12 +100,7 @@ fn sandbox_refused(ran: &Ran) -> Option<String> {
     if ran.ending != Ending::Exited(crate::exit::Exit::Code(launcher::REFUSED_EXIT)) {
         return None;
     }
-    let stderr = String::from_utf8_lossy(&ran.stderr.bytes);
-    stderr
-        .lines()
-        .next()
-        .and_then(|line| line.strip_prefix(launcher::REFUSED_PREFIX))
-        .map(str::to_owned)
+    launcher::refusal(&ran.stderr.bytes)
 }
 
 /// The local process lane.
@@ -143,11 +138,6 @@ impl ProcessLane {
             slots: Arc::clone(&self.slots),
             sandbox: Some(sandbox),
         }
-    }
-
-    /// Whether its processes run sandboxed.
-    pub fn is_sandboxed(&self) -> bool {
-        self.sandbox.is_some()
     }
 
     /// The policy it enforces.

@@ -7,14 +7,12 @@
 use std::io::{Read as _, Write as _};
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::ExitStatus;
-
-use portable_pty::{CommandBuilder, PtySize, native_pty_system};
-use rustix::process::{Pid, Signal, WaitOptions};
-use tokio::sync::{mpsc, oneshot};
-
 use std::time::{Duration, Instant};
 
 use ep_lane_api::CancelSignal;
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+use rustix::process::{Pid, Signal, WaitOptions};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::exit::Exit;
 use crate::run::{

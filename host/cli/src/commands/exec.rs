@@ -31,6 +31,7 @@ use ep_lanes_wasm::{
 use ep_node::authority::{SigningKeyFile, sign_request};
 use ep_node::dispatch::rejected_result;
 use ep_node::sinks::file_chain::{ChainError, FileChainSink};
+use ep_node::verifiers::local_sandboxed::LOCAL_SANDBOXED_CLASS;
 use ep_node::{Input, LaneAdapter, RuntimeClient, RuntimeError};
 use ep_placement_local::{PROCESS_LANE_ID, ProcessPolicy};
 use ep_remote::StreamItem;
@@ -148,6 +149,14 @@ fn process_policy(
     }
     cwd.append(&mut policy.cwd);
     policy.cwd = cwd;
+    // The sandbox is probed (a launcher started) only for a caller that may use it.
+    if !args
+        .class
+        .iter()
+        .any(|class| class == LOCAL_SANDBOXED_CLASS)
+    {
+        policy.sandbox.enabled = false;
+    }
     Ok(policy)
 }
 

@@ -127,6 +127,15 @@ pub fn run_if_launcher() {
     std::process::exit(code);
 }
 
+/// The launcher's refusal in `stderr` (its first line, without [`REFUSED_PREFIX`]), if it is one.
+pub fn refusal(stderr: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .next()
+        .and_then(|line| line.strip_prefix(REFUSED_PREFIX))
+        .map(str::to_owned)
+}
+
 fn refuse(error: &dyn std::fmt::Display) -> i32 {
     eprintln!("{REFUSED_PREFIX}{error}");
     REFUSED_EXIT

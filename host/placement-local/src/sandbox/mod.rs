@@ -14,7 +14,7 @@ mod seccomp;
 mod spec;
 mod uids;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub use launcher::Enforcement;
@@ -77,11 +77,6 @@ impl Sandbox {
         }
     }
 
-    /// Its policy.
-    pub fn policy(&self) -> &SandboxPolicy {
-        &self.policy
-    }
-
     /// Whether its processes run as uids of their own (a root host).
     pub fn switches_user(&self) -> bool {
         self.uids.is_some()
@@ -94,10 +89,7 @@ impl Sandbox {
         if !self.policy.enabled {
             return Err(SandboxError::Disabled);
         }
-        let lease = match &self.uids {
-            Some(uids) => Some(uids.acquire().ok_or(SandboxError::NoUid)?),
-            None => None,
-        };
+        let lease = self.lease()?;
         let spec = Spec {
             read: Vec::new(),
             write: Vec::new(),
@@ -123,14 +115,10 @@ impl Sandbox {
             })?;
         drop(lease);
         if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let said = stderr
-                .lines()
-                .find_map(|line| line.strip_prefix(launcher::REFUSED_PREFIX))
-                .map_or_else(
-                    || format!("the probe exited {} ({})", output.status, stderr.trim()),
-                    str::to_owned,
-                );
+            let said = launcher::refusal(&output.stderr).unwrap_or_else(|| {
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                format!("the probe exited {} ({})", output.status, stderr.trim())
+            });
             return Err(SandboxError::NotApplied(said));
         }
         let enforcement: Enforcement = serde_json::from_slice(&output.stdout)
@@ -142,6 +130,15 @@ impl Sandbox {
             ));
         }
         Ok(enforcement)
+    }
+
+    /// A uid of the range for one launch (a root host), or `None` when processes keep the
+    /// host's.
+    fn lease(&self) -> Result<Option<UidLease>, SandboxError> {
+        self.uids
+            .as_ref()
+            .map(|uids| uids.acquire().ok_or(SandboxError::NoUid))
+            .transpose()
     }
 
     fn user(&self, lease: Option<&UidLease>) -> Option<(u32, u32)> {
@@ -157,10 +154,7 @@ impl Sandbox {
         &self,
         invocation: &mut Invocation,
     ) -> Result<Option<UidLease>, SandboxError> {
-        let lease = match &self.uids {
-            Some(uids) => Some(uids.acquire().ok_or(SandboxError::NoUid)?),
-            None => None,
-        };
+        let lease = self.lease()?;
         let mut write = vec![invocation.cwd.clone()];
         write.extend(self.policy.write.iter().cloned());
         let spec = Spec {
@@ -180,10 +174,5 @@ impl Sandbox {
         argv.append(&mut invocation.argv);
         invocation.argv = argv;
         Ok(lease)
-    }
-
-    /// The launcher it starts processes through.
-    pub fn launcher(&self) -> &Path {
-        &self.launcher
     }
 }
