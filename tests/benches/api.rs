@@ -66,7 +66,7 @@ async fn native_node() -> Node {
     node.register_authority_verifier(Arc::new(AllowAuthority));
     node.connect_target(
         stub("target-http", "http"),
-        Arc::new(ep_node::local_client::InProcessTargetClient::new()),
+        node.in_process_client(),
         ep_node::ConnectOptions::default(),
     )
     .await

@@ -407,21 +407,15 @@ impl TargetClient for UnreachableCancelClient {
     async fn describe(&self) -> Result<Value, TargetError> {
         self.0.describe().await
     }
-    async fn execute(
-        &self,
-        request: ExecutionRequest,
-        lane: Arc<dyn LaneAdapter>,
-        dispatch: Dispatch,
-    ) -> ExecutionResult {
-        self.0.execute(request, lane, dispatch).await
+    async fn execute(&self, request: ExecutionRequest, dispatch: Dispatch) -> ExecutionResult {
+        self.0.execute(request, dispatch).await
     }
     async fn stream(
         &self,
         request: ExecutionRequest,
-        lane: Arc<dyn LaneAdapter>,
         dispatch: Dispatch,
     ) -> Result<EventStream, AdmissionRejection> {
-        self.0.stream(request, lane, dispatch).await
+        self.0.stream(request, dispatch).await
     }
     async fn cancel(&self, _execution_ref: &ExecutionRef) -> Result<(), TargetError> {
         Err(TargetError::Unavailable {
@@ -499,9 +493,11 @@ pub async fn fake_node(setup: Setup) -> Fixture {
     if setup != Setup::NoTargets {
         for lane in LANES {
             let client: Arc<dyn TargetClient> = if lane == "sticky" {
-                Arc::new(UnreachableCancelClient(InProcessTargetClient::new()))
+                Arc::new(UnreachableCancelClient(InProcessTargetClient::bound(
+                    node.downgrade(),
+                )))
             } else {
-                Arc::new(InProcessTargetClient::new())
+                node.in_process_client()
             };
             let target_id = format!("target-{lane}");
             // The stub verifier accepts every `valid` stub, so this cannot be refused; a

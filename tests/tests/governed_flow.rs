@@ -89,7 +89,7 @@ async fn host() -> Host {
         lane_id: Some("echo".into()),
         signature: None,
     });
-    let client = Arc::new(ep_node::local_client::InProcessTargetClient::new());
+    let client = node.in_process_client();
     node.connect_target(attestation, client, ConnectOptions::default())
         .await
         .unwrap();

@@ -5,7 +5,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::cancel::CancelSignal;
+use crate::evidence::LaneEvidence;
 use crate::input::InputSlot;
+use crate::target::Dispatch;
 
 /// When an execution must end: planned once, before dispatch, from every budget the request
 /// and its route carry (the kernel's effective-timeout rule), and handed to the lane as a value.
@@ -55,6 +57,8 @@ pub struct ExecutionContext {
     pub deadline: Option<Deadline>,
     /// The caller's input to the running execution (streams only; empty otherwise).
     pub input: InputSlot,
+    /// Where the lane reports what it refused; the node records it.
+    pub evidence: LaneEvidence,
 }
 
 impl ExecutionContext {
@@ -64,6 +68,17 @@ impl ExecutionContext {
             cancel,
             deadline,
             input: InputSlot::default(),
+            evidence: LaneEvidence::default(),
+        }
+    }
+
+    /// The context a target builds for `dispatch`, with the target's `cancel` signal.
+    pub fn for_dispatch(cancel: CancelSignal, dispatch: Dispatch) -> Self {
+        Self {
+            cancel,
+            deadline: dispatch.deadline,
+            input: dispatch.input,
+            evidence: dispatch.evidence,
         }
     }
 

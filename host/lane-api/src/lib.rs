@@ -4,18 +4,27 @@
 //!
 //! * [`LaneAdapter`]: a lane's capabilities, its (async) validation, and unary and streaming
 //!   runs.
-//! * [`ExecutionContext`]: what comes with a request: the cancel signal and the deadline the
-//!   kernel planned for it.
+//! * [`ExecutionContext`]: what comes with a request: the cancel signal, the deadline the
+//!   kernel planned for it, the caller's input and the [`LaneEvidence`] handle.
 //! * [`Deadline`]: when an execution must end, as a typed value (not metadata).
 //! * [`Input`] / [`InputSlot`]: a caller's input to a running execution (stdin bytes, end of
 //!   input, interrupt).
+//! * [`CapabilityDenial`] / [`LaneEvidence`]: what a lane refused, as typed values.
+//! * [`TargetVerifier`] / [`TargetClient`] / [`Dispatch`]: where an execution runs, attested.
+//! * [`LaneHost`]: what a host offers the lane crates it loads.
 
 mod cancel;
 mod context;
+mod evidence;
+mod host;
 mod input;
 mod lane;
+mod target;
 
 pub use cancel::CancelSignal;
 pub use context::{Deadline, ExecutionContext};
+pub use evidence::{CAPABILITY_DENIED, CapabilityDenial, LaneEvidence, MAX_DENIALS};
+pub use host::{LaneHost, WeakLaneHost};
 pub use input::{INPUT_BUFFER, Input, InputSlot};
 pub use lane::{EventStream, LaneAdapter, rejected_result};
+pub use target::{ConnectOptions, Dispatch, TargetClient, TargetError, TargetVerifier};

@@ -3,9 +3,9 @@
 //! whose host faults (traps, memory or resource limits, broken output framing, failed
 //! instantiation) reach the [`RollbackPolicy`] threshold is handed back for automatic rollback.
 //!
-//! Faults are read from the `fault` key the runtime puts in a result's `wasm_lane.execution`
-//! evidence entry when the host ended the call; a guest's own `failed` outcome has no such key
-//! and is never a fault, whatever its details say.
+//! Faults are the typed cause the runtime answers beside a result when the host ended the call
+//! ([`Observed`]); a guest's own `failed` outcome has none and is never a fault, whatever its
+//! details say.
 //!
 //! Besides the window, a generation counts **every** execution that runs on it ([`Running`]):
 //! each one is counted when it starts, under the same lock that withdraws the generation, so
@@ -16,10 +16,10 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use ep_contracts::boundary::{ExecutionResult, ResultStatus};
+use ep_contracts::boundary::ResultStatus;
 use serde_json::Value;
 
-use crate::lane::WasmLane;
+use crate::lane::{Observed, WasmLane};
 
 /// Host fault causes that always count against a new generation.
 pub const FAULT_CAUSES: [&str; 5] = [
@@ -199,13 +199,13 @@ impl Running {
     /// generation must go.
     /// A refused execution (`rejected`: it never ran) is taken back out of the usage and not
     /// counted in the window.
-    pub(crate) fn finish(mut self, result: &ExecutionResult, policy: &RollbackPolicy) -> Verdict {
-        if result.status == ResultStatus::Rejected {
+    pub(crate) fn finish(mut self, observed: &Observed, policy: &RollbackPolicy) -> Verdict {
+        if observed.result.status == ResultStatus::Rejected {
             self.uncount();
             return Verdict::Continue;
         }
         self.done = true;
-        let cause = fault_cause(result);
+        let cause = observed.fault;
         {
             let mut books = self.generation.books();
             books.running = books.running.saturating_sub(1);
@@ -394,21 +394,9 @@ impl Window {
     }
 }
 
-/// The host fault that ended a wasm result (`fault` in its `wasm_lane.execution` evidence
-/// entry), if the host ended it.
-pub(crate) fn fault_cause(result: &ExecutionResult) -> Option<&str> {
-    result
-        .evidence
-        .iter()
-        .find(|entry| entry.get("kind").and_then(Value::as_str) == Some("wasm_lane.execution"))
-        .and_then(|entry| entry.get("fault"))
-        .and_then(Value::as_str)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     /// Feeds causes through a fresh window and returns the verdicts.
     fn run(policy: &RollbackPolicy, causes: &[Option<&str>]) -> Vec<Verdict> {
@@ -501,27 +489,6 @@ mod tests {
             rolled_back_at(&run(&RollbackPolicy::disabled(), &[Some("trap"); 5])),
             None
         );
-    }
-
-    #[test]
-    fn the_fault_is_read_from_the_wasm_evidence_entry_only() {
-        let entry = |fault: Option<&str>| {
-            let mut entry = json!({"kind": "wasm_lane.execution"});
-            if let Some(fault) = fault {
-                entry["fault"] = json!(fault);
-            }
-            entry
-        };
-        let faulted = ExecutionResult {
-            evidence: vec![entry(Some("trap"))],
-            ..ExecutionResult::default()
-        };
-        assert_eq!(fault_cause(&faulted), Some("trap"));
-        let answered = ExecutionResult {
-            evidence: vec![entry(None), json!({"kind": "other", "fault": "trap"})],
-            ..ExecutionResult::default()
-        };
-        assert_eq!(fault_cause(&answered), None);
     }
 
     #[test]

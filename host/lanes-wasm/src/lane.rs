@@ -19,7 +19,7 @@ use ep_contracts::boundary::{
     AdmissionRejection, ExecutionEvent, ExecutionRef, ExecutionRequest, ExecutionResult,
     LaneCapabilities, Map, RejectionReason, ResultStatus,
 };
-use ep_node::{EventStream, ExecutionContext, LaneAdapter};
+use ep_lane_api::{EventStream, ExecutionContext, LaneAdapter, LaneEvidence, rejected_result};
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::timeout_at;
@@ -540,7 +540,7 @@ impl LaneCore {
         request: ExecutionRequest,
         ctx: ExecutionContext,
         validate: bool,
-    ) -> ExecutionResult {
+    ) -> Observed {
         let started = Instant::now();
         let timeout = convert::timeout_for(&ctx, &self.limits);
         let deadline = started + timeout;
@@ -601,7 +601,7 @@ impl LaneCore {
             () = ctx.cancel.cancelled() => Run::fault(Fault::Cancelled),
             run = work => run,
         };
-        self.result(request, started, run, &log)
+        self.result(request, started, run, &log, &ctx.evidence)
     }
 
     fn result(
@@ -610,7 +610,8 @@ impl LaneCore {
         started: Instant,
         run: Run,
         egress: &EgressLog,
-    ) -> ExecutionResult {
+        evidence: &LaneEvidence,
+    ) -> Observed {
         let Run {
             answer,
             events,
@@ -618,11 +619,8 @@ impl LaneCore {
         } = run;
         let answer = match answer {
             Answer::Refused(rejection) => {
-                return ep_node::dispatch::rejected_result(
-                    request.execution_ref,
-                    request.provenance,
-                    &rejection,
-                );
+                let result = rejected_result(request.execution_ref, request.provenance, &rejection);
+                return Observed::answered(result);
             }
             Answer::Ran(answer) => answer,
         };
@@ -632,6 +630,7 @@ impl LaneCore {
             events,
             ..ExecutionResult::default()
         };
+        let mut fault_cause = None;
         match answer {
             Ok(outcome) => {
                 result.evidence =
@@ -652,9 +651,10 @@ impl LaneCore {
                     "wasm execution failed"
                 );
                 let mut entry = self.evidence(started, None, state.as_ref());
-                // Hot swap counts these per generation (`crate::generation`).
                 entry["fault"] = Value::from(fault.cause());
                 result.evidence = vec![entry];
+                // Hot swap counts these per generation (`crate::generation`).
+                fault_cause = Some(fault.cause());
                 result.status = ResultStatus::Failed;
                 result.error = Some(self.failure(&fault).to_value());
             }
@@ -667,9 +667,32 @@ impl LaneCore {
                     json!({ "requests": requests, "denied": denied }),
                 );
             }
-            result.evidence.extend(denials);
+            for denial in denials {
+                evidence.denied(denial);
+            }
         }
-        result
+        Observed {
+            result,
+            fault: fault_cause,
+        }
+    }
+}
+
+/// A result with the host fault that ended it, if one did (what hot swap counts against a
+/// generation), as a typed value beside the result.
+#[derive(Debug)]
+pub(crate) struct Observed {
+    pub(crate) result: ExecutionResult,
+    /// The fault's `details.cause` (`trap`, `memory_limit`, ...).
+    pub(crate) fault: Option<&'static str>,
+}
+
+impl Observed {
+    fn answered(result: ExecutionResult) -> Self {
+        Self {
+            result,
+            fault: None,
+        }
     }
 }
 
@@ -706,6 +729,19 @@ impl Run {
     }
 }
 
+impl WasmLane {
+    /// Runs the request (the guest's `validate` first when `validate`), answering the host
+    /// fault that ended it beside the result.
+    pub(crate) async fn run_observed(
+        &self,
+        request: ExecutionRequest,
+        ctx: ExecutionContext,
+        validate: bool,
+    ) -> Observed {
+        self.core.execute(request, ctx, validate).await
+    }
+}
+
 #[async_trait]
 impl LaneAdapter for WasmLane {
     fn lane_id(&self) -> &str {
@@ -724,7 +760,7 @@ impl LaneAdapter for WasmLane {
     }
 
     async fn execute(&self, request: ExecutionRequest, ctx: ExecutionContext) -> ExecutionResult {
-        self.core.execute(request, ctx, false).await
+        self.core.execute(request, ctx, false).await.result
     }
 
     /// Validates and executes in one fresh store: the guest's `validate` then its `execute`.
@@ -733,7 +769,7 @@ impl LaneAdapter for WasmLane {
         request: ExecutionRequest,
         ctx: ExecutionContext,
     ) -> ExecutionResult {
-        self.core.execute(request, ctx, true).await
+        self.core.execute(request, ctx, true).await.result
     }
 
     async fn stream(

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ep_node::LaneAdapter;
+use ep_lane_api::LaneAdapter;
 use thiserror::Error;
 
 use crate::engine::WasmRuntime;

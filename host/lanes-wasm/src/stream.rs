@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use ep_contracts::boundary::{
     AdmissionRejection, ExecutionEvent, ExecutionRef, ExecutionRequest, Map,
 };
-use ep_node::{CancelSignal, EventStream, ExecutionContext};
+use ep_lane_api::{CancelSignal, EventStream, ExecutionContext};
 use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;

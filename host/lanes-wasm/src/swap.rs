@@ -74,9 +74,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 
 use ep_contracts::boundary::{ExecutionRef, ExecutionRequest};
-use ep_node::local_client::InProcessTargetClient;
-use ep_node::node::WeakNode;
-use ep_node::{ConnectOptions, LaneAdapter, TargetClient};
+use ep_lane_api::{ConnectOptions, LaneAdapter, WeakLaneHost};
 use serde_json::{Value, json};
 
 pub use adapter::register_lane_slot;
@@ -146,11 +144,10 @@ enum Retirement {
     Refused(String),
 }
 
-/// The node the slot is registered with, and its target there.
+/// The host the slot is registered with, and its target there.
 #[derive(Clone)]
 struct Binding {
-    node: WeakNode,
-    client: Arc<InProcessTargetClient>,
+    host: Arc<dyn WeakLaneHost>,
     target_id: String,
 }
 
@@ -538,34 +535,30 @@ impl LaneSlot {
         let Some(binding) = lock(&self.inner.binding).clone() else {
             return Ok(());
         };
-        let Some(node) = binding.node.upgrade() else {
+        let Some(host) = binding.host.upgrade() else {
             return Ok(());
         };
         let options = ConnectOptions {
             target_id: Some(binding.target_id),
             ..ConnectOptions::default()
         };
-        node.connect_target(
-            generation.lane().attestation(),
-            binding.client as Arc<dyn TargetClient>,
-            options,
-        )
-        .await
-        .map(|_| ())
-        .map_err(|rejection| SwapError::Target {
-            lane_id: self.inner.lane_id.clone(),
-            message: rejection.message.unwrap_or_default(),
-        })
+        host.connect_in_process(generation.lane().attestation(), options)
+            .await
+            .map(|_| ())
+            .map_err(|rejection| SwapError::Target {
+                lane_id: self.inner.lane_id.clone(),
+                message: rejection.message.unwrap_or_default(),
+            })
     }
 
     /// Sends a transition record to the bound node's sinks (a slot not registered anywhere only
     /// logs).
     pub(crate) async fn record(&self, evidence_type: &str, payload: Value) {
-        let node = lock(&self.inner.binding)
+        let host = lock(&self.inner.binding)
             .as_ref()
-            .and_then(|binding| binding.node.upgrade());
-        if let Some(node) = node {
-            node.record_evidence(evidence_type, Some(&self.inner.lane_id), payload)
+            .and_then(|binding| binding.host.upgrade());
+        if let Some(host) = host {
+            host.record_evidence(evidence_type, Some(&self.inner.lane_id), payload)
                 .await;
         }
     }
@@ -604,10 +597,10 @@ impl LaneSlot {
     }
 
     /// Counts a finished execution, rolling its generation back when the window says so.
-    async fn finish(&self, running: Running, result: &ep_contracts::boundary::ExecutionResult) {
+    async fn finish(&self, running: Running, observed: &crate::lane::Observed) {
         let generation = Arc::clone(running.generation());
         if let crate::generation::Verdict::RollBack(counts) =
-            running.finish(result, &self.inner.rollback)
+            running.finish(observed, &self.inner.rollback)
         {
             self.roll_back_automatically(&generation, counts).await;
         }

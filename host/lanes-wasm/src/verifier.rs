@@ -13,9 +13,7 @@ use ep_contracts::boundary::{
     AdmissionRejection, Map, RejectionReason, TargetAttestation, TargetDescriptor,
 };
 use ep_contracts::canonical::is_sha256_ref;
-use ep_node::local_client::InProcessTargetClient;
-use ep_node::node::Node;
-use ep_node::{ConnectOptions, LaneAdapter, TargetVerifier};
+use ep_lane_api::{ConnectOptions, LaneAdapter, LaneHost, TargetVerifier};
 use serde_json::Value;
 
 use crate::digests::LoadedDigests;
@@ -141,18 +139,14 @@ impl TargetVerifier for WasmEngineVerifier {
     }
 }
 
-/// Registers `lane` with `node`, registers the lane's runtime's [`WasmEngineVerifier`], and
-/// connects the generation as an in-process target (`wasm:<lane_id>`).
+/// Registers `lane` with `host`, registers the lane's runtime's [`WasmEngineVerifier`], and
+/// connects the generation as the host's in-process target (`wasm:<lane_id>`).
 pub async fn register_wasm_lane(
-    node: &Node,
+    host: &dyn LaneHost,
     lane: Arc<WasmLane>,
 ) -> Result<TargetDescriptor, AdmissionRejection> {
-    node.register_lane(Arc::clone(&lane) as Arc<dyn LaneAdapter>);
-    node.register_target_verifier(Arc::new(WasmEngineVerifier::new(lane.runtime())));
-    node.connect_target(
-        lane.attestation(),
-        Arc::new(InProcessTargetClient::new()),
-        ConnectOptions::default(),
-    )
-    .await
+    host.register_lane(Arc::clone(&lane) as Arc<dyn LaneAdapter>);
+    host.register_target_verifier(Arc::new(WasmEngineVerifier::new(lane.runtime())));
+    host.connect_in_process(lane.attestation(), ConnectOptions::default())
+        .await
 }

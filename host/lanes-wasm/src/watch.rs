@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use ep_node::node::Node;
+use ep_lane_api::LaneHost;
 use notify::Watcher;
 use serde_json::json;
 use thiserror::Error;
@@ -189,7 +189,7 @@ struct Plugin {
 
 struct Shared {
     runtime: WasmRuntime,
-    node: Node,
+    host: Arc<dyn LaneHost>,
     dir: PathBuf,
     policy: HostPolicy,
     config: WatchConfig,
@@ -203,14 +203,14 @@ struct Shared {
     notifying: AtomicBool,
 }
 
-/// Loads every plugin of `dir` as a hot-swappable lane registered with `node`, then watches
+/// Loads every plugin of `dir` as a hot-swappable lane registered with `host`, then watches
 /// the directory and reloads a plugin whenever its `.wasm` or `.toml` changes (see the module
 /// docs). Plugins that fail to load are recorded as `lane.rejected` and retried when their
 /// files change. A relative `dir` is resolved against the working directory once, here. Must
 /// be called inside a tokio runtime.
-pub async fn watch_plugin_dir(
+pub async fn watch_plugin_dir<H: LaneHost + Clone + 'static>(
     runtime: &WasmRuntime,
-    node: &Node,
+    host: &H,
     dir: &Path,
     policy: HostPolicy,
     config: WatchConfig,
@@ -255,7 +255,7 @@ pub async fn watch_plugin_dir(
     }
     let shared = Arc::new(Shared {
         runtime: runtime.clone(),
-        node: node.clone(),
+        host: Arc::new(host.clone()),
         dir: dir.to_owned(),
         policy,
         config,
@@ -340,7 +340,7 @@ impl PluginWatch {
         digest: &str,
     ) -> Result<Withdrawal, WithdrawalsError> {
         let withdrawal = self.shared.config.withdrawals.reinstate(lane_id, digest)?;
-        crate::withdrawals::record_reinstated(&self.shared.node, &withdrawal).await;
+        crate::withdrawals::record_reinstated(self.shared.host.as_ref(), &withdrawal).await;
         self.shared.retry(lane_id).await;
         Ok(withdrawal)
     }
@@ -552,7 +552,7 @@ impl Shared {
             };
             return Err(self.reject_new(wasm, Some(slot.lane_id()), &error).await);
         }
-        if let Err(rejection) = register_lane_slot(&self.node, &slot).await {
+        if let Err(rejection) = register_lane_slot(self.host.as_ref(), &slot).await {
             let error = SwapError::Target {
                 lane_id: slot.lane_id().to_owned(),
                 message: rejection.message.unwrap_or_default(),
@@ -590,7 +590,7 @@ impl Shared {
             "serving_digest": null,
             "serving_generation": null,
         });
-        self.node
+        self.host
             .record_evidence(LANE_REJECTED, lane_id, payload)
             .await;
         PluginRefusal {

@@ -467,7 +467,7 @@ impl Withdrawals {
 }
 
 /// Records `lane.reinstated` for `withdrawal`, just re-admitted.
-pub async fn record_reinstated(node: &ep_node::node::Node, withdrawal: &Withdrawal) {
+pub async fn record_reinstated(host: &dyn ep_lane_api::LaneHost, withdrawal: &Withdrawal) {
     tracing::info!(
         lane_id = withdrawal.lane_id,
         digest = withdrawal.digest,
@@ -479,7 +479,7 @@ pub async fn record_reinstated(node: &ep_node::node::Node, withdrawal: &Withdraw
         "digest": withdrawal.digest,
         "was": withdrawal.state.as_str(),
     });
-    node.record_evidence(
+    host.record_evidence(
         crate::swap::LANE_REINSTATED,
         Some(&withdrawal.lane_id),
         payload,

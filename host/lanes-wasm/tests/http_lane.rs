@@ -38,7 +38,26 @@ async fn http_lane_with(
 }
 
 async fn run(lane: &WasmLane, payload: Value) -> ExecutionResult {
-    guarded(lane.execute(request(None, payload), ctx())).await
+    run_request(lane, request(None, payload)).await
+}
+
+/// Runs `request` on `lane` and shows the capability denials the lane reported (typed, through
+/// the context's evidence handle) in the result's evidence, as the node does.
+async fn run_request(
+    lane: &WasmLane,
+    request: ep_contracts::boundary::ExecutionRequest,
+) -> ExecutionResult {
+    let ctx = ctx();
+    let reported = ctx.evidence.clone();
+    let mut result = guarded(lane.execute(request, ctx)).await;
+    let lane_id = lane.lane_id().to_owned();
+    result.evidence.extend(
+        reported
+            .take_denials()
+            .iter()
+            .map(|denial| denial.to_value(&lane_id)),
+    );
+    result
 }
 
 fn output(result: &ExecutionResult) -> &Map {
@@ -275,7 +294,7 @@ async fn a_request_can_narrow_its_lane_egress_to_nothing_or_to_a_prefix() {
     let lane = http_lane(&rt, &["http://127.0.0.1:*"], &[]).await;
     let mut none = request(None, json!({"url": server.url("/echo"), "method": "GET"}));
     none.metadata.insert("egress".into(), json!("none"));
-    let result = guarded(lane.execute(none, ctx())).await;
+    let result = run_request(&lane, none).await;
     assert_eq!(denied_reason(&result), "request_denies_egress");
     let narrowed = |path: &str| {
         let mut r = request(None, json!({"url": server.url(path), "method": "GET"}));
@@ -283,9 +302,9 @@ async fn a_request_can_narrow_its_lane_egress_to_nothing_or_to_a_prefix() {
             .insert("egress".into(), json!([server.url("/status")]));
         r
     };
-    let result = guarded(lane.execute(narrowed("/status/204"), ctx())).await;
+    let result = run_request(&lane, narrowed("/status/204")).await;
     assert_eq!(output(&result)["status_code"], 204);
-    let result = guarded(lane.execute(narrowed("/echo"), ctx())).await;
+    let result = run_request(&lane, narrowed("/echo")).await;
     assert_eq!(denied_reason(&result), "outside_request_egress");
     assert_eq!(server.seen().len(), 1);
 }

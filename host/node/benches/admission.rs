@@ -73,7 +73,7 @@ fn setup(rt: &tokio::runtime::Runtime, key: &SigningKeyFile, targets: usize) -> 
                 extra: Map::new(),
             };
             let attestation = LocalWeakVerifier::mint_attestation(&MintOptions::default());
-            let client = Arc::new(ep_node::local_client::InProcessTargetClient::new());
+            let client = node.in_process_client();
             let _ = node.connect_target(attestation, client, options).await;
         }
     });

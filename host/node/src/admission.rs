@@ -35,7 +35,7 @@ use ep_contracts::version::root_version_compatible;
 use crate::budget::{self, Budget};
 use crate::evidence::{ADMISSION_ACCEPTED, ADMISSION_REJECTED, EvidenceContext, TARGET_SELECTED};
 use crate::node::{Node, Registry};
-use crate::traits::{AuthorityVerifier, LaneAdapter, TargetClient};
+use crate::traits::{AuthorityVerifier, TargetClient};
 
 /// Message of `contract_version_mismatch`.
 pub const MSG_CONTRACT_VERSION: &str = "request contract version is not supported";
@@ -72,7 +72,6 @@ pub(crate) struct Admitted {
     pub(crate) descriptor: Option<TargetDescriptor>,
     /// The target's bound client, or the built-in in-process client on the direct path.
     pub(crate) client: Arc<dyn TargetClient>,
-    pub(crate) lane: Arc<dyn LaneAdapter>,
     pub(crate) context: EvidenceContext,
     /// The time the execution may take (the kernel's effective timeout).
     pub(crate) budget: Budget,
@@ -82,7 +81,7 @@ pub(crate) struct Admitted {
 struct View {
     registration_complete: bool,
     authority: Option<(String, Arc<dyn AuthorityVerifier>)>,
-    lane: Option<Arc<dyn LaneAdapter>>,
+    lane_registered: bool,
 }
 
 impl View {
@@ -93,7 +92,7 @@ impl View {
                 .authority_verifier
                 .as_ref()
                 .map(|(id, v)| (id.clone(), Arc::clone(v))),
-            lane: registry.lanes.get(lane_id).map(Arc::clone),
+            lane_registered: registry.lanes.contains_key(lane_id),
         }
     }
 }
@@ -173,13 +172,13 @@ impl Node {
         }
         check_registration_complete(view)?;
         let authority = require_authority_verifier(view)?;
-        let lane = require_lane(view, MSG_LANE)?;
+        require_lane(view, MSG_LANE)?;
         let claims = verify_authority(request, authority).await?;
         let selected = self.select_target(request)?;
         if authority_use == AuthorityUse::Dispatch {
             authority.consume(&claims, request).await?;
         }
-        Ok(accept(request, selected, lane, context, budget))
+        Ok(accept(request, selected, context, budget))
     }
 
     /// Step 2: a lane owner calling its own lane needs only the lane.
@@ -190,7 +189,7 @@ impl Node {
         context: EvidenceContext,
         budget: Budget,
     ) -> Result<Admitted, AdmissionRejection> {
-        let lane = require_lane(view, MSG_DIRECT_LANE)?;
+        require_lane(view, MSG_DIRECT_LANE)?;
         let decision = AdmissionDecision {
             request_id: Some(request.request_id.clone()),
             execution_ref: Some(ExecutionRef::mint()),
@@ -204,7 +203,6 @@ impl Node {
             decision,
             descriptor: None,
             client,
-            lane,
             context,
             budget,
         })
@@ -272,10 +270,12 @@ fn require_authority_verifier(
 }
 
 /// Steps 2 and 5: the requested lane must be registered.
-fn require_lane(view: &View, message: &str) -> Result<Arc<dyn LaneAdapter>, AdmissionRejection> {
-    view.lane
-        .clone()
-        .ok_or_else(|| reject(RejectionReason::LaneNotRegistered, message))
+fn require_lane(view: &View, message: &str) -> Result<(), AdmissionRejection> {
+    if view.lane_registered {
+        Ok(())
+    } else {
+        Err(reject(RejectionReason::LaneNotRegistered, message))
+    }
 }
 
 /// Step 6: an authority ref must be present and accepted by the verifier; the verifier's
@@ -297,7 +297,6 @@ async fn verify_authority(
 fn accept(
     request: &AdmissionRequest,
     selected: Selected,
-    lane: Arc<dyn LaneAdapter>,
     context: EvidenceContext,
     budget: Budget,
 ) -> Admitted {
@@ -314,7 +313,6 @@ fn accept(
         decision,
         descriptor: Some(selected.descriptor),
         client: selected.client,
-        lane,
         context,
         budget,
     }

@@ -24,8 +24,7 @@ use crate::admission::{Admitted, AuthorityUse};
 use crate::budget::Budget;
 use crate::error::RuntimeError;
 use crate::evidence::{
-    CAPABILITY_DENIED, EXECUTION_CANCELLED, EXECUTION_INPUT, EXECUTION_STARTED, cancelled_payload,
-    started_payload,
+    EXECUTION_CANCELLED, EXECUTION_INPUT, EXECUTION_STARTED, cancelled_payload, started_payload,
 };
 use crate::execution::{ExecutionRecord, ExecutionToken, RecordedStream};
 use crate::node::Node;
@@ -142,7 +141,9 @@ impl Node {
             with_kind(started_payload(&execution_request), "execute"),
         )
         .await;
-        let result = match admitted.budget {
+        let lane_evidence = ep_lane_api::LaneEvidence::default();
+        let lane_id = execution_request.lane_id.clone().unwrap_or_default();
+        let mut result = match admitted.budget {
             Budget::Expired { overdue_ms } => ExecutionResult {
                 status: ResultStatus::Failed,
                 error: Some(expired_failure(overdue_ms)),
@@ -155,18 +156,16 @@ impl Node {
                 None => {
                     let dispatch = Dispatch {
                         deadline: budget.deadline(),
+                        evidence: lane_evidence.clone(),
                         ..Dispatch::default()
                     };
                     self.record_dispatch(&record, &execution_request, &admitted, &dispatch)
                         .await;
-                    admitted
-                        .client
-                        .execute(execution_request, Arc::clone(&admitted.lane), dispatch)
-                        .await
+                    admitted.client.execute(execution_request, dispatch).await
                 }
             },
         };
-        let denials = capability_denials(&result).cloned().collect();
+        let denials = show_denials(&lane_evidence, &lane_id, &mut result.evidence);
         self.record_completion(
             &record,
             running.execution_ref.as_str(),
@@ -197,9 +196,11 @@ impl Node {
         let provenance = request.provenance.clone();
         let token = ExecutionToken::mint();
         let (input, slot) = InputSlot::channel();
+        let lane_evidence = ep_lane_api::LaneEvidence::default();
         let (execution_request, record) =
             self.start_execution_with(request, &admitted, &token, Some(input));
         let execution_ref = execution_request.execution_ref.clone();
+        let lane_id = execution_request.lane_id.clone().unwrap_or_default();
         self.emit_in(
             &record.context,
             EXECUTION_STARTED,
@@ -223,13 +224,11 @@ impl Node {
                 let dispatch = Dispatch {
                     deadline: budget.deadline(),
                     input: slot,
+                    evidence: lane_evidence.clone(),
                 };
                 self.record_dispatch(&record, &execution_request, &admitted, &dispatch)
                     .await;
-                admitted
-                    .client
-                    .stream(execution_request, Arc::clone(&admitted.lane), dispatch)
-                    .await
+                admitted.client.stream(execution_request, dispatch).await
             }
         };
         match opened {
@@ -240,19 +239,21 @@ impl Node {
                     record,
                     execution_ref.clone(),
                     provenance,
+                    (lane_evidence, lane_id),
                 )),
                 execution_ref,
                 token,
             }),
             Err(rejection) => {
-                let result = rejected_result(execution_ref.clone(), provenance, &rejection);
+                let mut result = rejected_result(execution_ref.clone(), provenance, &rejection);
+                let denials = show_denials(&lane_evidence, &lane_id, &mut result.evidence);
                 self.record_completion(
                     &record,
                     execution_ref.as_str(),
                     &result,
                     "stream",
                     Some(0),
-                    Vec::new(),
+                    denials,
                 )
                 .await;
                 Err(RuntimeError::Rejected(rejection))
@@ -461,18 +462,19 @@ fn expired_stream(execution_ref: &ExecutionRef, overdue_ms: u64) -> EventStream 
     Box::pin(futures::stream::iter([event]))
 }
 
-/// The lane evidence entries that report a refused capability (`"kind": "capability.denied"`):
-/// each becomes a `capability.denied` record of its own, so a denial is never only a field
-/// inside a completion.
-fn capability_denials(result: &ExecutionResult) -> impl Iterator<Item = &serde_json::Value> {
-    denials_in(&result.evidence)
-}
-
-/// The entries of `evidence` (a result's or an event's) that report a refused capability.
-pub(crate) fn denials_in(
-    evidence: &[serde_json::Value],
-) -> impl Iterator<Item = &serde_json::Value> {
-    evidence.iter().filter(|entry| {
-        entry.get("kind").and_then(serde_json::Value::as_str) == Some(CAPABILITY_DENIED)
-    })
+/// Takes the capability denials a lane reported through `lane_evidence`, appends their
+/// entries to the evidence the caller sees (`shown`) and answers them for records of their own
+/// (so a denial is never only a field inside a completion).
+pub(crate) fn show_denials(
+    lane_evidence: &ep_lane_api::LaneEvidence,
+    lane_id: &str,
+    shown: &mut Vec<serde_json::Value>,
+) -> Vec<serde_json::Value> {
+    let entries: Vec<serde_json::Value> = lane_evidence
+        .take_denials()
+        .iter()
+        .map(|denial| denial.to_value(lane_id))
+        .collect();
+    shown.extend(entries.iter().cloned());
+    entries
 }

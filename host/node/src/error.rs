@@ -25,18 +25,7 @@ pub enum SinkError {
     },
 }
 
-/// A target client call failed.
-#[derive(Debug, Error)]
-pub enum TargetError {
-    /// The target could not be reached or answered wrongly.
-    #[error("target {target_id}: {message}")]
-    Unavailable {
-        /// The target.
-        target_id: String,
-        /// Why.
-        message: String,
-    },
-}
+pub use ep_lane_api::TargetError;
 
 /// A runtime-client call failed.
 #[derive(Debug, Error)]

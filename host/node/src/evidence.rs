@@ -84,7 +84,7 @@ pub(crate) fn dispatch_finished(
 }
 
 /// A lane asked for a capability its grants do not allow (one record per denial).
-pub const CAPABILITY_DENIED: &str = "capability.denied";
+pub use ep_lane_api::CAPABILITY_DENIED;
 
 /// Longest string kept verbatim in an evidence payload; longer strings become fingerprints,
 /// so no body or document can ride along in an innocuous-looking field.

@@ -269,7 +269,9 @@ pub(crate) struct RecordedStream {
     provenance: Provenance,
     count: usize,
     last_failure: Option<Value>,
-    /// Capability denials the stream's events reported (at most [`MAX_STREAM_DENIALS`]).
+    /// Where the lane reports capability denials, and the lane's id for their entries.
+    lane_evidence: (ep_lane_api::LaneEvidence, String),
+    /// Capability denials the lane reported (at most [`MAX_STREAM_DENIALS`]).
     denials: Vec<Value>,
     ending: Option<BoxFuture<'static, ()>>,
     ended: bool,
@@ -285,8 +287,10 @@ impl RecordedStream {
         record: ExecutionRecord,
         execution_ref: ExecutionRef,
         provenance: Provenance,
+        lane_evidence: (ep_lane_api::LaneEvidence, String),
     ) -> Self {
         Self {
+            lane_evidence,
             events: Some(events),
             node,
             record,
@@ -348,15 +352,15 @@ impl Stream for RecordedStream {
                 return Poll::Ready(None);
             };
             match events.poll_next_unpin(cx) {
-                Poll::Ready(Some(event)) => {
+                Poll::Ready(Some(mut event)) => {
                     this.count += 1;
                     this.last_failure = event_failure(&event);
+                    // A denial the lane reported shows in the event it came with.
+                    let (lane_evidence, lane_id) = &this.lane_evidence;
+                    let denials =
+                        crate::dispatch::show_denials(lane_evidence, lane_id, &mut event.evidence);
                     let room = MAX_STREAM_DENIALS.saturating_sub(this.denials.len());
-                    this.denials.extend(
-                        crate::dispatch::denials_in(&event.evidence)
-                            .take(room)
-                            .cloned(),
-                    );
+                    this.denials.extend(denials.into_iter().take(room));
                     return Poll::Ready(Some(event));
                 }
                 Poll::Ready(None) => {

@@ -7,6 +7,7 @@ pub mod dispatch;
 pub mod error;
 pub mod evidence;
 pub mod execution;
+mod lane_host;
 pub mod local_client;
 pub mod node;
 pub mod simulation;
@@ -15,7 +16,10 @@ pub mod traits;
 pub mod verifiers;
 
 pub use dispatch::{Canceller, OpenStream};
-pub use ep_lane_api::{CancelSignal, Deadline, Input, InputSlot};
+pub use ep_lane_api::{
+    CancelSignal, CapabilityDenial, Deadline, Input, InputSlot, LaneEvidence, LaneHost,
+    WeakLaneHost,
+};
 pub use error::{RuntimeError, SinkError, TargetError};
 pub use execution::{ExecutionToken, event_failure, stream_end_result};
 pub use traits::{

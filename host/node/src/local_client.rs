@@ -1,5 +1,5 @@
-//! In-process clients: [`InProcessTargetClient`], the target client that runs a lane inside
-//! this process (direct executions and in-process targets), and [`LocalRuntimeClient`], the
+//! In-process clients: [`InProcessTargetClient`], the target that runs lanes inside this
+//! process (direct executions and in-process targets), and [`LocalRuntimeClient`], the
 //! runtime client that calls a [`Node`] directly (the remote client implements the same trait).
 
 use std::collections::HashMap;
@@ -8,39 +8,50 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use ep_contracts::boundary::{
     AdmissionDecision, AdmissionRejection, AdmissionRequest, ExecutionRef, ExecutionRequest,
-    ExecutionResult, NodeDescriptor,
+    ExecutionResult, NodeDescriptor, RejectionReason,
 };
 use futures::StreamExt;
 
 use crate::error::{RuntimeError, TargetError};
-use crate::node::Node;
+use crate::node::{Node, WeakNode};
 use crate::traits::{
     Dispatch, EventStream, ExecutionContext, Input, LaneAdapter, RuntimeClient, TargetClient,
 };
-use ep_lane_api::CancelSignal;
+use ep_lane_api::{CancelSignal, rejected_result};
 
 type Signals = Arc<Mutex<HashMap<String, (u64, CancelSignal)>>>;
 
-/// Runs admitted requests on a lane in this process: `validate`, then `execute` or `stream`
-/// with a [`CancelSignal`] registered under the execution ref, which [`TargetClient::cancel`]
-/// fires.
+/// The target that runs lanes inside this process (direct executions and in-process targets):
+/// `validate`, then `execute` or `stream` with a [`CancelSignal`] registered under the
+/// execution ref, which [`TargetClient::cancel`] fires.
 ///
-/// A client built [`owning`](Self::owning) a lane runs every request on that lane, whatever
-/// lane the node hands it: the target decides what runs where it lives (the sandboxed process
+/// The target owns what it runs: a client [`bound`](Self::bound) to a node runs each request on
+/// the lane the node has registered under the request's lane id; a client built
+/// [`owning`](Self::owning) a lane runs every request on that lane (the sandboxed process
 /// target runs its own sandboxed lane, not the node's registered one).
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct InProcessTargetClient {
     signals: Signals,
-    owned: Option<Arc<dyn LaneAdapter>>,
+    lanes: Lanes,
+}
+
+/// Where an in-process target finds the lane of a request.
+#[derive(Clone)]
+enum Lanes {
+    /// The lanes registered with a node (held weakly: the node holds its targets).
+    Node(WeakNode),
+    /// One lane of the target's own.
+    Owned(Arc<dyn LaneAdapter>),
 }
 
 impl std::fmt::Debug for InProcessTargetClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lanes = match &self.lanes {
+            Lanes::Node(_) => "node".to_owned(),
+            Lanes::Owned(lane) => lane.lane_id().to_owned(),
+        };
         f.debug_struct("InProcessTargetClient")
-            .field(
-                "owned",
-                &self.owned.as_ref().map(|lane| lane.lane_id().to_owned()),
-            )
+            .field("lanes", &lanes)
             .finish_non_exhaustive()
     }
 }
@@ -78,22 +89,35 @@ fn lock(signals: &Signals) -> MutexGuard<'_, HashMap<String, (u64, CancelSignal)
 }
 
 impl InProcessTargetClient {
-    /// A client with no executions running.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A client that runs every request on `lane`, its own.
-    pub fn owning(lane: Arc<dyn LaneAdapter>) -> Self {
+    /// A target running the lanes registered with the node behind `node`.
+    pub fn bound(node: WeakNode) -> Self {
         Self {
-            owned: Some(lane),
-            ..Self::default()
+            signals: Signals::default(),
+            lanes: Lanes::Node(node),
         }
     }
 
-    /// The lane a request runs on: the client's own, else the one the node handed it.
-    fn lane(&self, handed: Arc<dyn LaneAdapter>) -> Arc<dyn LaneAdapter> {
-        self.owned.clone().unwrap_or(handed)
+    /// A target that runs every request on `lane`, its own.
+    pub fn owning(lane: Arc<dyn LaneAdapter>) -> Self {
+        Self {
+            signals: Signals::default(),
+            lanes: Lanes::Owned(lane),
+        }
+    }
+
+    /// The lane `request` runs on here, or the refusal of a request this target cannot run.
+    fn lane(&self, request: &ExecutionRequest) -> Result<Arc<dyn LaneAdapter>, AdmissionRejection> {
+        let lane_id = request.lane_id.as_deref().unwrap_or_default();
+        let lane = match &self.lanes {
+            Lanes::Owned(lane) => Some(Arc::clone(lane)),
+            Lanes::Node(node) => node.upgrade().and_then(|node| node.lane(lane_id)),
+        };
+        lane.ok_or_else(|| {
+            AdmissionRejection::new(
+                RejectionReason::LaneNotRegistered,
+                format!("lane {lane_id:?} is not served by this in-process target"),
+            )
+        })
     }
 
     /// How many executions and streams are running through this client now.
@@ -122,16 +146,15 @@ impl TargetClient for InProcessTargetClient {
         Ok(serde_json::json!({"client": "in_process", "running": self.running()}))
     }
 
-    async fn execute(
-        &self,
-        request: ExecutionRequest,
-        lane: Arc<dyn LaneAdapter>,
-        dispatch: Dispatch,
-    ) -> ExecutionResult {
-        let lane = self.lane(lane);
+    async fn execute(&self, request: ExecutionRequest, dispatch: Dispatch) -> ExecutionResult {
+        let lane = match self.lane(&request) {
+            Ok(lane) => lane,
+            Err(rejection) => {
+                return rejected_result(request.execution_ref, request.provenance, &rejection);
+            }
+        };
         let registration = self.register(&request.execution_ref, false);
-        let ctx = ExecutionContext::new(registration.signal.clone(), dispatch.deadline)
-            .with_input(dispatch.input);
+        let ctx = ExecutionContext::for_dispatch(registration.signal.clone(), dispatch);
         let result = lane.validate_and_execute(request, ctx).await;
         drop(registration);
         result
@@ -140,14 +163,12 @@ impl TargetClient for InProcessTargetClient {
     async fn stream(
         &self,
         request: ExecutionRequest,
-        lane: Arc<dyn LaneAdapter>,
         dispatch: Dispatch,
     ) -> Result<EventStream, AdmissionRejection> {
-        let lane = self.lane(lane);
+        let lane = self.lane(&request)?;
         lane.validate(&request).await?;
         let registration = self.register(&request.execution_ref, true);
-        let ctx = ExecutionContext::new(registration.signal.clone(), dispatch.deadline)
-            .with_input(dispatch.input);
+        let ctx = ExecutionContext::for_dispatch(registration.signal.clone(), dispatch);
         let events = lane.stream(request, ctx).await?;
         // The registration lives as long as the stream: dropping the stream unregisters it
         // and fires the signal.

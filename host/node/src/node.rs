@@ -216,11 +216,13 @@ impl NodeBuilder {
             .node_id
             .unwrap_or_else(|| format!("node-{}", ep_contracts::ids::unix_ms()));
         Node {
-            inner: Arc::new(Inner {
+            inner: Arc::new_cyclic(|weak| Inner {
                 node_id,
                 registry: RwLock::new(Registry::default()),
                 executions: Mutex::new(ExecutionTable::new(self.recent_executions)),
-                direct_client: Arc::new(InProcessTargetClient::new()),
+                direct_client: Arc::new(InProcessTargetClient::bound(WeakNode {
+                    inner: weak.clone(),
+                })),
                 pending: Arc::default(),
             }),
         }
@@ -295,6 +297,17 @@ impl Node {
         let lane_id = lane.lane_id().to_owned();
         tracing::debug!(lane_id, "lane registered");
         self.write_registry().lanes.insert(lane_id, lane);
+    }
+
+    /// The lane registered under `lane_id` now.
+    pub(crate) fn lane(&self, lane_id: &str) -> Option<Arc<dyn LaneAdapter>> {
+        self.read_registry().lanes.get(lane_id).map(Arc::clone)
+    }
+
+    /// A new in-process target running this node's registered lanes (what
+    /// [`ep_lane_api::LaneHost::connect_in_process`] routes a target to).
+    pub fn in_process_client(&self) -> Arc<InProcessTargetClient> {
+        Arc::new(InProcessTargetClient::bound(self.downgrade()))
     }
 
     /// Whether a lane `lane_id` is registered now (a host that loads lanes while it serves
@@ -385,6 +398,17 @@ impl Node {
             .targets
             .insert(descriptor.target_id.clone(), entry);
         Ok(descriptor)
+    }
+
+    /// [`Node::connect_target`] with the node's own in-process target, which runs each
+    /// request on the lane registered under its lane id.
+    pub async fn connect_in_process(
+        &self,
+        attestation: TargetAttestation,
+        options: ConnectOptions,
+    ) -> Result<TargetDescriptor, AdmissionRejection> {
+        self.connect_target(attestation, self.in_process_client(), options)
+            .await
     }
 
     fn verifier_for(

@@ -2,88 +2,18 @@
 //! clients, the authority verifier, evidence sinks, and the runtime client callers use. Hosts
 //! register their own implementations; the node never depends on a concrete lane or verifier.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use ep_contracts::boundary::{
     AdmissionDecision, AdmissionRejection, AdmissionRequest, AuthorityRef, Evidence, ExecutionRef,
-    ExecutionRequest, ExecutionResult, Map, NodeDescriptor, TargetAttestation, TargetDescriptor,
+    ExecutionResult, Map, NodeDescriptor,
 };
 
-use crate::error::{RuntimeError, SinkError, TargetError};
+use crate::error::{RuntimeError, SinkError};
 
-pub use ep_lane_api::{Deadline, EventStream, ExecutionContext, Input, InputSlot, LaneAdapter};
-
-/// Options a host passes when connecting a target (e.g. the target id to assign).
-#[derive(Debug, Clone, Default)]
-pub struct ConnectOptions {
-    /// Target id override.
-    pub target_id: Option<String>,
-    /// Lane id override.
-    pub lane_id: Option<String>,
-    /// Anything else a verifier needs.
-    pub extra: Map,
-}
-
-/// Turns a target's raw attestation into a routing descriptor, or refuses it.
-#[async_trait]
-pub trait TargetVerifier: Send + Sync {
-    /// Verifier id (recorded in descriptors and evidence).
-    fn verifier_id(&self) -> &str;
-
-    /// Attestation types it handles.
-    fn attestation_types(&self) -> Vec<String>;
-
-    /// The only classes its descriptors may carry.
-    fn capability_classes(&self) -> Vec<String>;
-
-    /// Whether it handles this attestation.
-    fn handles(&self, attestation: &TargetAttestation) -> bool;
-
-    /// Verifies the attestation and mints a descriptor.
-    async fn verify(
-        &self,
-        attestation: &TargetAttestation,
-        options: &ConnectOptions,
-    ) -> Result<TargetDescriptor, AdmissionRejection>;
-}
-
-/// What the node planned for one execution, handed to its target with the request (typed
-/// values, never request metadata).
-#[derive(Debug, Clone, Default)]
-pub struct Dispatch {
-    /// When the execution must end (the kernel's effective timeout); `None` when the request
-    /// set no budget, so the lane's default applies.
-    pub deadline: Option<Deadline>,
-    /// The caller's input to the execution (a stream's; empty for a unary execution).
-    pub input: InputSlot,
-}
-
-/// The node's link to a target: in-process, or a remote agent.
-#[async_trait]
-pub trait TargetClient: Send + Sync {
-    /// What the target says about itself.
-    async fn describe(&self) -> Result<serde_json::Value, TargetError>;
-
-    /// Runs an admitted request on `lane` at the target, within `dispatch`.
-    async fn execute(
-        &self,
-        request: ExecutionRequest,
-        lane: Arc<dyn LaneAdapter>,
-        dispatch: Dispatch,
-    ) -> ExecutionResult;
-
-    /// Streams an admitted request on `lane` at the target, within `dispatch`.
-    async fn stream(
-        &self,
-        request: ExecutionRequest,
-        lane: Arc<dyn LaneAdapter>,
-        dispatch: Dispatch,
-    ) -> Result<EventStream, AdmissionRejection>;
-
-    /// Cancels a running execution.
-    async fn cancel(&self, execution_ref: &ExecutionRef) -> Result<(), TargetError>;
-}
+pub use ep_lane_api::{
+    ConnectOptions, Deadline, Dispatch, EventStream, ExecutionContext, Input, InputSlot,
+    LaneAdapter, TargetClient, TargetVerifier,
+};
 
 /// Checks a caller's authority ref against the request it authorizes.
 #[async_trait]

@@ -179,9 +179,8 @@ async fn minted_attestation_connects_and_routes_weak_local_traffic() {
         .register_authority_verifier(Arc::new(AllowAuthority));
     let descriptor = rt
         .node
-        .connect_target(
+        .connect_in_process(
             LocalWeakVerifier::mint_attestation(&MintOptions::default()),
-            in_process(),
             ConnectOptions::default(),
         )
         .await

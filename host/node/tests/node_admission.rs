@@ -285,7 +285,7 @@ async fn target_for_another_lane_is_not_selected() {
     let rt = runtime_without_target();
     let attestation = stub_attestation(json!({"signature": "valid", "lane_id": "http"}));
     rt.node
-        .connect_target(attestation, in_process(), ConnectOptions::default())
+        .connect_in_process(attestation, ConnectOptions::default())
         .await
         .unwrap();
     let rejection = rejection_of(&rt, governed_request()).await;
@@ -297,7 +297,7 @@ async fn priority_order_picks_the_preferred_class() {
     let rt = runtime_without_target();
     let attestation = stub_attestation(json!({"signature": "valid", "classes": [WEAK, HTTP_STUB]}));
     rt.node
-        .connect_target(attestation, in_process(), ConnectOptions::default())
+        .connect_in_process(attestation, ConnectOptions::default())
         .await
         .unwrap();
 
@@ -321,7 +321,7 @@ async fn first_matching_target_in_ascending_target_id_wins() {
     for target_id in ["target-c", "target-a", "target-b"] {
         let attestation = stub_attestation(json!({"signature": "valid", "target_id": target_id}));
         rt.node
-            .connect_target(attestation, in_process(), ConnectOptions::default())
+            .connect_in_process(attestation, ConnectOptions::default())
             .await
             .unwrap();
     }
@@ -351,7 +351,7 @@ async fn target_enters_routing_table_only_after_a_valid_attestation() {
     let invalid = stub_attestation(json!({"signature": "not-valid"}));
     let rejection = rt
         .node
-        .connect_target(invalid, in_process(), ConnectOptions::default())
+        .connect_in_process(invalid, ConnectOptions::default())
         .await
         .unwrap_err();
     assert_eq!(rejection.reason, "target_attestation_unverifiable");
@@ -359,7 +359,7 @@ async fn target_enters_routing_table_only_after_a_valid_attestation() {
 
     let descriptor = rt
         .node
-        .connect_target(valid_stub(), in_process(), ConnectOptions::default())
+        .connect_in_process(valid_stub(), ConnectOptions::default())
         .await
         .unwrap();
     assert_eq!(descriptor.attested_capability_classes, [WEAK]);
@@ -376,7 +376,7 @@ async fn claims_without_a_matching_verifier_are_rejected_and_never_route() {
     attestation.claimed_capability_classes = vec![STRONG.into()];
     let rejection = rt
         .node
-        .connect_target(attestation, in_process(), ConnectOptions::default())
+        .connect_in_process(attestation, ConnectOptions::default())
         .await
         .unwrap_err();
     assert_eq!(rejection.reason, "target_attestation_unverifiable");
@@ -396,7 +396,7 @@ async fn strong_claim_with_a_bad_signature_is_rejected() {
     attestation.claimed_capability_classes = vec![STRONG.into()];
     let rejection = rt
         .node
-        .connect_target(attestation, in_process(), ConnectOptions::default())
+        .connect_in_process(attestation, ConnectOptions::default())
         .await
         .unwrap_err();
     assert_eq!(rejection.reason, "target_attestation_unverifiable");
@@ -416,7 +416,7 @@ async fn descriptor_with_classes_outside_the_verifier_set_is_refused() {
     let attestation = stub_attestation(json!({"signature": "valid", "classes": [WEAK, STRONG]}));
     let rejection = rt
         .node
-        .connect_target(attestation, in_process(), ConnectOptions::default())
+        .connect_in_process(attestation, ConnectOptions::default())
         .await
         .unwrap_err();
     assert_eq!(rejection.reason, "target_attestation_unverifiable");
@@ -436,7 +436,7 @@ async fn descriptor_naming_another_verifier_is_refused() {
         stub_attestation(json!({"signature": "valid", "verifier_id": "someone-else"}));
     let rejection = rt
         .node
-        .connect_target(attestation, in_process(), ConnectOptions::default())
+        .connect_in_process(attestation, ConnectOptions::default())
         .await
         .unwrap_err();
     assert_eq!(rejection.reason, "target_attestation_unverifiable");
@@ -452,7 +452,7 @@ async fn already_expired_descriptor_is_refused_at_connect() {
         stub_attestation(json!({"signature": "valid", "expires_at": rfc3339_in(-60)}));
     let rejection = rt
         .node
-        .connect_target(attestation, in_process(), ConnectOptions::default())
+        .connect_in_process(attestation, ConnectOptions::default())
         .await
         .unwrap_err();
     assert_eq!(rejection.reason, "target_attestation_unverifiable");
@@ -468,7 +468,7 @@ async fn unparseable_expiry_is_refused_at_connect() {
     let attestation = stub_attestation(json!({"signature": "valid", "expires_at": "tomorrow"}));
     let rejection = rt
         .node
-        .connect_target(attestation, in_process(), ConnectOptions::default())
+        .connect_in_process(attestation, ConnectOptions::default())
         .await
         .unwrap_err();
     assert_eq!(rejection.reason, "target_attestation_unverifiable");
@@ -481,7 +481,7 @@ async fn descriptor_expiring_after_connect_no_longer_routes() {
     let expires_at = rfc3339_in(2);
     let attestation = stub_attestation(json!({"signature": "valid", "expires_at": expires_at}));
     rt.node
-        .connect_target(attestation, in_process(), ConnectOptions::default())
+        .connect_in_process(attestation, ConnectOptions::default())
         .await
         .unwrap();
     assert!(rt.node.admit(governed_request()).await.is_ok());
@@ -502,12 +502,12 @@ async fn descriptor_expiring_after_connect_no_longer_routes() {
 async fn connecting_the_same_target_id_replaces_the_target() {
     let rt = runtime_without_target();
     rt.node
-        .connect_target(valid_stub(), in_process(), ConnectOptions::default())
+        .connect_in_process(valid_stub(), ConnectOptions::default())
         .await
         .unwrap();
     let replacement = stub_attestation(json!({"signature": "valid", "classes": [HTTP_STUB]}));
     rt.node
-        .connect_target(replacement, in_process(), ConnectOptions::default())
+        .connect_in_process(replacement, ConnectOptions::default())
         .await
         .unwrap();
     let targets = rt.node.describe().verified_targets;
@@ -527,9 +527,8 @@ async fn the_first_registered_verifier_that_handles_an_attestation_verifies_it()
         .register_target_verifier(Arc::new(LocalWeakVerifier::new()));
     let descriptor = rt
         .node
-        .connect_target(
+        .connect_in_process(
             LocalWeakVerifier::mint_attestation(&MintOptions::default()),
-            in_process(),
             ConnectOptions::default(),
         )
         .await
@@ -540,7 +539,7 @@ async fn the_first_registered_verifier_that_handles_an_attestation_verifies_it()
     );
     let descriptor = rt
         .node
-        .connect_target(valid_stub(), in_process(), ConnectOptions::default())
+        .connect_in_process(valid_stub(), ConnectOptions::default())
         .await
         .unwrap();
     assert_eq!(descriptor.verifier_id, STUB_VERIFIER);

@@ -172,9 +172,8 @@ async fn verified_targets_are_listed_in_ascending_target_id() {
     let rt = runtime_without_target();
     for target_id in ["target-b", "target-a"] {
         rt.node
-            .connect_target(
+            .connect_in_process(
                 stub_attestation(json!({"signature": "valid", "target_id": target_id})),
-                in_process(),
                 ConnectOptions::default(),
             )
             .await

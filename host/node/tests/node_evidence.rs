@@ -282,7 +282,7 @@ async fn a_failing_sink_never_fails_the_execution() {
     rt.node
         .register_authority_verifier(Arc::new(AllowAuthority));
     rt.node
-        .connect_target(valid_stub(), in_process(), Default::default())
+        .connect_in_process(valid_stub(), Default::default())
         .await
         .unwrap();
     rt.node.complete_registration();

@@ -339,7 +339,7 @@ async fn cancel_reports_the_target_clients_error() {
         .connect_target(
             valid_stub(),
             Arc::new(UnreachableCancelClient(
-                ep_node::local_client::InProcessTargetClient::new(),
+                ep_node::local_client::InProcessTargetClient::bound(rt.node.downgrade()),
             )),
             ConnectOptions::default(),
         )

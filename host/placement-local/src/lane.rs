@@ -11,7 +11,7 @@ use ep_contracts::boundary::{
     ResultStatus,
 };
 use ep_contracts::{Failure, FailureClass};
-use ep_lane_api::{EventStream, ExecutionContext, LaneAdapter};
+use ep_lane_api::{CapabilityDenial, EventStream, ExecutionContext, LaneAdapter, LaneEvidence};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -31,18 +31,26 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Why a request that reads does not reach a spawn: a classified failure before anything ran,
-/// with its lane evidence.
+/// with the capability it denied, if the policy refused it.
 pub(crate) struct Refusal {
     failure: Failure,
-    evidence: Vec<Value>,
+    denial: Option<Box<CapabilityDenial>>,
 }
 
 impl Refusal {
     fn failed(failure: Failure) -> Self {
         Self {
             failure,
-            evidence: Vec::new(),
+            denial: None,
         }
+    }
+
+    /// The failure, with the denial (if any) reported to the execution's evidence.
+    fn report(self, evidence: &LaneEvidence) -> Failure {
+        if let Some(denial) = self.denial {
+            evidence.denied(*denial);
+        }
+        self.failure
     }
 }
 
@@ -225,18 +233,13 @@ impl ProcessLane {
             %denied,
             "process request denied by policy"
         );
-        let evidence = json!({
-            "kind": "capability.denied",
-            "capability": denied.capability(),
-            "lane_id": PROCESS_LANE_ID,
-            "command_sha256": sha256(asked.command.as_bytes()),
-            "reason": denied.to_string(),
-        });
+        let denial = CapabilityDenial::new(denied.capability(), denied.to_string())
+            .with("command_sha256", sha256(asked.command.as_bytes()));
         Refusal {
             failure: Failure::new(FailureClass::PolicyDenied, denied.to_string())
                 .with_detail("cause", "process_policy")
                 .with_detail("capability", denied.capability()),
-            evidence: vec![evidence],
+            denial: Some(Box::new(denial)),
         }
     }
 
@@ -395,8 +398,9 @@ impl ProcessLane {
         }
         let prepared = match self.prepare(request, asked) {
             Ok(prepared) => prepared,
-            Err(Refusal { failure, evidence }) => {
-                return failed(request, failure, Map::new(), evidence);
+            Err(refusal) => {
+                let failure = refusal.report(&ctx.evidence);
+                return failed(request, failure, Map::new(), Vec::new());
             }
         };
         let limit = prepared.limit(ctx);
@@ -538,8 +542,9 @@ impl LaneAdapter for ProcessLane {
         }
         match self.prepare(&request, asked) {
             Ok(prepared) => Ok(crate::stream::start(prepared, &request, ctx)),
-            Err(Refusal { failure, evidence }) => {
-                Ok(crate::stream::refused(&request, &failure, evidence))
+            Err(refusal) => {
+                let failure = refusal.report(&ctx.evidence);
+                Ok(crate::stream::refused(&request, &failure))
             }
         }
     }

@@ -82,15 +82,13 @@ fn one(event: ExecutionEvent) -> EventStream {
 }
 
 /// The stream of a request refused before anything ran: one final `process.error` event with
-/// the failure (and its lane evidence, a policy denial's `capability.denied`).
-pub(crate) fn refused(
-    request: &ExecutionRequest,
-    failure: &Failure,
-    evidence: Vec<Value>,
-) -> EventStream {
-    let mut last = event(&request.execution_ref, ERROR, failure_payload(failure));
-    last.evidence = evidence;
-    one(last)
+/// the failure (a policy denial is reported to the execution's evidence by the lane).
+pub(crate) fn refused(request: &ExecutionRequest, failure: &Failure) -> EventStream {
+    one(event(
+        &request.execution_ref,
+        ERROR,
+        failure_payload(failure),
+    ))
 }
 
 /// The stream of a played-back scenario: each stdout frame as one line, each stderr frame as a

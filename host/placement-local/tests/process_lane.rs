@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ep_contracts::boundary::{ExecutionRequest, ExecutionResult, ResultStatus};
-use ep_lane_api::{CancelSignal, Deadline, ExecutionContext, LaneAdapter};
+use ep_lane_api::{CancelSignal, CapabilityDenial, Deadline, ExecutionContext, LaneAdapter};
 use ep_placement_local::{ProcessLane, ProcessPolicy};
 use serde_json::{Value, json};
 
@@ -36,13 +36,24 @@ fn request(payload: Value) -> ExecutionRequest {
 }
 
 async fn run_within(lane: &ProcessLane, payload: Value, ms: Option<u64>) -> ExecutionResult {
+    run_reporting(lane, payload, ms).await.0
+}
+
+/// Runs `payload` and answers the result with the capability denials the lane reported.
+async fn run_reporting(
+    lane: &ProcessLane,
+    payload: Value,
+    ms: Option<u64>,
+) -> (ExecutionResult, Vec<CapabilityDenial>) {
     let deadline = ms.map(|ms| Deadline::after(Duration::from_millis(ms)));
     let ctx = ExecutionContext::new(CancelSignal::default(), deadline);
+    let reported = ctx.evidence.clone();
     let request = request(payload);
     lane.validate(&request).await.unwrap();
-    tokio::time::timeout(HANG_GUARD, lane.execute(request, ctx))
+    let result = tokio::time::timeout(HANG_GUARD, lane.execute(request, ctx))
         .await
-        .expect("the test hung")
+        .expect("the test hung");
+    (result, reported.take_denials())
 }
 
 async fn run(lane: &ProcessLane, payload: Value) -> ExecutionResult {
@@ -257,7 +268,7 @@ async fn a_request_outside_the_policy_is_denied_and_spawns_nothing() {
     sh_touch["user"] = json!("root");
     cases.push((sh_touch, "process.user"));
     for (payload, capability) in cases {
-        let result = run(&lane, payload.clone()).await;
+        let (result, denials) = run_reporting(&lane, payload.clone(), None).await;
         assert_eq!(
             error(&result)["failure_class"],
             "policy_denied",
@@ -268,9 +279,14 @@ async fn a_request_outside_the_policy_is_denied_and_spawns_nothing() {
             capability,
             "{payload}"
         );
-        let denial = &result.evidence[0];
-        assert_eq!(denial["kind"], "capability.denied", "{payload}");
-        assert_eq!(denial["capability"], capability);
+        // The denial is reported to the execution's evidence as a typed value, once.
+        assert_eq!(denials.len(), 1, "{payload}");
+        assert_eq!(denials[0].capability, capability);
+        assert!(
+            denials[0].detail.contains_key("command_sha256"),
+            "{payload}"
+        );
+        assert!(result.evidence.is_empty(), "{:?}", result.evidence);
     }
     assert!(!marker.exists(), "a denied request ran");
     let nothing = ProcessLane::new(ProcessPolicy::default());

@@ -211,13 +211,24 @@ async fn dropping_the_stream_ends_its_process() {
 }
 
 #[tokio::test]
-async fn a_denied_stream_is_one_error_event_carrying_the_denial() {
+async fn a_denied_stream_is_one_error_event_and_reports_the_denial() {
     let dir = tempfile::tempdir().unwrap();
     let lane = lane_in(dir.path());
-    let events = all(open(&lane, json!({"command": "touch", "argv": ["x"]}), None).await).await;
+    let ctx = ExecutionContext::default();
+    let reported = ctx.evidence.clone();
+    let Value::Object(payload) = json!({"command": "touch", "argv": ["x"]}) else {
+        unreachable!()
+    };
+    let request = ExecutionRequest {
+        payload,
+        ..ExecutionRequest::default()
+    };
+    let events = all(lane.stream(request, ctx).await.unwrap()).await;
     assert_eq!(kinds(&events), ["process.error"]);
     assert_eq!(events[0].payload["error"]["failure_class"], "policy_denied");
-    assert_eq!(events[0].evidence[0]["kind"], "capability.denied");
+    let denials = reported.take_denials();
+    assert_eq!(denials.len(), 1);
+    assert_eq!(denials[0].capability, "process.command");
     assert!(!dir.path().join("x").exists());
 }
 

@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use ep_lane_api::CapabilityDenial;
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -37,7 +38,7 @@ pub(crate) struct EgressLog {
 struct LogInner {
     requests: u64,
     denied: u64,
-    denials: Vec<Value>,
+    denials: Vec<CapabilityDenial>,
 }
 
 impl EgressLog {
@@ -63,20 +64,17 @@ impl EgressLog {
         if inner.denials.len() < MAX_DENIALS_KEPT {
             // The path may carry tokens: only its fingerprint enters evidence.
             let path = target.map(|t| ep_contracts::canonical::sha256_ref(t.path.as_bytes()));
-            inner.denials.push(json!({
-                "kind": "capability.denied",
-                "capability": "http",
-                "lane_id": &*who.lane_id,
-                "destination": destination,
-                "path_sha256": path,
-                "reason": reason,
-                "detail": detail,
-            }));
+            inner.denials.push(
+                CapabilityDenial::new("http", reason)
+                    .with("destination", destination)
+                    .with("path_sha256", path)
+                    .with("detail", detail),
+            );
         }
     }
 
-    /// `(requests, denied, denial records)`.
-    pub(crate) fn snapshot(&self) -> (u64, u64, Vec<Value>) {
+    /// `(requests, denied, the denials kept)`.
+    pub(crate) fn snapshot(&self) -> (u64, u64, Vec<CapabilityDenial>) {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         (inner.requests, inner.denied, inner.denials.clone())
     }

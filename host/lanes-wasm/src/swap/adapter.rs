@@ -9,9 +9,7 @@ use ep_contracts::boundary::{
     ResultStatus, TargetDescriptor,
 };
 use ep_contracts::{Failure, FailureClass};
-use ep_node::local_client::InProcessTargetClient;
-use ep_node::node::Node;
-use ep_node::{ConnectOptions, EventStream, ExecutionContext, LaneAdapter, TargetClient};
+use ep_lane_api::{ConnectOptions, EventStream, ExecutionContext, LaneAdapter, LaneHost};
 use futures::StreamExt;
 
 use super::{Activation, Binding, LANE_ACTIVATED, LaneSlot, Retirement, lock};
@@ -80,9 +78,9 @@ impl LaneAdapter for LaneSlot {
         }
         let running = self.start(self.take_pin(&request));
         let generation = Arc::clone(running.generation());
-        let result = generation.lane().execute(request, ctx).await;
-        self.finish(running, &result).await;
-        result
+        let observed = generation.lane().run_observed(request, ctx, false).await;
+        self.finish(running, &observed).await;
+        observed.result
     }
 
     /// Validates and executes in one instance of the request's generation, counted like
@@ -101,9 +99,9 @@ impl LaneAdapter for LaneSlot {
         }
         let running = self.start(self.generation_for(&request));
         let generation = Arc::clone(running.generation());
-        let result = generation.lane().validate_and_execute(request, ctx).await;
-        self.finish(running, &result).await;
-        result
+        let observed = generation.lane().run_observed(request, ctx, true).await;
+        self.finish(running, &observed).await;
+        observed.result
     }
 
     /// Streams on the generation that validated the request; the stream keeps that
@@ -137,33 +135,27 @@ impl LaneAdapter for LaneSlot {
     }
 }
 
-/// Registers `slot` with `node` as the lane of its id, registers the runtime's
-/// [`WasmEngineVerifier`], connects the serving generation as the in-process target
+/// Registers `slot` with `host` as the lane of its id, registers the runtime's
+/// [`WasmEngineVerifier`], connects the serving generation as the host's in-process target
 /// `wasm:<lane_id>` (re-connected on every swap and rollback, so the descriptor always names
 /// the serving digest), and records `lane.activated` for the serving generation. From then on
-/// the slot's transitions are recorded in the node's evidence.
+/// the slot's transitions are recorded in the host's evidence.
 pub async fn register_lane_slot(
-    node: &Node,
+    host: &dyn LaneHost,
     slot: &LaneSlot,
 ) -> Result<TargetDescriptor, AdmissionRejection> {
-    node.register_lane(Arc::new(slot.clone()) as Arc<dyn LaneAdapter>);
-    node.register_target_verifier(Arc::new(WasmEngineVerifier::new(&slot.inner.runtime)));
+    host.register_lane(Arc::new(slot.clone()) as Arc<dyn LaneAdapter>);
+    host.register_target_verifier(Arc::new(WasmEngineVerifier::new(&slot.inner.runtime)));
     let _turn = slot.inner.transitions.lock().await;
-    let client = Arc::new(InProcessTargetClient::new());
     let (current, previous) = {
         let state = slot.state();
         (Arc::clone(&state.current), state.previous.clone())
     };
-    let descriptor = node
-        .connect_target(
-            current.lane().attestation(),
-            Arc::clone(&client) as Arc<dyn TargetClient>,
-            ConnectOptions::default(),
-        )
+    let descriptor = host
+        .connect_in_process(current.lane().attestation(), ConnectOptions::default())
         .await?;
     *lock(&slot.inner.binding) = Some(Binding {
-        node: node.downgrade(),
-        client,
+        host: host.weak(),
         target_id: descriptor.target_id.clone(),
     });
     let activation = Activation {

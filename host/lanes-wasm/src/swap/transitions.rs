@@ -167,7 +167,7 @@ impl LaneSlot {
 
     /// Retires the slot (a policy reload): every later call goes to `successor`, the slot
     /// serving the lane under the new policy; without one the lane stops serving — it is
-    /// unregistered from the node, its target disconnected, every later call refused with
+    /// unregistered from the host, its target disconnected, every later call refused with
     /// `reason`, and `lane.retired` is recorded. Executions already running finish. Swaps and
     /// rollbacks of a retired slot are refused ([`SwapError::Retired`]).
     pub async fn retire(&self, successor: Option<&LaneSlot>, reason: &str) {
@@ -185,10 +185,10 @@ impl LaneSlot {
             return;
         }
         let binding = lock(&self.inner.binding).clone();
-        if let Some(node) = binding.as_ref().and_then(|b| b.node.upgrade()) {
-            node.unregister_lane(&self.inner.lane_id);
+        if let Some(host) = binding.as_ref().and_then(|b| b.host.upgrade()) {
+            host.unregister_lane(&self.inner.lane_id);
             if let Some(binding) = &binding {
-                node.disconnect_target(&binding.target_id);
+                host.disconnect_target(&binding.target_id);
             }
         }
         let current = self.current();

@@ -311,7 +311,7 @@ impl TargetVerifier for StubTargetVerifier {
 
 /// A remote-style target client: wraps each call in a JSON-RPC-over-WebSocket shaped frame
 /// (recorded in a shared list), then runs it in process.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct RecordingTargetClient {
     inner: InProcessTargetClient,
     /// Frames seen by every client sharing this list.
@@ -319,10 +319,10 @@ pub struct RecordingTargetClient {
 }
 
 impl RecordingTargetClient {
-    /// A client recording into `frames`.
-    pub fn sharing(frames: Arc<Mutex<Vec<Value>>>) -> Self {
+    /// A client recording into `frames`, running requests on `node`'s lanes.
+    pub fn sharing(node: &Node, frames: Arc<Mutex<Vec<Value>>>) -> Self {
         Self {
-            inner: InProcessTargetClient::new(),
+            inner: InProcessTargetClient::bound(node.downgrade()),
             frames,
         }
     }
@@ -342,23 +342,17 @@ impl TargetClient for RecordingTargetClient {
     async fn describe(&self) -> Result<Value, TargetError> {
         self.inner.describe().await
     }
-    async fn execute(
-        &self,
-        request: ExecutionRequest,
-        lane: Arc<dyn LaneAdapter>,
-        dispatch: Dispatch,
-    ) -> ExecutionResult {
+    async fn execute(&self, request: ExecutionRequest, dispatch: Dispatch) -> ExecutionResult {
         self.record("execution.execute", request.to_value());
-        self.inner.execute(request, lane, dispatch).await
+        self.inner.execute(request, dispatch).await
     }
     async fn stream(
         &self,
         request: ExecutionRequest,
-        lane: Arc<dyn LaneAdapter>,
         dispatch: Dispatch,
     ) -> Result<EventStream, AdmissionRejection> {
         self.record("execution.stream", request.to_value());
-        self.inner.stream(request, lane, dispatch).await
+        self.inner.stream(request, dispatch).await
     }
     async fn cancel(&self, execution_ref: &ExecutionRef) -> Result<(), TargetError> {
         self.record("execution.cancel", json!({"ref": execution_ref.as_str()}));
@@ -374,21 +368,15 @@ impl TargetClient for UnreachableCancelClient {
     async fn describe(&self) -> Result<Value, TargetError> {
         self.0.describe().await
     }
-    async fn execute(
-        &self,
-        request: ExecutionRequest,
-        lane: Arc<dyn LaneAdapter>,
-        dispatch: Dispatch,
-    ) -> ExecutionResult {
-        self.0.execute(request, lane, dispatch).await
+    async fn execute(&self, request: ExecutionRequest, dispatch: Dispatch) -> ExecutionResult {
+        self.0.execute(request, dispatch).await
     }
     async fn stream(
         &self,
         request: ExecutionRequest,
-        lane: Arc<dyn LaneAdapter>,
         dispatch: Dispatch,
     ) -> Result<EventStream, AdmissionRejection> {
-        self.0.stream(request, lane, dispatch).await
+        self.0.stream(request, dispatch).await
     }
     async fn cancel(&self, _execution_ref: &ExecutionRef) -> Result<(), TargetError> {
         Err(TargetError::Unavailable {
@@ -485,11 +473,6 @@ pub fn valid_stub() -> TargetAttestation {
     stub_attestation(json!({"signature": "valid"}))
 }
 
-/// An in-process target client.
-pub fn in_process() -> Arc<dyn TargetClient> {
-    Arc::new(InProcessTargetClient::new())
-}
-
 /// A node and the memory sink registered on it.
 pub struct Runtime {
     /// The node.
@@ -521,7 +504,7 @@ pub async fn runtime_without_authority_on(lane: Arc<dyn LaneAdapter>) -> Runtime
     rt.node
         .register_target_verifier(Arc::new(StubTargetVerifier));
     rt.node
-        .connect_target(valid_stub(), in_process(), ConnectOptions::default())
+        .connect_in_process(valid_stub(), ConnectOptions::default())
         .await
         .unwrap();
     rt
@@ -565,7 +548,7 @@ pub async fn remote_runtime(target_ids: &[&str]) -> (Runtime, Arc<Mutex<Vec<Valu
         rt.node
             .connect_target(
                 attestation,
-                Arc::new(RecordingTargetClient::sharing(frames.clone())),
+                Arc::new(RecordingTargetClient::sharing(&rt.node, frames.clone())),
                 ConnectOptions::default(),
             )
             .await
@@ -586,7 +569,7 @@ pub async fn http_runtime() -> Runtime {
         "signature": "valid", "target_id": "http-target-1", "lane_id": "http", "classes": [HTTP_STUB]
     }));
     rt.node
-        .connect_target(attestation, in_process(), ConnectOptions::default())
+        .connect_in_process(attestation, ConnectOptions::default())
         .await
         .unwrap();
     rt.node.complete_registration();

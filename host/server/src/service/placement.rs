@@ -69,13 +69,9 @@ pub async fn register_process_lane(
     let lane = Arc::new(ProcessLane::new(policy));
     node.register_lane(Arc::clone(&lane) as Arc<dyn ep_node::traits::LaneAdapter>);
     let attestation = LocalWeakVerifier::mint_attestation(&MintOptions::default());
-    node.connect_target(
-        attestation,
-        Arc::new(InProcessTargetClient::new()),
-        ConnectOptions::default(),
-    )
-    .await
-    .map_err(refused)?;
+    node.connect_in_process(attestation, ConnectOptions::default())
+        .await
+        .map_err(refused)?;
     let sandbox = match sandbox {
         Ok(sandbox) => sandbox
             .probe()

@@ -319,21 +319,15 @@ impl TargetClient for FailingCancelClient {
     async fn describe(&self) -> Result<Value, TargetError> {
         self.0.describe().await
     }
-    async fn execute(
-        &self,
-        request: ExecutionRequest,
-        lane: Arc<dyn LaneAdapter>,
-        dispatch: Dispatch,
-    ) -> ExecutionResult {
-        self.0.execute(request, lane, dispatch).await
+    async fn execute(&self, request: ExecutionRequest, dispatch: Dispatch) -> ExecutionResult {
+        self.0.execute(request, dispatch).await
     }
     async fn stream(
         &self,
         request: ExecutionRequest,
-        lane: Arc<dyn LaneAdapter>,
         dispatch: Dispatch,
     ) -> Result<EventStream, AdmissionRejection> {
-        self.0.stream(request, lane, dispatch).await
+        self.0.stream(request, dispatch).await
     }
     async fn cancel(&self, _execution_ref: &ExecutionRef) -> Result<(), TargetError> {
         Err(TargetError::Unavailable {
@@ -373,9 +367,11 @@ impl TestServer {
                 ..TargetAttestation::default()
             };
             let client: Arc<dyn TargetClient> = if setup == Setup::FailingCancel {
-                Arc::new(FailingCancelClient(InProcessTargetClient::new()))
+                Arc::new(FailingCancelClient(InProcessTargetClient::bound(
+                    node.downgrade(),
+                )))
             } else {
-                Arc::new(InProcessTargetClient::new())
+                node.in_process_client()
             };
             node.connect_target(attestation, client, ConnectOptions::default())
                 .await
