@@ -138,6 +138,25 @@ impl Expect {
     }
 }
 
+/// The lane's events of an execution, between the node's `dispatch.started` (first) and the
+/// `closing` event (`dispatch.completed` or `dispatch.failed`, last), which `expect` checks.
+fn lane_events<'a>(
+    expect: &mut Expect,
+    events: &'a [ExecutionEvent],
+    closing: &str,
+) -> &'a [ExecutionEvent] {
+    let types: Vec<_> = events.iter().map(|e| e.event_type.as_deref()).collect();
+    expect.eq(
+        types.first().copied().flatten(),
+        Some("dispatch.started"),
+        "first event",
+    );
+    expect.eq(types.last().copied().flatten(), Some(closing), "last event");
+    events
+        .get(1..events.len().saturating_sub(1))
+        .unwrap_or_default()
+}
+
 fn observation(check: impl Into<String>, observed: Value, expect: Expect) -> Observation {
     Observation {
         check: check.into(),
@@ -675,7 +694,8 @@ async fn execute_succeeds(factory: &dyn NodeFactory, connector: &dyn Connector) 
         .await;
     expect.eq(result.status, ResultStatus::Succeeded, "status");
     expect.eq(result.output.get("ok"), Some(&json!(true)), "output");
-    expect.eq(result.events.len(), 1, "events");
+    let lane = lane_events(&mut expect, &result.events, "dispatch.completed");
+    expect.eq(lane.len(), 1, "events");
     expect.eq(
         case.evidence(),
         json!([
@@ -820,7 +840,7 @@ async fn stream_events_in_order(
     let observed = match case.client().stream(request).await {
         Ok(stream) => {
             let events = collect(stream).await;
-            let seqs: Vec<_> = events
+            let seqs: Vec<_> = lane_events(&mut expect, &events, "dispatch.completed")
                 .iter()
                 .map(|e| e.payload.get("seq").cloned())
                 .collect();
@@ -859,7 +879,8 @@ async fn stream_with_no_events(
     let observed = match case.client().stream(request).await {
         Ok(stream) => {
             let events = collect(stream).await;
-            expect.eq(events.len(), 0, "events");
+            let lane = lane_events(&mut expect, &events, "dispatch.completed");
+            expect.eq(lane.len(), 0, "events");
             json!({"events": events.len()})
         }
         Err(error) => {
@@ -881,7 +902,10 @@ async fn stream_failure_event(factory: &dyn NodeFactory, connector: &dyn Connect
     let observed = match case.client().stream(request).await {
         Ok(stream) => {
             let events = collect(stream).await;
-            let types: Vec<_> = events.iter().map(|e| e.event_type.clone()).collect();
+            // A lane event that reports a failure does not end the stream failed: only a
+            // final `{"status": "failed"}` event does.
+            let lane = lane_events(&mut expect, &events, "dispatch.completed");
+            let types: Vec<_> = lane.iter().map(|e| e.event_type.clone()).collect();
             expect.eq(
                 types,
                 vec![
@@ -944,14 +968,21 @@ async fn dropping_a_stream_cancels_it(
     let mut expect = Expect::default();
     let observed = match case.client().stream(governed("slow", "req-drop")).await {
         Ok(mut stream) => {
-            let first = tokio::time::timeout(HANG_GUARD, stream.next())
-                .await
-                .ok()
-                .flatten();
+            let mut types = Vec::new();
+            for _ in 0..2 {
+                let event = tokio::time::timeout(HANG_GUARD, stream.next())
+                    .await
+                    .ok()
+                    .flatten();
+                types.push(event.and_then(|e| e.event_type));
+            }
             expect.eq(
-                first.as_ref().and_then(|e| e.event_type.as_deref()),
-                Some("slow.started"),
-                "first event",
+                types.clone(),
+                vec![
+                    Some("dispatch.started".to_owned()),
+                    Some("slow.started".to_owned()),
+                ],
+                "first events",
             );
             let started = case.signal().await;
             drop(stream);
@@ -997,7 +1028,7 @@ async fn dropping_a_stream_cancels_it(
                 format!("recorded {reference:?}, lane ran {started:?}"),
             );
             json!({
-                "first_event": first.map(|e| e.to_value()),
+                "first_events": types,
                 "lane_cancelled": same,
                 "cancel_cause": cause,
                 "evidence": case.evidence(),

@@ -137,6 +137,9 @@ fn run_example_lane_in_a_node(bytes: Vec<u8>) {
             .unwrap()
             .collect()
             .await;
-        assert_eq!(events.len(), 3, "{events:?}");
+        // The lane's three, between the node's dispatch.started and dispatch.completed.
+        assert_eq!(events.len(), 5, "{events:?}");
+        assert_eq!(events[0].event_type.as_deref(), Some("dispatch.started"));
+        assert_eq!(events[4].event_type.as_deref(), Some("dispatch.completed"));
     });
 }

@@ -40,7 +40,8 @@ fn direct(payload: Value) -> AdmissionRequest {
     request
 }
 
-async fn events_until_end(
+/// Every event left in `items`, read to the stream's end.
+async fn collect_events(
     items: futures::stream::BoxStream<'static, StreamItem>,
 ) -> Vec<ExecutionEvent> {
     let collect = items
@@ -54,6 +55,31 @@ async fn events_until_end(
     tokio::time::timeout(HANG_GUARD, collect)
         .await
         .expect("the stream hung")
+}
+
+/// The lane's events of a stream, read to its end, after checking the node's dispatch events
+/// around them.
+async fn events_until_end(
+    items: futures::stream::BoxStream<'static, StreamItem>,
+) -> Vec<ExecutionEvent> {
+    let mut events = collect_events(items).await;
+    let first = events.remove(0);
+    assert_eq!(first.event_type.as_deref(), Some("dispatch.started"));
+    without_closing(events)
+}
+
+/// `events` (the rest of a stream whose first events were read already) without its closing
+/// `dispatch.*` event, after checking it is there.
+fn without_closing(mut events: Vec<ExecutionEvent>) -> Vec<ExecutionEvent> {
+    let closing = events.pop().expect("a closing event");
+    assert!(
+        matches!(
+            closing.event_type.as_deref(),
+            Some("dispatch.completed" | "dispatch.failed")
+        ),
+        "{closing:?}"
+    );
+    events
 }
 
 fn lines(events: &[ExecutionEvent]) -> Vec<&str> {
@@ -115,19 +141,26 @@ async fn a_caller_writes_stdin_ends_it_and_interrupts_a_running_process() {
         .unwrap();
     let reference = opened.execution_ref.clone().unwrap();
     let mut items = opened.items;
-    let ready = tokio::time::timeout(HANG_GUARD, items.next())
-        .await
-        .unwrap()
-        .unwrap();
-    let StreamItem::Event(ready) = ready else {
-        panic!("{ready:?}")
+    let mut next_event = async || {
+        let item = tokio::time::timeout(HANG_GUARD, items.next())
+            .await
+            .unwrap()
+            .unwrap();
+        let StreamItem::Event(event) = item else {
+            panic!("{item:?}")
+        };
+        event
     };
+    let started = next_event().await;
+    assert_eq!(started.event_type.as_deref(), Some("dispatch.started"));
+    let ready = next_event().await;
     assert_eq!(ready.payload["line"], "ready");
     client
         .send_input(&reference, Input::Interrupt)
         .await
         .unwrap();
-    let events = events_until_end(items).await;
+    let rest = collect_events(items).await;
+    let events = without_closing(rest);
     assert_eq!(lines(&events), ["interrupted"]);
     let last = events.last().unwrap();
     assert_eq!(last.payload["exit"]["code"], 130, "{last:?}");

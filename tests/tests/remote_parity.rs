@@ -144,8 +144,13 @@ async fn a_remote_stream_ends_with_the_result_frame() {
     )
     .await
     .unwrap();
-    assert_eq!(items.len(), 4, "{items:?}");
-    let StreamItem::Result(result) = &items[3] else {
+    // dispatch.started, three lane events, dispatch.completed, then the result.
+    assert_eq!(items.len(), 6, "{items:?}");
+    let StreamItem::Event(closing) = &items[4] else {
+        panic!("expected the closing event: {items:?}");
+    };
+    assert_eq!(closing.event_type.as_deref(), Some("dispatch.completed"));
+    let StreamItem::Result(result) = &items[5] else {
         panic!("expected the result last: {items:?}");
     };
     assert_eq!(result.status, ResultStatus::Succeeded);

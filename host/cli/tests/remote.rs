@@ -245,6 +245,11 @@ async fn the_quickstart_runs_against_a_served_host_and_its_evidence_verifies() {
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
     let (result, events) = lines.split_last().unwrap();
+    // The node's dispatch.started and dispatch.completed bracket the lane's events.
+    let (first, events) = events.split_first().unwrap();
+    let (closing, events) = events.split_last().unwrap();
+    assert_eq!(first["event_type"], "dispatch.started", "{lines:?}");
+    assert_eq!(closing["event_type"], "dispatch.completed", "{lines:?}");
     let indices: Vec<&Value> = events.iter().map(|e| &e["payload"]["index"]).collect();
     assert_eq!(indices, [0, 1, 2], "{lines:?}");
     assert!(

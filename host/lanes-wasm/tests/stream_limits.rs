@@ -87,7 +87,15 @@ async fn a_stream_ended_by_its_limit_leaves_started_and_failed_ended_records() {
     admission.operation = Some("forever".to_owned());
     admission.provenance = Provenance::direct_lower_lane_owner("test", Map::new());
     let events: Vec<_> = guarded(node.stream(admission).await.unwrap().collect()).await;
-    assert_eq!(events.len(), 11);
+    // dispatch.started, the 10 events of the budget, the budget's failure event, then the
+    // closing dispatch.failed.
+    assert_eq!(events.len(), 13);
+    assert_eq!(events[0].event_type.as_deref(), Some("dispatch.started"));
+    assert_eq!(events[12].event_type.as_deref(), Some("dispatch.failed"));
+    assert_eq!(
+        events[12].payload["error"]["failure_class"],
+        "policy_denied"
+    );
     assert_eq!(
         sink.evidence_types(),
         [

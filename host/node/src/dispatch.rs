@@ -97,23 +97,26 @@ impl Drop for Running {
 }
 
 impl Node {
-    /// Records `dispatch.started` for an execution about to be handed to its target; its end
-    /// (`dispatch.completed` / `dispatch.failed`) is then recorded with its completion.
+    /// Records `dispatch.started` for an execution about to be handed to its target, answering
+    /// it as the execution's first event; its end (`dispatch.completed` / `dispatch.failed`) is
+    /// then recorded with its completion.
     async fn record_dispatch(
         &self,
         record: &ExecutionRecord,
         request: &ExecutionRequest,
         admitted: &Admitted,
         dispatch: &Dispatch,
-    ) {
+    ) -> ExecutionEvent {
         record.lifecycle.lock().await.dispatched = true;
         let payload = crate::evidence::dispatch_started_payload(
             request.lane_id.as_deref().unwrap_or_default(),
             admitted.descriptor.as_ref().map(|d| d.target_id.as_str()),
             dispatch.deadline,
         );
+        let event = crate::evidence::dispatch_started_event(&request.execution_ref, &payload);
         self.emit_in(&record.context, crate::evidence::DISPATCH_STARTED, payload)
             .await;
+        event
     }
 
     /// Admission then dispatch. A rejection is a `rejected` result (fresh execution ref, the
@@ -144,12 +147,21 @@ impl Node {
         let lane_evidence = ep_lane_api::LaneEvidence::default();
         let lane_id = execution_request.lane_id.clone().unwrap_or_default();
         let mut result = match admitted.budget {
-            Budget::Expired { overdue_ms } => ExecutionResult {
-                status: ResultStatus::Failed,
-                error: Some(expired_failure(overdue_ms)),
-                provenance: execution_request.provenance.clone(),
-                ..ExecutionResult::succeeded(execution_request.execution_ref.clone(), Map::new())
-            },
+            Budget::Expired { overdue_ms } => {
+                let mut result = ExecutionResult {
+                    status: ResultStatus::Failed,
+                    error: Some(expired_failure(overdue_ms)),
+                    provenance: execution_request.provenance.clone(),
+                    ..ExecutionResult::succeeded(
+                        execution_request.execution_ref.clone(),
+                        Map::new(),
+                    )
+                };
+                result
+                    .events
+                    .push(crate::evidence::dispatch_finished_event(&result));
+                result
+            }
             budget => match crate::simulation::descriptor(&execution_request) {
                 // The kernel answers from the scenario: the lane is never called.
                 Some(descriptor) => crate::simulation::simulate(&execution_request, descriptor),
@@ -159,9 +171,16 @@ impl Node {
                         evidence: lane_evidence.clone(),
                         ..Dispatch::default()
                     };
-                    self.record_dispatch(&record, &execution_request, &admitted, &dispatch)
+                    let started = self
+                        .record_dispatch(&record, &execution_request, &admitted, &dispatch)
                         .await;
-                    admitted.client.execute(execution_request, dispatch).await
+                    let mut result = admitted.client.execute(execution_request, dispatch).await;
+                    // The execution's events: dispatch.started, the lane's, then how it ended.
+                    result.events.insert(0, started);
+                    result
+                        .events
+                        .push(crate::evidence::dispatch_finished_event(&result));
+                    result
                 }
             },
         };
@@ -207,6 +226,7 @@ impl Node {
             with_kind(started_payload(&execution_request), "stream"),
         )
         .await;
+        let mut started = None;
         let opened = match admitted.budget {
             Budget::Expired { overdue_ms } => Ok(expired_stream(&execution_ref, overdue_ms)),
             _ if crate::simulation::descriptor(&execution_request).is_some() => {
@@ -226,8 +246,10 @@ impl Node {
                     input: slot,
                     evidence: lane_evidence.clone(),
                 };
-                self.record_dispatch(&record, &execution_request, &admitted, &dispatch)
-                    .await;
+                started = Some(
+                    self.record_dispatch(&record, &execution_request, &admitted, &dispatch)
+                        .await,
+                );
                 admitted.client.stream(execution_request, dispatch).await
             }
         };
@@ -240,6 +262,7 @@ impl Node {
                     execution_ref.clone(),
                     provenance,
                     (lane_evidence, lane_id),
+                    started,
                 )),
                 execution_ref,
                 token,

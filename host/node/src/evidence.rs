@@ -83,6 +83,33 @@ pub(crate) fn dispatch_finished(
     )
 }
 
+/// The `dispatch.started` event of `execution_ref`: the record's payload, as the execution's
+/// first event.
+pub(crate) fn dispatch_started_event(
+    execution_ref: &ep_contracts::boundary::ExecutionRef,
+    payload: &Value,
+) -> ep_contracts::boundary::ExecutionEvent {
+    let payload = payload.as_object().cloned().unwrap_or_default();
+    ep_contracts::boundary::ExecutionEvent::new(execution_ref.clone(), DISPATCH_STARTED, payload)
+}
+
+/// The `dispatch.completed` / `dispatch.failed` event that ends an execution answered by
+/// `result`: the record's payload plus, when it failed, the failure as `error` (so the last
+/// event of a stream says how it ended, as upstream's last event does).
+pub(crate) fn dispatch_finished_event(
+    result: &ep_contracts::boundary::ExecutionResult,
+) -> ep_contracts::boundary::ExecutionEvent {
+    let (kind, payload) = dispatch_finished(result);
+    let mut payload = match payload {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    if let Some(error) = &result.error {
+        payload.insert("error".to_owned(), error.clone());
+    }
+    ep_contracts::boundary::ExecutionEvent::new(result.execution_ref.clone(), kind, payload)
+}
+
 /// A lane asked for a capability its grants do not allow (one record per denial).
 pub use ep_lane_api::CAPABILITY_DENIED;
 

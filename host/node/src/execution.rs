@@ -257,9 +257,10 @@ impl Node {
     }
 }
 
-/// The node's stream of an admitted execution: it counts the events, and when the lane's
-/// stream ends it writes the completion before it reports the end, so a reader that saw the
-/// end finds the record. Dropped before its end, it drops the lane's stream (which fires the
+/// The node's stream of an admitted execution: `dispatch.started`, the lane's events (counted),
+/// then `dispatch.completed` / `dispatch.failed`. When the lane's stream ends it writes the
+/// completion before it yields that last event and the end, so a reader that saw the end finds
+/// the record. Dropped before its end, it drops the lane's stream (which fires the
 /// execution's cancel signal) and records the early end.
 pub(crate) struct RecordedStream {
     events: Option<EventStream>,
@@ -275,6 +276,13 @@ pub(crate) struct RecordedStream {
     denials: Vec<Value>,
     ending: Option<BoxFuture<'static, ()>>,
     ended: bool,
+    /// Whether the execution was dispatched, so the stream ends with `dispatch.completed` /
+    /// `dispatch.failed` (an expired deadline's stream is that one event already).
+    dispatched: bool,
+    /// The `dispatch.started` event, yielded before the lane's first.
+    opening: Option<ExecutionEvent>,
+    /// The closing `dispatch.*` event, yielded once the completion is recorded.
+    closing: Option<ExecutionEvent>,
 }
 
 /// Most capability denials of one stream recorded as records of their own.
@@ -288,9 +296,13 @@ impl RecordedStream {
         execution_ref: ExecutionRef,
         provenance: Provenance,
         lane_evidence: (ep_lane_api::LaneEvidence, String),
+        started: Option<ExecutionEvent>,
     ) -> Self {
         Self {
             lane_evidence,
+            dispatched: started.is_some(),
+            opening: started,
+            closing: None,
             events: Some(events),
             node,
             record,
@@ -304,7 +316,7 @@ impl RecordedStream {
         }
     }
 
-    fn completion(&self) -> BoxFuture<'static, ()> {
+    fn completion(&mut self) -> BoxFuture<'static, ()> {
         let node = self.node.clone();
         let record = self.record.clone();
         let result = stream_end_result(
@@ -312,6 +324,9 @@ impl RecordedStream {
             &self.provenance,
             self.last_failure.clone(),
         );
+        if self.dispatched {
+            self.closing = Some(crate::evidence::dispatch_finished_event(&result));
+        }
         let count = self.count;
         let denials = self.denials.clone();
         async move {
@@ -343,10 +358,14 @@ impl Stream for RecordedStream {
                     Poll::Ready(()) => {
                         this.ending = None;
                         this.ended = true;
-                        Poll::Ready(None)
+                        // The record is written: the reader may now learn how it ended.
+                        Poll::Ready(this.closing.take())
                     }
                     Poll::Pending => Poll::Pending,
                 };
+            }
+            if let Some(opening) = this.opening.take() {
+                return Poll::Ready(Some(opening));
             }
             let Some(events) = this.events.as_mut() else {
                 return Poll::Ready(None);

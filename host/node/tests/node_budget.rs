@@ -116,6 +116,16 @@ async fn a_passed_deadline_is_an_immediate_timeout_that_never_reaches_the_lane()
         "{error}"
     );
     assert_eq!(lane.calls.load(Ordering::SeqCst), 0, "the lane was called");
+    // Nothing was dispatched: the one event says the dispatch failed, with the failure.
+    assert_eq!(result.events.len(), 1, "{:?}", result.events);
+    assert_eq!(
+        result.events[0].event_type.as_deref(),
+        Some("dispatch.failed")
+    );
+    assert_eq!(
+        result.events[0].payload["error"]["failure_class"],
+        "timeout"
+    );
     // The execution is recorded like any other: started, then completed with the timeout.
     let types = rt.evidence_types();
     assert!(types.contains(&"execution.started".to_owned()), "{types:?}");

@@ -37,6 +37,33 @@ async fn governed_execute_against_a_matching_target_succeeds() {
         rt.evidence_types()
             .contains(&"admission.accepted".to_owned())
     );
+    // The dispatch facts are the execution's events too.
+    assert_eq!(
+        event_types(&result.events),
+        ["dispatch.started", "dispatch.completed"]
+    );
+    assert_eq!(result.events[0].payload["lane_id"], "process");
+    assert_eq!(
+        result.events[0].execution_ref,
+        Some(result.execution_ref.clone())
+    );
+    assert_eq!(result.events[1].payload["status"], "succeeded");
+}
+
+#[tokio::test]
+async fn a_failed_execution_ends_with_a_dispatch_failed_event_carrying_the_failure() {
+    let rt = runtime().await;
+    let mut request = governed_request();
+    request.payload.insert("fail".into(), json!("timeout"));
+    let result = rt.node.execute(request).await;
+    assert_eq!(result.status, ResultStatus::Failed, "{result:?}");
+    let types = event_types(&result.events);
+    assert_eq!(types.first(), Some(&"dispatch.started"), "{types:?}");
+    assert_eq!(types.last(), Some(&"dispatch.failed"), "{types:?}");
+    let closing = &result.events[result.events.len() - 1].payload;
+    assert_eq!(closing["status"], "failed");
+    assert_eq!(closing["failure_class"], "timeout");
+    assert_eq!(Some(&closing["error"]), result.error.as_ref());
 }
 
 #[tokio::test]
@@ -387,9 +414,11 @@ async fn stream_yields_the_lanes_events_and_records_its_start_and_end() {
         .unwrap()
         .collect()
         .await;
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].event_type.as_deref(), Some("fake.chunk"));
-    // The completion is written before the stream reports its end.
+    assert_eq!(
+        event_types(&events),
+        ["dispatch.started", "fake.chunk", "dispatch.completed"]
+    );
+    // The completion is written before the stream yields its closing event and its end.
     assert_eq!(
         rt.evidence_types(),
         [
@@ -446,7 +475,10 @@ async fn stream_goes_through_the_target_client_protocol() {
         .unwrap()
         .collect()
         .await;
-    assert_eq!(events.len(), 1);
+    assert_eq!(
+        event_types(&events),
+        ["dispatch.started", "fake.chunk", "dispatch.completed"]
+    );
     let frames = frames.lock().unwrap().clone();
     assert_eq!(frames.len(), 1);
     assert_eq!(frames[0]["method"], "execution.stream");
@@ -488,7 +520,11 @@ async fn local_runtime_client_delegates_to_the_node() {
         .unwrap()
         .collect()
         .await;
-    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events.len(),
+        3,
+        "the lane's event between the two dispatch events"
+    );
     // Read to its end: nothing records it as cancelled (an early drop would, off this task).
     for _ in 0..10 {
         tokio::task::yield_now().await;
@@ -567,7 +603,7 @@ async fn a_stream_dropped_early_records_its_cancel_then_its_end() {
     let reference = open.execution_ref.clone();
     drop(open);
     tokio::time::timeout(HANG_GUARD, rx.recv()).await.unwrap();
-    let types = wait_for_records(&rt, 5).await;
+    let types = wait_for_records(&rt, 7).await;
     assert_eq!(
         types,
         [

@@ -505,17 +505,22 @@ async fn a_stream_sends_its_events_then_the_result() {
             "execution_event",
             "execution_event",
             "execution_event",
+            "execution_event",
+            "execution_event",
             "result"
         ]
     );
-    for (n, frame) in frames[..3].iter().enumerate() {
+    // The node's dispatch events bracket the lane's three.
+    assert_eq!(frames[0].data["event_type"], "dispatch.started");
+    assert_eq!(frames[4].data["event_type"], "dispatch.completed");
+    for (n, frame) in frames[1..4].iter().enumerate() {
         let event: ep_contracts::boundary::ExecutionEvent =
             ep_contracts::parse(&frame.data.to_string()).unwrap();
         assert_eq!(event.event_type.as_deref(), Some("fake.chunk"));
         assert_eq!(event.payload["n"], json!(n));
     }
     let result: ep_contracts::boundary::ExecutionResult =
-        ep_contracts::parse(&frames[3].data.to_string()).unwrap();
+        ep_contracts::parse(&frames[5].data.to_string()).unwrap();
     assert_eq!(result.status.as_str(), "succeeded");
     assert!(result.events.is_empty());
     assert_eq!(
@@ -541,7 +546,8 @@ async fn a_stream_sends_its_events_then_the_result() {
     let reply = h2
         .post("/v1/stream", &governed("process", json!({"events": 2})))
         .await;
-    assert_eq!(parse_sse(&reply.body).len(), 3);
+    // Two lane events, the two dispatch events, the result.
+    assert_eq!(parse_sse(&reply.body).len(), 5);
     let metrics = http.get("/metrics").await.body;
     assert!(
         metrics.contains(

@@ -64,7 +64,8 @@ fn refuse_invalid(request: &ExecutionRequest) -> Result<(), AdmissionRejection> 
     Ok(())
 }
 
-/// Lane `process`: execute → `{"ok": true}`; stream → one `fake.chunk` event. Refuses payloads
+/// Lane `process`: execute → `{"ok": true}` (failed with class `"fail"` when the payload names
+/// one); stream → one `fake.chunk` event. Refuses payloads
 /// with `"invalid": true` at validate.
 pub struct FakeLane;
 
@@ -80,6 +81,13 @@ impl LaneAdapter for FakeLane {
         refuse_invalid(request)
     }
     async fn execute(&self, request: ExecutionRequest, _ctx: ExecutionContext) -> ExecutionResult {
+        if let Some(class) = request.payload.get("fail") {
+            return ExecutionResult {
+                status: ResultStatus::Failed,
+                error: Some(json!({"failure_class": class, "message": "fake lane failure"})),
+                ..ExecutionResult::succeeded(request.execution_ref, Map::new())
+            };
+        }
         ExecutionResult::succeeded(request.execution_ref, obj(json!({"ok": true})))
     }
     async fn stream(
@@ -580,4 +588,12 @@ pub async fn http_runtime() -> Runtime {
 pub fn rfc3339_in(seconds: i64) -> String {
     (chrono::Utc::now() + chrono::Duration::seconds(seconds))
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The event types of `events`, in order.
+pub fn event_types(events: &[ExecutionEvent]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|event| event.event_type.as_deref().unwrap_or_default())
+        .collect()
 }
