@@ -1,4 +1,5 @@
-//! Capability grants: linking is the grant, for WASI too. A lane's linker holds the WASI p2
+//! Capability grants: linking is the grant, for WASI too (each grant's unit is a module of
+//! `crate::capability`). A lane's linker holds the WASI p2
 //! interfaces every lane may use (`wasi:io`, `wasi:clocks`, `wasi:random`, and `wasi:cli`'s
 //! environment, exit, stdio and terminal interfaces, all scoped to nothing by the per-store
 //! state), the type-only `types` interface, and each other interface only when its grant is on.
@@ -14,23 +15,16 @@
 //! network only through `wasi:http`, under its `http` grant.
 
 use wasmtime::Engine;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 
-use crate::bindings::{events, logging, types};
 use crate::egress::HttpGrants;
 use crate::error::LoadError;
 use crate::state::LaneState;
 
-/// Import-name prefix of the lane world's `events` interface.
-pub const EVENTS_IMPORT: &str = "execution-plane:lane/events@";
-/// Import-name prefix of the lane world's `logging` interface.
-pub const LOGGING_IMPORT: &str = "execution-plane:lane/logging@";
-/// Import-name prefix of the `wasi:http` interfaces (`types`, `outgoing-handler`).
-pub const HTTP_IMPORT: &str = "wasi:http/";
-/// Import-name prefix of the `wasi:filesystem` interfaces.
-pub const FILESYSTEM_IMPORT: &str = "wasi:filesystem/";
-/// Import-name prefix of the `wasi:sockets` interfaces.
-pub const SOCKETS_IMPORT: &str = "wasi:sockets/";
+pub use crate::capability::events::EVENTS_IMPORT;
+pub use crate::capability::http::HTTP_IMPORT;
+pub use crate::capability::logging::LOGGING_IMPORT;
+pub use crate::capability::wasi::{FILESYSTEM_IMPORT, SOCKETS_IMPORT};
 
 /// Which lane host interfaces a lane generation may import.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,97 +74,13 @@ impl Grants {
 
     /// The grant name that allows `import`, when it is a lane host interface this grant lacks.
     fn missing_for(&self, import: &str) -> Option<&'static str> {
-        if import.starts_with(EVENTS_IMPORT) && !self.events {
-            return Some("events");
-        }
-        if import.starts_with(LOGGING_IMPORT) && !self.logging {
-            return Some("logging");
-        }
-        if import.starts_with(HTTP_IMPORT) && self.http.is_empty() {
-            return Some("http");
-        }
-        if import.starts_with(FILESYSTEM_IMPORT) && !self.filesystem {
-            return Some("filesystem");
-        }
-        if import.starts_with(SOCKETS_IMPORT) && !self.sockets {
-            return Some("sockets");
-        }
-        None
+        crate::capability::missing_for(self, import)
     }
 }
 
-/// The WASI interfaces every lane may import: io, clocks, random, and the cli subset (its
-/// environment and arguments are empty, stdin is closed, stdout and stderr are a bounded tail).
-fn link_wasi(linker: &mut Linker<LaneState>) -> wasmtime::Result<()> {
-    use wasmtime_wasi::WasiView as _;
-    use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
-    use wasmtime_wasi::p2::bindings::{cli, random};
-    use wasmtime_wasi::random::WasiRandom;
-    // io (error, poll, streams), clocks, random, and cli stdin/stdout/stderr.
-    wasmtime_wasi::p2::add_to_linker_proxy_interfaces_async(linker)?;
-    let l = linker;
-    random::insecure::add_to_linker::<LaneState, WasiRandom>(l, |t| t.ctx().ctx.random())?;
-    random::insecure_seed::add_to_linker::<LaneState, WasiRandom>(l, |t| t.ctx().ctx.random())?;
-    cli::exit::add_to_linker::<LaneState, WasiCli>(l, LaneState::cli)?;
-    cli::environment::add_to_linker::<LaneState, WasiCli>(l, LaneState::cli)?;
-    cli::terminal_input::add_to_linker::<LaneState, WasiCli>(l, LaneState::cli)?;
-    cli::terminal_output::add_to_linker::<LaneState, WasiCli>(l, LaneState::cli)?;
-    cli::terminal_stdin::add_to_linker::<LaneState, WasiCli>(l, LaneState::cli)?;
-    cli::terminal_stdout::add_to_linker::<LaneState, WasiCli>(l, LaneState::cli)?;
-    cli::terminal_stderr::add_to_linker::<LaneState, WasiCli>(l, LaneState::cli)?;
-    Ok(())
-}
-
-/// `wasi:filesystem`, with no directory preopened (the per-store state preopens none).
-fn link_filesystem(linker: &mut Linker<LaneState>) -> wasmtime::Result<()> {
-    use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView as _};
-    use wasmtime_wasi::p2::bindings::filesystem;
-    filesystem::types::add_to_linker::<LaneState, WasiFilesystem>(linker, LaneState::filesystem)?;
-    filesystem::preopens::add_to_linker::<LaneState, WasiFilesystem>(
-        linker,
-        LaneState::filesystem,
-    )?;
-    Ok(())
-}
-
-/// `wasi:sockets`, where every TCP and UDP socket and every name lookup is refused (the
-/// per-store state allows none).
-fn link_sockets(linker: &mut Linker<LaneState>) -> wasmtime::Result<()> {
-    use wasmtime_wasi::p2::bindings::sockets;
-    use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView as _};
-    let l = linker;
-    let options = sockets::network::LinkOptions::default();
-    sockets::tcp::add_to_linker::<LaneState, WasiSockets>(l, LaneState::sockets)?;
-    sockets::udp::add_to_linker::<LaneState, WasiSockets>(l, LaneState::sockets)?;
-    sockets::udp_create_socket::add_to_linker::<LaneState, WasiSockets>(l, LaneState::sockets)?;
-    sockets::tcp_create_socket::add_to_linker::<LaneState, WasiSockets>(l, LaneState::sockets)?;
-    sockets::instance_network::add_to_linker::<LaneState, WasiSockets>(l, LaneState::sockets)?;
-    sockets::network::add_to_linker::<LaneState, WasiSockets>(l, &options, LaneState::sockets)?;
-    sockets::ip_name_lookup::add_to_linker::<LaneState, WasiSockets>(l, LaneState::sockets)?;
-    Ok(())
-}
-
-/// A linker with the WASI subset, `types`, and exactly the granted interfaces.
+/// A linker with the WASI base, `types`, and exactly the granted interfaces.
 pub(crate) fn linker(engine: &Engine, grants: &Grants) -> wasmtime::Result<Linker<LaneState>> {
-    let mut linker = Linker::<LaneState>::new(engine);
-    link_wasi(&mut linker)?;
-    if grants.filesystem {
-        link_filesystem(&mut linker)?;
-    }
-    if grants.sockets {
-        link_sockets(&mut linker)?;
-    }
-    types::add_to_linker::<LaneState, HasSelf<LaneState>>(&mut linker, |state| state)?;
-    if grants.events {
-        events::add_to_linker::<LaneState, HasSelf<LaneState>>(&mut linker, |state| state)?;
-    }
-    if grants.logging {
-        logging::add_to_linker::<LaneState, HasSelf<LaneState>>(&mut linker, |state| state)?;
-    }
-    if !grants.http.is_empty() {
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    }
-    Ok(linker)
+    crate::capability::linker(engine, grants)
 }
 
 /// Refuses a component that imports a lane interface its grants lack.

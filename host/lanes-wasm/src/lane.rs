@@ -589,7 +589,7 @@ impl LaneCore {
                     phase: Phase::Running,
                 }),
             };
-            let events = instance.store.data_mut().events.drain();
+            let events = instance.store.data_mut().caps.events.drain();
             Run {
                 answer: Answer::Ran(answer),
                 events,
@@ -660,16 +660,8 @@ impl LaneCore {
             }
         }
         if self.egress.is_some() {
-            let (requests, denied, denials) = egress.snapshot();
-            if let Some(Value::Object(entry)) = result.evidence.first_mut() {
-                entry.insert(
-                    "http".to_owned(),
-                    json!({ "requests": requests, "denied": denied }),
-                );
-            }
-            for denial in denials {
-                evidence.denied(denial);
-            }
+            let entry = result.evidence.first_mut().and_then(Value::as_object_mut);
+            crate::capability::http::report(egress, entry, evidence);
         }
         Observed {
             result,

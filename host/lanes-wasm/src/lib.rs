@@ -60,6 +60,7 @@ macro_rules! wasmtime_version {
 
 pub mod bindings;
 mod cache;
+mod capability;
 mod convert;
 mod digests;
 pub mod egress;

@@ -13,30 +13,25 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use ep_contracts::boundary::{ExecutionEvent, ExecutionRef, Map};
+use ep_contracts::boundary::ExecutionRef;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
+use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::{events, logging, types};
+use crate::capability::{HttpState, States};
 use crate::egress::RequestEgress;
 use crate::egress::hooks::LaneHttpHooks;
 use crate::limits::LaneLimits;
-
-/// Bytes of one guest log line kept (the rest is cut).
-const MAX_LOG_LINE_BYTES: usize = 4096;
 
 /// Per-store data of one execution (or one stream, or one probe).
 pub(crate) struct LaneState {
     wasi: WasiCtx,
     table: ResourceTable,
-    http: wasmtime_wasi_http::WasiHttpCtx,
-    hooks: LaneHttpHooks,
+    /// The per-execution state of each capability unit (`crate::capability`).
+    pub(crate) caps: States,
     pub(crate) limiter: LaneLimiter,
-    pub(crate) events: EventBuffer,
-    log: LogContext,
     pub(crate) console: OutputCapture,
     /// When the running guest call must stop; the epoch callback interrupts past it.
     pub(crate) deadline: Instant,
@@ -73,16 +68,8 @@ impl LaneState {
         Self {
             wasi: wasi.build(),
             table,
-            http: wasmtime_wasi_http::WasiHttpCtx::new(),
-            hooks,
+            caps: States::new(who, limits, hooks),
             limiter: LaneLimiter::new(limits),
-            events: EventBuffer::new(who.execution_ref.clone(), limits),
-            log: LogContext {
-                who,
-                lines: 0,
-                dropped: 0,
-                max_lines: limits.max_log_lines,
-            },
             console,
             deadline,
             deadline_hit: false,
@@ -118,32 +105,23 @@ impl LaneState {
         narrowing: Arc<RequestEgress>,
         deadline: Instant,
     ) -> (Arc<RequestEgress>, Instant) {
-        let narrowing = self.hooks.replace_narrowing(narrowing);
+        let narrowing = self.caps.http.hooks.replace_narrowing(narrowing);
         (narrowing, std::mem::replace(&mut self.deadline, deadline))
     }
 
     /// Log lines dropped beyond the per-execution cap.
     pub(crate) fn dropped_log_lines(&self) -> usize {
-        self.log.dropped
+        self.caps.log.dropped()
     }
-}
 
-impl wasmtime_wasi_http::WasiHttpView for LaneState {
-    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
-        wasmtime_wasi_http::WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.hooks,
-        }
+    /// The WASI context and the resource table, borrowed together.
+    pub(crate) fn wasi_and_table(&mut self) -> (&mut WasiCtx, &mut ResourceTable) {
+        (&mut self.wasi, &mut self.table)
     }
-}
 
-impl WasiView for LaneState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+    /// The resource table and the `http` unit's state, borrowed together.
+    pub(crate) fn table_and_http(&mut self) -> (&mut ResourceTable, &mut HttpState) {
+        (&mut self.table, &mut self.caps.http)
     }
 }
 
@@ -280,114 +258,6 @@ impl ResourceLimiter for LaneLimiter {
 
     fn memories(&self) -> usize {
         self.memories
-    }
-}
-
-/// The execution's events, bounded in count and bytes.
-pub(crate) struct EventBuffer {
-    execution_ref: ExecutionRef,
-    events: Vec<ExecutionEvent>,
-    bytes: usize,
-    max_events: usize,
-    max_bytes: usize,
-}
-
-impl EventBuffer {
-    fn new(execution_ref: ExecutionRef, limits: &LaneLimits) -> Self {
-        Self {
-            execution_ref,
-            events: Vec::new(),
-            bytes: 0,
-            max_events: limits.max_events,
-            max_bytes: limits.max_event_bytes,
-        }
-    }
-
-    /// Takes the buffered events and resets the budget (a stream's budget is per pull).
-    pub(crate) fn drain(&mut self) -> Vec<ExecutionEvent> {
-        self.bytes = 0;
-        std::mem::take(&mut self.events)
-    }
-
-    fn push(&mut self, event: types::Event) -> Result<(), HostFault> {
-        if self.events.len() >= self.max_events {
-            return Err(HostFault::TooManyEvents {
-                limit: self.max_events,
-            });
-        }
-        let bytes = self
-            .bytes
-            .saturating_add(event.payload_json.len() + event.event_type.len());
-        if bytes > self.max_bytes {
-            return Err(HostFault::EventBytes {
-                limit: self.max_bytes,
-            });
-        }
-        let payload: Map =
-            serde_json::from_str(&event.payload_json).map_err(|e| HostFault::EventNotJson {
-                event_type: crate::error::truncate(event.event_type.clone(), 128),
-                message: e.to_string(),
-            })?;
-        self.bytes = bytes;
-        self.events.push(ExecutionEvent::new(
-            self.execution_ref.clone(),
-            event.event_type,
-            payload,
-        ));
-        Ok(())
-    }
-}
-
-impl types::Host for LaneState {}
-
-impl events::Host for LaneState {
-    async fn emit(&mut self, event: types::Event) -> wasmtime::Result<()> {
-        match self.events.push(event) {
-            Ok(()) => Ok(()),
-            Err(fault) => {
-                self.fault = Some(fault.clone());
-                Err(wasmtime::Error::new(fault))
-            }
-        }
-    }
-}
-
-struct LogContext {
-    who: Attribution,
-    lines: usize,
-    dropped: usize,
-    max_lines: usize,
-}
-
-impl logging::Host for LaneState {
-    async fn log(&mut self, level: logging::Level, message: String) -> wasmtime::Result<()> {
-        let log = &mut self.log;
-        if log.lines >= log.max_lines {
-            log.dropped += 1;
-            return Ok(());
-        }
-        log.lines += 1;
-        let message = crate::error::truncate(message, MAX_LOG_LINE_BYTES);
-        let lane_id: &str = &log.who.lane_id;
-        let execution_ref = log.who.execution_ref.as_str();
-        match level {
-            logging::Level::Trace => {
-                tracing::trace!(target: "ep_lanes_wasm::guest", lane_id, execution_ref, "{message}");
-            }
-            logging::Level::Debug => {
-                tracing::debug!(target: "ep_lanes_wasm::guest", lane_id, execution_ref, "{message}");
-            }
-            logging::Level::Info => {
-                tracing::info!(target: "ep_lanes_wasm::guest", lane_id, execution_ref, "{message}");
-            }
-            logging::Level::Warn => {
-                tracing::warn!(target: "ep_lanes_wasm::guest", lane_id, execution_ref, "{message}");
-            }
-            logging::Level::Error => {
-                tracing::error!(target: "ep_lanes_wasm::guest", lane_id, execution_ref, "{message}");
-            }
-        }
-        Ok(())
     }
 }
 

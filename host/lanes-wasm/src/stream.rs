@@ -115,7 +115,7 @@ pub(crate) async fn open(
             return Ok(futures::stream::iter([event]).boxed());
         }
     };
-    let ready: VecDeque<ExecutionEvent> = instance.store.data_mut().events.drain().into();
+    let ready: VecDeque<ExecutionEvent> = instance.store.data_mut().caps.events.drain().into();
     let running = Running {
         core,
         instance,
@@ -192,7 +192,7 @@ async fn pull(running: &mut Running) {
         () = cancel.cancelled() => Err(Fault::Cancelled),
         answer = call => answer,
     };
-    let emitted = running.instance.store.data_mut().events.drain();
+    let emitted = running.instance.store.data_mut().caps.events.drain();
     running.ready.extend(emitted);
     let item = answer.and_then(|item| {
         item.map(|raw| event(&running.execution_ref, raw))

@@ -1,0 +1,74 @@
+//! The `http` capability: outbound `wasi:http` (`types` and `outgoing-handler`), linked only
+//! when the lane has at least one URL pattern. What each request may reach is checked per
+//! request by [`crate::egress`] (the grant matcher and the resolved-address screen, through the
+//! send hooks kept here per execution); its evidence is the `http: {requests, denied}` summary
+//! in the execution's entry and one typed [`ep_lane_api::CapabilityDenial`] per refusal.
+
+use ep_lane_api::LaneEvidence;
+use serde_json::{Map, Value, json};
+use wasmtime::component::Linker;
+
+use super::Unit;
+use crate::egress::hooks::{EgressLog, LaneHttpHooks};
+use crate::state::LaneState;
+
+/// Import-name prefix of the `wasi:http` interfaces (`types`, `outgoing-handler`).
+pub const HTTP_IMPORT: &str = "wasi:http/";
+
+/// The unit: granted by `[grants] http` / `http_private` (URL patterns).
+pub(crate) const HTTP: Unit = Unit {
+    grant: "http",
+    imports: &[HTTP_IMPORT],
+    granted: |grants| !grants.http.is_empty(),
+    link: link_http,
+};
+
+fn link_http(linker: &mut Linker<LaneState>) -> wasmtime::Result<()> {
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+}
+
+/// One execution's outbound HTTP: the `wasi:http` context and the send hooks that check every
+/// request against the grants.
+pub(crate) struct HttpState {
+    ctx: wasmtime_wasi_http::WasiHttpCtx,
+    pub(crate) hooks: LaneHttpHooks,
+}
+
+impl HttpState {
+    pub(crate) fn new(hooks: LaneHttpHooks) -> Self {
+        Self {
+            ctx: wasmtime_wasi_http::WasiHttpCtx::new(),
+            hooks,
+        }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for LaneState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        let (table, http) = self.table_and_http();
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut http.ctx,
+            table,
+            hooks: &mut http.hooks,
+        }
+    }
+}
+
+/// The execution's HTTP evidence: the `{requests, denied}` summary into `entry` (the
+/// execution's evidence entry) and each kept denial reported to `evidence`.
+pub(crate) fn report(
+    log: &EgressLog,
+    entry: Option<&mut Map<String, Value>>,
+    evidence: &LaneEvidence,
+) {
+    let (requests, denied, denials) = log.snapshot();
+    if let Some(entry) = entry {
+        entry.insert(
+            "http".to_owned(),
+            json!({ "requests": requests, "denied": denied }),
+        );
+    }
+    for denial in denials {
+        evidence.denied(denial);
+    }
+}
