@@ -37,46 +37,68 @@ impl LineFraming {
     /// The lines `chunk` completes, in order.
     pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Vec<u8>>, Overflow> {
         let mut lines = Vec::new();
+        self.push_each(chunk, |line| lines.push(line.to_vec()))?;
+        Ok(lines)
+    }
+
+    /// Hands each line `chunk` completes to `line`, in order, without copying it: a line that
+    /// lies within `chunk` is a slice of it; one that began in an earlier chunk is the joined
+    /// fragment. Lines handed before an overflow stay handed.
+    pub fn push_each(&mut self, chunk: &[u8], mut line: impl FnMut(&[u8])) -> Result<(), Overflow> {
+        if chunk.is_empty() {
+            // Nothing arrived: a held `\r` still waits for a byte that says what it ends.
+            return Ok(());
+        }
         let mut rest = chunk;
         if self.held_cr {
             self.held_cr = false;
-            lines.push(std::mem::take(&mut self.partial));
+            line(&self.partial);
+            self.partial.clear();
             if rest.first() == Some(&b'\n') {
                 rest = &rest[1..];
             }
         }
-        while let Some(at) = rest.iter().position(|b| *b == b'\n' || *b == b'\r') {
-            self.partial.extend_from_slice(&rest[..at]);
-            self.check()?;
-            if rest[at] == b'\r' {
-                if at + 1 == rest.len() {
-                    // The chunk ends in `\r`: a `\n` may follow in the next one.
-                    self.held_cr = true;
-                    return Ok(lines);
-                }
-                if rest[at + 1] == b'\n' {
-                    rest = &rest[at + 2..];
-                } else {
-                    rest = &rest[at + 1..];
-                }
-            } else {
-                rest = &rest[at + 1..];
+        while let Some(at) = memchr::memchr2(b'\n', b'\r', rest) {
+            let ends_in_cr = rest[at] == b'\r';
+            if ends_in_cr && at + 1 == rest.len() {
+                // The chunk ends in `\r`: a `\n` may follow in the next one.
+                self.partial.extend_from_slice(&rest[..at]);
+                self.check()?;
+                self.held_cr = true;
+                return Ok(());
             }
-            lines.push(std::mem::take(&mut self.partial));
+            if self.partial.is_empty() {
+                self.check_len(at)?;
+                line(&rest[..at]);
+            } else {
+                self.partial.extend_from_slice(&rest[..at]);
+                self.check()?;
+                line(&self.partial);
+                self.partial.clear();
+            }
+            let skip = if ends_in_cr && rest[at + 1] == b'\n' {
+                2
+            } else {
+                1
+            };
+            rest = &rest[at + skip..];
         }
         self.partial.extend_from_slice(rest);
-        self.check()?;
-        Ok(lines)
+        self.check()
     }
 
-    fn check(&self) -> Result<(), Overflow> {
-        if self.partial.len() > self.max_line_bytes {
+    fn check_len(&self, len: usize) -> Result<(), Overflow> {
+        if len > self.max_line_bytes {
             return Err(Overflow {
-                seen: self.partial.len(),
+                seen: len,
                 limit: self.max_line_bytes,
             });
         }
         Ok(())
+    }
+
+    fn check(&self) -> Result<(), Overflow> {
+        self.check_len(self.partial.len())
     }
 
     /// The last fragment, at the end of the stream (none when empty).
@@ -125,6 +147,24 @@ mod tests {
             ["one", "two without end"]
         );
         assert!(frame(&[b""]).is_empty());
+    }
+
+    #[test]
+    fn any_split_of_the_input_frames_the_same_lines() {
+        let input: &[u8] = b"one\r\ntwo\rthree\n\nfour\r\r\nfive\rsix";
+        let whole = frame(&[input]);
+        assert_eq!(
+            whole,
+            ["one", "two", "three", "", "four", "", "five", "six"]
+        );
+        for at in 0..=input.len() {
+            let (a, b) = input.split_at(at);
+            assert_eq!(frame(&[a, b]), whole, "split at {at}");
+            for second in at..=input.len() {
+                let (b, c) = input[at..].split_at(second - at);
+                assert_eq!(frame(&[a, b, c]), whole, "split at {at} and {second}");
+            }
+        }
     }
 
     #[test]

@@ -510,52 +510,96 @@ async fn stdout_events(
         insert_bytes(&mut payload, "chunk", &chunk);
         return sender.send(DATA, payload).await;
     }
-    let lines = framing.push(&chunk).map_err(|overflow| {
+    let overflowed = |overflow: crate::framing::Overflow| {
         Stop::Failed(
             Failure::new(FailureClass::ProtocolFramingFailed, overflow.to_string())
                 .with_detail("cause", "buffer_overflow")
                 .with_detail("seen_bytes", overflow.seen as u64)
                 .with_detail("max_recoverable_line_bytes", overflow.limit as u64),
         )
-    })?;
+    };
     if mode == StdoutMode::LineBatch {
-        return send_line_batch(sender, lines).await;
+        let mut batch = LineBatch::default();
+        let framed = framing.push_each(&chunk, |line| batch.push(line));
+        // Lines framed before an overflow are delivered before the failure.
+        send_line_batch(sender, batch).await?;
+        return framed.map_err(overflowed);
     }
-    let mut batch = Vec::with_capacity(lines.len().min(BATCH_EVENTS));
-    for line in lines {
+    let mut events = Vec::new();
+    let framed = framing.push_each(&chunk, |line| {
         let mut payload = Map::new();
-        insert_bytes(&mut payload, "line", &line);
-        batch.push(event(&sender.execution_ref, STDOUT, payload));
-        if batch.len() == BATCH_EVENTS {
-            sender.send_all(std::mem::take(&mut batch)).await?;
-        }
+        insert_bytes(&mut payload, "line", line);
+        events.push(event(&sender.execution_ref, STDOUT, payload));
+    });
+    while !events.is_empty() {
+        let rest = events.split_off(events.len().min(BATCH_EVENTS));
+        sender
+            .send_all(std::mem::replace(&mut events, rest))
+            .await?;
     }
-    sender.send_all(batch).await
+    framed.map_err(overflowed)
 }
 
-/// One `process.stdout_lines` event for `lines` (none when there are none): `lines` as text,
-/// or, when one of them is not UTF-8, every line of the batch as base64 in `lines_base64`.
-async fn send_line_batch(sender: &Sender, lines: Vec<Vec<u8>>) -> Result<(), Stop> {
-    use base64::Engine as _;
-    if lines.is_empty() {
-        return Ok(());
+/// The lines of one read, for one `process.stdout_lines` event: as text while every line is
+/// UTF-8, as bytes (sent as base64) once one is not.
+#[derive(Default)]
+struct LineBatch {
+    texts: Vec<Value>,
+    bytes: Option<Vec<Vec<u8>>>,
+}
+
+impl LineBatch {
+    fn push(&mut self, line: &[u8]) {
+        if let Some(bytes) = self.bytes.as_mut() {
+            bytes.push(line.to_vec());
+            return;
+        }
+        match std::str::from_utf8(line) {
+            Ok(text) => self.texts.push(Value::String(text.to_owned())),
+            Err(_) => {
+                let mut bytes: Vec<Vec<u8>> = self
+                    .texts
+                    .drain(..)
+                    .map(|text| text.as_str().unwrap_or_default().as_bytes().to_vec())
+                    .collect();
+                bytes.push(line.to_vec());
+                self.bytes = Some(bytes);
+            }
+        }
     }
-    let mut payload = Map::new();
-    if lines.iter().all(|line| std::str::from_utf8(line).is_ok()) {
-        // Checked above: every line converts without a copy.
-        let texts: Vec<String> = lines
-            .into_iter()
-            .map(|line| String::from_utf8(line).unwrap_or_default())
-            .collect();
-        payload.insert("lines".to_owned(), texts.into());
-    } else {
-        let encoded: Vec<String> = lines
-            .iter()
-            .map(|line| base64::engine::general_purpose::STANDARD.encode(line))
-            .collect();
-        payload.insert("lines_base64".to_owned(), encoded.into());
+
+    /// The event's payload: `lines` as text, or, when one of them is not UTF-8, every line as
+    /// base64 in `lines_base64`; none when the batch is empty.
+    fn into_payload(self) -> Option<Map> {
+        use base64::Engine as _;
+        let mut payload = Map::new();
+        match self.bytes {
+            Some(bytes) => {
+                let encoded: Vec<Value> = bytes
+                    .iter()
+                    .map(|line| {
+                        base64::engine::general_purpose::STANDARD
+                            .encode(line)
+                            .into()
+                    })
+                    .collect();
+                payload.insert("lines_base64".to_owned(), Value::Array(encoded));
+            }
+            None if self.texts.is_empty() => return None,
+            None => {
+                payload.insert("lines".to_owned(), Value::Array(self.texts));
+            }
+        }
+        Some(payload)
     }
-    sender.send(STDOUT_LINES, payload).await
+}
+
+/// One `process.stdout_lines` event for `batch` (none when it is empty).
+async fn send_line_batch(sender: &Sender, batch: LineBatch) -> Result<(), Stop> {
+    match batch.into_payload() {
+        Some(payload) => sender.send(STDOUT_LINES, payload).await,
+        None => Ok(()),
+    }
 }
 
 async fn flush_events(
@@ -564,7 +608,11 @@ async fn flush_events(
     mode: StdoutMode,
 ) -> Result<(), Stop> {
     match framing.flush() {
-        Some(line) if mode == StdoutMode::LineBatch => send_line_batch(sender, vec![line]).await,
+        Some(line) if mode == StdoutMode::LineBatch => {
+            let mut batch = LineBatch::default();
+            batch.push(&line);
+            send_line_batch(sender, batch).await
+        }
         Some(line) if mode == StdoutMode::Line => {
             let mut payload = Map::new();
             insert_bytes(&mut payload, "line", &line);
