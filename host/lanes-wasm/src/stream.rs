@@ -28,6 +28,7 @@ use tokio::time::timeout_at;
 use wasmtime::component::ResourceAny;
 
 use crate::bindings::types;
+use crate::capability::http::StreamDenials;
 use crate::convert;
 use crate::fault::{Fault, Phase, classify};
 use crate::lane::{Instance, LaneCore};
@@ -52,6 +53,8 @@ struct Running {
     /// The host's final failure event, handed out after `ready` whatever the budget (kept
     /// apart so a guest cannot dodge the budget by naming its events like it).
     last: Option<ExecutionEvent>,
+    /// Where the outbound HTTP it was refused is reported, pull by pull.
+    denials: StreamDenials,
     _turn: OwnedSemaphorePermit,
 }
 
@@ -68,6 +71,7 @@ pub(crate) async fn open(
     let wit = convert::wit_request(&request, &core.lane_id, timeout);
     let execution_ref = request.execution_ref.clone();
     let egress = crate::lane::EgressScope::of(&request);
+    let denials = StreamDenials::new(Arc::clone(&egress.log), ctx.evidence.clone());
     let setup = async {
         let turn = match timeout_at(deadline.into(), core.gate.enter()).await {
             Err(_) => {
@@ -107,6 +111,7 @@ pub(crate) async fn open(
         () = ctx.cancel.cancelled() => Err(Fault::Cancelled),
         opened = setup => opened,
     };
+    denials.report_new();
     let (mut instance, resource, turn) = match opened {
         Ok(Ok(running)) => running,
         Ok(Err(rejection)) => return Err(rejection),
@@ -128,6 +133,7 @@ pub(crate) async fn open(
         ends_at,
         yielded: 0,
         last: None,
+        denials,
         _turn: turn,
     };
     Ok(futures::stream::unfold(running, next).boxed())
@@ -192,6 +198,7 @@ async fn pull(running: &mut Running) {
         () = cancel.cancelled() => Err(Fault::Cancelled),
         answer = call => answer,
     };
+    running.denials.report_new();
     let emitted = running.instance.store.data_mut().caps.events.drain();
     running.ready.extend(emitted);
     let item = answer.and_then(|item| {

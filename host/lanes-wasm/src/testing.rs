@@ -23,6 +23,7 @@ pub const GUESTS: &[&str] = &[
     "trap-echo",
     "uses-filesystem",
     "uses-sockets",
+    "stream-fetch",
 ];
 
 /// The guest workspace could not be built, or has no such guest.

@@ -422,6 +422,49 @@ async fn a_denial_through_a_node_is_its_own_capability_denied_evidence_record() 
     assert!(!text.contains("secret-token-123"), "{text}");
 }
 
+/// A stream's refused request is a `capability.denied` record too, shown in the event that
+/// came with it (the denial is reported pull by pull, not only at a unary result).
+#[tokio::test]
+async fn a_denial_during_a_stream_is_recorded_and_shown_in_its_event() {
+    let rt = runtime();
+    let grants =
+        Grants::default().with_http(HttpGrants::parse(&["http://127.0.0.1:*"], &[]).unwrap());
+    let lane = WasmLane::load_with_grants(
+        &rt,
+        LaneSource::from(guest("stream-fetch")),
+        LaneLimits::default(),
+        grants,
+    )
+    .await
+    .unwrap();
+    let (node, sink) = node_serving(Arc::new(lane)).await;
+    let events: Vec<_> = guarded(async {
+        use futures::StreamExt as _;
+        node.stream(admission("stream-fetch", json!({})))
+            .await
+            .unwrap()
+            .collect::<Vec<_>>()
+            .await
+    })
+    .await;
+    let done = events
+        .iter()
+        .find(|e| e.event_type.as_deref() == Some("fetch.done"))
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert_eq!(done.payload["refused"], true, "{done:?}");
+    assert_eq!(done.evidence.len(), 1, "{done:?}");
+    assert_eq!(done.evidence[0]["kind"], "capability.denied");
+    assert_eq!(done.evidence[0]["reason"], "no_matching_grant");
+    assert_eq!(done.evidence[0]["lane_id"], "stream-fetch");
+    let denials: Vec<_> = sink
+        .records()
+        .into_iter()
+        .filter(|r| r.evidence_type.as_deref() == Some("capability.denied"))
+        .collect();
+    assert_eq!(denials.len(), 1, "{:?}", sink.evidence_types());
+    assert_eq!(denials[0].payload["destination"], "http://192.0.2.1:80");
+}
+
 #[tokio::test]
 async fn a_content_length_that_does_not_match_the_body_is_refused_before_any_io() {
     let server = TestServer::start().await.unwrap();

@@ -4,6 +4,8 @@
 //! send hooks kept here per execution); its evidence is the `http: {requests, denied}` summary
 //! in the execution's entry and one typed [`ep_lane_api::CapabilityDenial`] per refusal.
 
+use std::sync::Arc;
+
 use ep_lane_api::LaneEvidence;
 use serde_json::{Map, Value, json};
 use wasmtime::component::Linker;
@@ -50,6 +52,27 @@ impl wasmtime_wasi_http::WasiHttpView for LaneState {
             ctx: &mut http.ctx,
             table,
             hooks: &mut http.hooks,
+        }
+    }
+}
+
+/// Reports a stream's HTTP denials as they happen (a unary execution reports them once, with
+/// [`report`]): after the stream opens and after each pull, the denials since the last report
+/// go to the execution's evidence, so the node shows each in the event it came with.
+pub(crate) struct StreamDenials {
+    log: Arc<EgressLog>,
+    evidence: LaneEvidence,
+}
+
+impl StreamDenials {
+    pub(crate) fn new(log: Arc<EgressLog>, evidence: LaneEvidence) -> Self {
+        Self { log, evidence }
+    }
+
+    /// Reports the denials since the last report.
+    pub(crate) fn report_new(&self) {
+        for denial in self.log.take_denials() {
+            self.evidence.denied(denial);
         }
     }
 }

@@ -73,6 +73,12 @@ impl EgressLog {
         }
     }
 
+    /// The denials kept since the last call (the counters stay).
+    pub(crate) fn take_denials(&self) -> Vec<CapabilityDenial> {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::take(&mut inner.denials)
+    }
+
     /// `(requests, denied, the denials kept)`.
     pub(crate) fn snapshot(&self) -> (u64, u64, Vec<CapabilityDenial>) {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
