@@ -5,7 +5,6 @@
 //! by the returned stream: dropping the stream closes that connection, which is how the server
 //! learns to cancel the execution.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,26 +13,28 @@ use base64::Engine as _;
 use bytes::Bytes;
 use ep_contracts::Contract;
 use ep_contracts::boundary::{
-    AdmissionDecision, AdmissionRequest, ExecutionEvent, ExecutionRef, ExecutionResult,
-    NodeDescriptor, Provenance, ResultStatus,
+    AdmissionDecision, AdmissionRequest, ExecutionRef, ExecutionResult, NodeDescriptor, Provenance,
+    ResultStatus,
 };
 use ep_contracts::{Failure, FailureClass};
 use ep_node::{EventStream, Input, RuntimeClient, RuntimeError};
 use futures::StreamExt;
-use futures::stream::BoxStream;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
-use http::uri::{Authority, Scheme};
-use http::{Method, Request, Response, StatusCode, Uri};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
-use tokio::task::JoinHandle;
 
-use crate::error::{ApiError, BuildError, CallError, RemoteError, snippet};
-use crate::sse::SseParser;
+mod builder;
+mod stream;
+
+use builder::Base;
+pub use builder::RemoteRuntimeClientBuilder;
+pub use stream::{OpenedItems, StreamItem};
+
+use crate::error::{ApiError, CallError, RemoteError, snippet};
 use crate::tokens::Tokens;
 
 /// Header of a stream's answer naming its execution.
@@ -49,199 +50,6 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 
 const USER_AGENT: &str = concat!("ep-remote/", env!("CARGO_PKG_VERSION"));
-
-/// Builds a [`RemoteRuntimeClient`] with timeouts, HTTP/2, a default header and an operator
-/// token.
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct RemoteRuntimeClientBuilder {
-    base_url: String,
-    connect_timeout: Duration,
-    request_timeout: Option<Duration>,
-    stream_idle_timeout: Option<Duration>,
-    http2_prior_knowledge: bool,
-    default_headers: Vec<(String, String)>,
-    operator_token: Option<String>,
-    max_response_bytes: usize,
-    max_frame_bytes: usize,
-    pool_idle_timeout: Duration,
-    pool_max_idle_per_host: usize,
-}
-
-impl RemoteRuntimeClientBuilder {
-    /// Time allowed to open a TCP connection (default 10 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Time allowed for a whole unary call, answer body included, and for a stream's answer
-    /// head (default none: an execution may run as long as its lane allows). Expiry makes
-    /// `execute` a `timeout` failure.
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = Some(timeout);
-        self
-    }
-
-    /// Ends a stream when no bytes (not even a keep-alive comment) arrive for this long
-    /// (default none).
-    pub fn stream_idle_timeout(mut self, timeout: Duration) -> Self {
-        self.stream_idle_timeout = Some(timeout);
-        self
-    }
-
-    /// Speak HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1.
-    pub fn http2_prior_knowledge(mut self, enabled: bool) -> Self {
-        self.http2_prior_knowledge = enabled;
-        self
-    }
-
-    /// A header sent with every request (a tenant or tracing header, say).
-    pub fn default_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.default_headers.push((name.into(), value.into()));
-        self
-    }
-
-    /// The bearer token the operator routes (`/v1/lanes`, reload, rollback) require.
-    pub fn operator_token(mut self, token: impl Into<String>) -> Self {
-        self.operator_token = Some(token.into());
-        self
-    }
-
-    /// Largest answer body read (default 16 MiB); a larger one is a transport failure.
-    pub fn max_response_bytes(mut self, limit: usize) -> Self {
-        self.max_response_bytes = limit;
-        self
-    }
-
-    /// Largest event-stream frame read (default 8 MiB); a larger one cuts the stream.
-    pub fn max_frame_bytes(mut self, limit: usize) -> Self {
-        self.max_frame_bytes = limit;
-        self
-    }
-
-    /// How long an idle pooled connection is kept (default 60 s).
-    pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
-        self.pool_idle_timeout = timeout;
-        self
-    }
-
-    /// How many idle connections per host the pool keeps (default 128).
-    pub fn pool_max_idle_per_host(mut self, count: usize) -> Self {
-        self.pool_max_idle_per_host = count;
-        self
-    }
-
-    /// Checks the settings and builds the client (no connection is opened yet). Must be called
-    /// inside a Tokio runtime only when the client is used, not when it is built.
-    pub fn build(self) -> Result<RemoteRuntimeClient, BuildError> {
-        let base = Base::parse(&self.base_url)?;
-        let mut headers = Vec::with_capacity(self.default_headers.len());
-        for (name, value) in &self.default_headers {
-            let invalid = |reason: String| BuildError::InvalidHeader {
-                name: name.clone(),
-                reason,
-            };
-            let header_name =
-                HeaderName::from_bytes(name.as_bytes()).map_err(|e| invalid(e.to_string()))?;
-            let header_value = HeaderValue::from_str(value).map_err(|e| invalid(e.to_string()))?;
-            headers.push((header_name, header_value));
-        }
-        let authorization = match &self.operator_token {
-            Some(token) => Some(HeaderValue::from_str(&format!("Bearer {token}")).map_err(
-                |e| BuildError::InvalidHeader {
-                    name: AUTHORIZATION.to_string(),
-                    reason: e.to_string(),
-                },
-            )?),
-            None => None,
-        };
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(self.connect_timeout));
-        connector.set_nodelay(true);
-        let pool = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(self.pool_idle_timeout)
-            .pool_max_idle_per_host(self.pool_max_idle_per_host)
-            .http2_only(self.http2_prior_knowledge)
-            .build(connector);
-        Ok(RemoteRuntimeClient {
-            inner: Arc::new(Inner {
-                base,
-                pool,
-                headers,
-                authorization,
-                connect_timeout: self.connect_timeout,
-                request_timeout: self.request_timeout,
-                stream_idle_timeout: self.stream_idle_timeout,
-                http2: self.http2_prior_knowledge,
-                max_response_bytes: self.max_response_bytes,
-                max_frame_bytes: self.max_frame_bytes,
-                tokens: Tokens::default(),
-            }),
-        })
-    }
-}
-
-/// The base URL split into what requests need.
-#[derive(Debug, Clone)]
-struct Base {
-    /// `http://host:port/prefix` without a trailing slash.
-    url: String,
-    authority: Authority,
-    /// Path prefix without a trailing slash (empty for `/`).
-    prefix: String,
-}
-
-impl Base {
-    fn parse(url: &str) -> Result<Self, BuildError> {
-        let invalid = |reason: &str| BuildError::InvalidBaseUrl {
-            url: url.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let uri: Uri =
-            url.parse()
-                .map_err(|e: http::uri::InvalidUri| BuildError::InvalidBaseUrl {
-                    url: url.to_owned(),
-                    reason: e.to_string(),
-                })?;
-        match uri.scheme() {
-            Some(scheme) if *scheme == Scheme::HTTP => {}
-            Some(_) => return Err(invalid("only http:// is supported")),
-            None => return Err(invalid("no scheme")),
-        }
-        let authority = uri.authority().cloned().ok_or_else(|| invalid("no host"))?;
-        if authority.as_str().contains('@') {
-            return Err(invalid("credentials in the URL are not supported"));
-        }
-        if uri.query().is_some() {
-            return Err(invalid("a query is not allowed"));
-        }
-        let prefix = uri.path().trim_end_matches('/').to_owned();
-        Ok(Self {
-            url: format!("http://{authority}{prefix}"),
-            authority,
-            prefix,
-        })
-    }
-
-    fn path(&self, path: &str) -> String {
-        format!("{}{path}", self.prefix)
-    }
-
-    fn uri(&self, path: &str) -> Result<Uri, CallError> {
-        let text = format!("http://{}{}", self.authority, self.path(path));
-        text.parse()
-            .map_err(|e: http::uri::InvalidUri| CallError::Connect {
-                url: text.clone(),
-                reason: e.to_string(),
-            })
-    }
-
-    fn host_port(&self) -> String {
-        let port = self.authority.port_u16().unwrap_or(80);
-        format!("{}:{port}", self.authority.host())
-    }
-}
 
 struct Inner {
     base: Base,
@@ -285,33 +93,6 @@ impl std::fmt::Debug for RemoteRuntimeClient {
     }
 }
 
-/// One item of a remote stream: the execution's events, then exactly one terminal item.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StreamItem {
-    /// An execution event frame.
-    Event(ExecutionEvent),
-    /// The `result` frame (no `events`; they were the frames before it). Terminal.
-    Result(ExecutionResult),
-    /// The stream ended without its `result` frame (why, for logs). Terminal.
-    Cut(String),
-}
-
-/// A stream opened by [`RemoteRuntimeClient::open_items`].
-pub struct OpenedItems {
-    /// The execution the host named in `x-execution-ref` (none from a host that does not).
-    pub execution_ref: Option<ExecutionRef>,
-    /// Its frames, as typed items.
-    pub items: BoxStream<'static, StreamItem>,
-}
-
-impl std::fmt::Debug for OpenedItems {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenedItems")
-            .field("execution_ref", &self.execution_ref)
-            .finish_non_exhaustive()
-    }
-}
-
 /// A successful answer: status and whole body.
 struct Answer {
     status: StatusCode,
@@ -319,29 +100,6 @@ struct Answer {
 }
 
 impl RemoteRuntimeClient {
-    /// A client for the node at `base_url` (`http://host:port`, optionally with a path
-    /// prefix) with default settings.
-    pub fn new(base_url: impl Into<String>) -> Result<Self, BuildError> {
-        Self::builder(base_url).build()
-    }
-
-    /// A builder for the less common settings.
-    pub fn builder(base_url: impl Into<String>) -> RemoteRuntimeClientBuilder {
-        RemoteRuntimeClientBuilder {
-            base_url: base_url.into(),
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            request_timeout: None,
-            stream_idle_timeout: None,
-            http2_prior_knowledge: false,
-            default_headers: Vec::new(),
-            operator_token: None,
-            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
-            pool_idle_timeout: Duration::from_secs(60),
-            pool_max_idle_per_host: 128,
-        }
-    }
-
     /// The base URL requests go to (normalized, no trailing slash).
     pub fn base_url(&self) -> &str {
         &self.inner.base.url
@@ -533,164 +291,6 @@ impl RemoteRuntimeClient {
         })
     }
 
-    /// Opens `POST /v1/stream` on a connection of its own and returns its frames as typed
-    /// items: the events, then the result (or a cut). Dropping the stream closes the
-    /// connection, which cancels the execution on the server.
-    pub async fn stream_items(
-        &self,
-        request: AdmissionRequest,
-    ) -> Result<BoxStream<'static, StreamItem>, RuntimeError> {
-        self.open_items(request).await.map(|opened| opened.items)
-    }
-
-    /// [`RemoteRuntimeClient::stream_items`], also answering the execution ref the host named
-    /// when the stream opened (before any event), so a caller can send it input
-    /// ([`RuntimeClient::send_input`]) or cancel it at once.
-    pub async fn open_items(&self, request: AdmissionRequest) -> Result<OpenedItems, RuntimeError> {
-        let body = Bytes::from(ep_contracts::dump(&request));
-        let opening = self.open_stream(body, request.provenance.is_direct());
-        let opened = match self.inner.request_timeout {
-            Some(limit) => tokio::time::timeout(limit, opening)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(CallError::Timeout {
-                        url: self.inner.base.path("/v1/stream"),
-                        millis: limit.as_millis(),
-                    })
-                }),
-            None => opening.await,
-        };
-        let (response, connection) = opened.map_err(|e| RuntimeError::Transport(e.to_string()))?;
-        let status = response.status();
-        let is_event_stream = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
-        let url = self.inner.base.path("/v1/stream");
-        let mut named = None;
-        if status.is_success() {
-            let header = |name: &str| {
-                response
-                    .headers()
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-            };
-            if let (Some(reference), Some(token)) =
-                (header(EXECUTION_REF_HEADER), header(EXECUTION_TOKEN_HEADER))
-            {
-                self.inner.tokens.remember(&reference, &token);
-            }
-            named = header(EXECUTION_REF_HEADER).map(ExecutionRef::from_string);
-        }
-        if !(status.is_success() && is_event_stream) {
-            let answer = self
-                .read(response, &url)
-                .await
-                .map_err(|e| RuntimeError::Transport(e.to_string()))?;
-            drop(connection);
-            return Err(
-                ApiError::from_response(status.as_u16(), &answer.body).into_runtime_error(None)
-            );
-        }
-        Ok(OpenedItems {
-            execution_ref: named,
-            items: frames(
-                response.into_body(),
-                connection,
-                self.inner.max_frame_bytes,
-                self.inner.stream_idle_timeout,
-                url,
-            ),
-        })
-    }
-
-    /// A dedicated HTTP/1.1 (or h2c) connection for one stream and the answer's head; `direct`
-    /// requests carry the operator token.
-    async fn open_stream(
-        &self,
-        body: Bytes,
-        direct: bool,
-    ) -> Result<(Response<Incoming>, ConnectionGuard), CallError> {
-        let base = &self.inner.base;
-        let address = base.host_port();
-        let tcp = tokio::time::timeout(
-            self.inner.connect_timeout,
-            tokio::net::TcpStream::connect(&address),
-        )
-        .await
-        .map_err(|_| CallError::Connect {
-            url: base.url.clone(),
-            reason: format!(
-                "connect timed out after {} ms",
-                self.inner.connect_timeout.as_millis()
-            ),
-        })?
-        .map_err(|e| CallError::Connect {
-            url: base.url.clone(),
-            reason: e.to_string(),
-        })?;
-        // Small frames must not wait for Nagle; a failure here only costs latency.
-        let _ = tcp.set_nodelay(true);
-        let io = TokioIo::new(tcp);
-        let connect_error = |e: hyper::Error| CallError::Connect {
-            url: base.url.clone(),
-            reason: error_chain(&e),
-        };
-        let mut request = self.request(
-            Method::POST,
-            "/v1/stream",
-            Some(body),
-            self.operator_authorization(direct),
-        )?;
-        request
-            .headers_mut()
-            .insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
-        let (response, task) = if self.inner.http2 {
-            let (mut sender, connection) =
-                hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-                    .await
-                    .map_err(connect_error)?;
-            let task = tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(%error, "stream connection ended");
-                }
-            });
-            let guard = ConnectionGuard(task);
-            let response = sender.send_request(request).await;
-            (response, guard)
-        } else {
-            let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
-                .await
-                .map_err(connect_error)?;
-            let task = tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(%error, "stream connection ended");
-                }
-            });
-            let guard = ConnectionGuard(task);
-            // HTTP/1.1 wants the origin form plus a Host header.
-            let path = base.path("/v1/stream");
-            *request.uri_mut() =
-                path.parse()
-                    .map_err(|e: http::uri::InvalidUri| CallError::Connect {
-                        url: base.url.clone(),
-                        reason: e.to_string(),
-                    })?;
-            if let Ok(host) = HeaderValue::from_str(base.authority.as_str()) {
-                request.headers_mut().insert(HOST, host);
-            }
-            let response = sender.send_request(request).await;
-            (response, guard)
-        };
-        let response = response.map_err(|e| CallError::Disconnected {
-            url: base.path("/v1/stream"),
-            reason: error_chain(&e),
-        })?;
-        Ok((response, task))
-    }
-
     /// `GET /v1/lanes`: the lanes the host serves (operator token).
     pub async fn lanes(&self) -> Result<Value, RemoteError> {
         self.call_json(Method::GET, "/v1/lanes", true).await
@@ -813,134 +413,6 @@ fn decode_contract<T: Contract>(body: &[u8]) -> Result<T, String> {
     let text =
         std::str::from_utf8(body).map_err(|e| format!("not UTF-8 ({e}): {}", snippet(body)))?;
     ep_contracts::parse::<T>(text).map_err(|e| e.to_string())
-}
-
-/// Aborts the stream's connection task when dropped, so the socket closes.
-struct ConnectionGuard(JoinHandle<()>);
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// The parsing state of an open stream.
-struct Frames {
-    body: Incoming,
-    parser: SseParser,
-    ready: VecDeque<StreamItem>,
-    /// The stream's own connection, closed as soon as the stream is done or dropped.
-    connection: Option<ConnectionGuard>,
-    max_frame_bytes: usize,
-    idle_timeout: Option<Duration>,
-    url: String,
-    done: bool,
-}
-
-fn frames(
-    body: Incoming,
-    connection: ConnectionGuard,
-    max_frame_bytes: usize,
-    idle_timeout: Option<Duration>,
-    url: String,
-) -> BoxStream<'static, StreamItem> {
-    let state = Frames {
-        body,
-        parser: SseParser::new(),
-        ready: VecDeque::new(),
-        connection: Some(connection),
-        max_frame_bytes,
-        idle_timeout,
-        url,
-        done: false,
-    };
-    futures::stream::unfold(state, |mut state| async move {
-        let item = state.next_item().await?;
-        Some((item, state))
-    })
-    .boxed()
-}
-
-impl Frames {
-    async fn next_item(&mut self) -> Option<StreamItem> {
-        loop {
-            if let Some(item) = self.ready.pop_front() {
-                if matches!(item, StreamItem::Result(_) | StreamItem::Cut(_)) {
-                    self.finish();
-                }
-                return Some(item);
-            }
-            if self.done {
-                return None;
-            }
-            let next = match self.idle_timeout {
-                Some(limit) => match tokio::time::timeout(limit, self.body.frame()).await {
-                    Ok(next) => next,
-                    Err(_) => {
-                        return Some(self.cut(format!(
-                            "no bytes for {} ms (idle timeout)",
-                            limit.as_millis()
-                        )));
-                    }
-                },
-                None => self.body.frame().await,
-            };
-            let chunk = match next {
-                None => return Some(self.cut("the server closed the stream".to_owned())),
-                Some(Err(error)) => return Some(self.cut(error_chain(&error))),
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => data,
-                    // Trailers carry nothing this client uses.
-                    Err(_) => continue,
-                },
-            };
-            match self.parser.push_limited(&chunk, self.max_frame_bytes) {
-                Ok(parsed) => {
-                    for frame in parsed {
-                        if let Some(item) = self.item(&frame.event, &frame.data) {
-                            self.ready.push_back(item);
-                        }
-                    }
-                }
-                Err(error) => return Some(self.cut(error.to_string())),
-            }
-        }
-    }
-
-    /// One frame as an item (`None` for event names this client does not know).
-    fn item(&self, event: &str, data: &str) -> Option<StreamItem> {
-        match event {
-            "execution_event" => Some(match ep_contracts::parse::<ExecutionEvent>(data) {
-                Ok(event) => StreamItem::Event(event),
-                Err(e) => StreamItem::Cut(format!("an execution_event frame is not an event: {e}")),
-            }),
-            "result" => Some(match ep_contracts::parse::<ExecutionResult>(data) {
-                Ok(result) => StreamItem::Result(result),
-                Err(e) => StreamItem::Cut(format!("the result frame is not a result: {e}")),
-            }),
-            other => {
-                tracing::debug!(
-                    event = other,
-                    url = self.url,
-                    "ignoring unknown stream frame"
-                );
-                None
-            }
-        }
-    }
-
-    fn cut(&mut self, why: String) -> StreamItem {
-        self.finish();
-        StreamItem::Cut(why)
-    }
-
-    /// Nothing more comes out; the connection is closed now rather than when the caller
-    /// drops the stream.
-    fn finish(&mut self) {
-        self.done = true;
-        self.ready.clear();
-        self.connection = None;
-    }
 }
 
 /// An error and its sources on one line (hyper's top-level messages say little alone).
@@ -1127,6 +599,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
 
     use super::*;
+    use crate::error::BuildError;
 
     #[test]
     fn base_urls_are_normalized_and_checked() {
