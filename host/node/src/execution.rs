@@ -98,12 +98,8 @@ impl ExecutionRecord {
 
     /// Whether `presented` is this execution's token (compared in constant time).
     pub(crate) fn token_matches(&self, presented: &str) -> bool {
-        let presented = digest_of(presented);
-        presented
-            .iter()
-            .zip(self.token_digest.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+        use subtle::ConstantTimeEq as _;
+        bool::from(digest_of(presented)[..].ct_eq(&self.token_digest[..]))
     }
 }
 

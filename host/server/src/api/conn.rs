@@ -25,7 +25,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONNECTION, RETRY_AFTER};
+use http::header::{CONNECTION, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -319,22 +319,9 @@ enum Admitted {
 /// `authorization: Bearer <token>` with exactly `token` (compared in constant time); the
 /// handlers check it again with their own answers for a wrong one.
 fn carries_token(headers: &HeaderMap, token: &str) -> bool {
-    let presented = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, rest) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-        });
-    let Some(presented) = presented else {
-        return false;
-    };
-    presented.len() == token.len()
-        && presented
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    super::handlers::bearer(headers).is_some_and(|presented| {
+        super::handlers::constant_time_eq(presented.as_bytes(), token.as_bytes())
+    })
 }
 
 /// The 503 a reserved connection answers a request it does not serve.

@@ -169,11 +169,10 @@ fn check_direct(
     })
 }
 
+/// Whether `a` and `b` are equal, in time that depends only on their lengths.
 pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq as _;
+    bool::from(a.ct_eq(b))
 }
 
 async fn admit(

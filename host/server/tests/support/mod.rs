@@ -153,9 +153,12 @@ impl LaneAdapter for TestLane {
             return failed(reference, class, "asked to fail");
         }
         if request.payload.get("hold") == Some(&Value::Bool(true)) {
+            // Waiting for the release from before `started` is sent: a `notify_waiters` the
+            // test sends as soon as it hears `started` must not fall between the two.
+            let released = self.release.notified();
             let _ = self.started.send(reference.clone());
             tokio::select! {
-                () = self.release.notified() => {}
+                () = released => {}
                 () = ctx.cancel.cancelled() => {
                     let _ = self.stopped.send(reference.clone());
                     return failed(reference, FailureClass::Cancellation, "cancelled");
