@@ -478,10 +478,12 @@ fn expired_failure(overdue_ms: u64) -> serde_json::Value {
 /// The stream of a request whose deadline passed before dispatch: one final `dispatch.failed`
 /// event reporting the `timeout`.
 fn expired_stream(execution_ref: &ExecutionRef, overdue_ms: u64) -> EventStream {
-    let mut payload = Map::new();
-    payload.insert("status".to_owned(), "failed".into());
-    payload.insert("error".to_owned(), expired_failure(overdue_ms));
-    let event = ExecutionEvent::new(execution_ref.clone(), DISPATCH_FAILED, payload);
+    let result = ExecutionResult {
+        status: ResultStatus::Failed,
+        error: Some(expired_failure(overdue_ms)),
+        ..ExecutionResult::succeeded(execution_ref.clone(), Map::new())
+    };
+    let event = crate::evidence::dispatch_finished_event(&result);
     Box::pin(futures::stream::iter([event]))
 }
 

@@ -531,11 +531,13 @@ async fn stdout_events(
         insert_bytes(&mut payload, "line", line);
         events.push(event(&sender.execution_ref, STDOUT, payload));
     });
-    while !events.is_empty() {
-        let rest = events.split_off(events.len().min(BATCH_EVENTS));
-        sender
-            .send_all(std::mem::replace(&mut events, rest))
-            .await?;
+    let mut events = events.into_iter();
+    loop {
+        let batch: Vec<ExecutionEvent> = events.by_ref().take(BATCH_EVENTS).collect();
+        if batch.is_empty() {
+            break;
+        }
+        sender.send_all(batch).await?;
     }
     framed.map_err(overflowed)
 }

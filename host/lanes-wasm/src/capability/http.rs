@@ -71,9 +71,7 @@ impl StreamDenials {
 
     /// Reports the denials since the last report.
     pub(crate) fn report_new(&self) {
-        for denial in self.log.take_denials() {
-            self.evidence.denied(denial);
-        }
+        report_denials(&self.log, &self.evidence);
     }
 }
 
@@ -84,14 +82,19 @@ pub(crate) fn report(
     entry: Option<&mut Map<String, Value>>,
     evidence: &LaneEvidence,
 ) {
-    let (requests, denied, denials) = log.snapshot();
+    let (requests, denied) = log.counts();
     if let Some(entry) = entry {
         entry.insert(
             "http".to_owned(),
             json!({ "requests": requests, "denied": denied }),
         );
     }
-    for denial in denials {
+    report_denials(log, evidence);
+}
+
+/// Moves the denials `log` kept since the last call to `evidence`.
+fn report_denials(log: &EgressLog, evidence: &LaneEvidence) {
+    for denial in log.take_denials() {
         evidence.denied(denial);
     }
 }

@@ -168,24 +168,14 @@ impl RemoteRuntimeClient {
                 hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
                     .await
                     .map_err(connect_error)?;
-            let task = tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(%error, "stream connection ended");
-                }
-            });
-            let guard = ConnectionGuard(task);
+            let guard = ConnectionGuard::spawn(connection);
             let response = sender.send_request(request).await;
             (response, guard)
         } else {
             let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
                 .await
                 .map_err(connect_error)?;
-            let task = tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(%error, "stream connection ended");
-                }
-            });
-            let guard = ConnectionGuard(task);
+            let guard = ConnectionGuard::spawn(connection);
             // HTTP/1.1 wants the origin form plus a Host header.
             let path = base.path("/v1/stream");
             *request.uri_mut() =
@@ -210,6 +200,19 @@ impl RemoteRuntimeClient {
 
 /// Aborts the stream's connection task when dropped, so the socket closes.
 struct ConnectionGuard(JoinHandle<()>);
+
+impl ConnectionGuard {
+    /// Drives `connection` on a task of its own, aborted when the guard is dropped.
+    fn spawn(
+        connection: impl std::future::Future<Output = Result<(), hyper::Error>> + Send + 'static,
+    ) -> Self {
+        Self(tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "stream connection ended");
+            }
+        }))
+    }
+}
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
