@@ -17,7 +17,7 @@ pub fn emit(event_type: &str, payload: &Value) {
 
 #[cfg(target_arch = "wasm32")]
 fn send(event: Event) {
-    crate::bindings::execution_plane::lane::events::emit(&crate::glue::event_to_wire(event));
+    crate::bindings::execution_plane::lane0_2_0::events::emit(&crate::glue::event_to_wire(event));
 }
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -3,9 +3,9 @@
 
 use std::cell::RefCell;
 
-use crate::bindings::execution_plane::lane::types as wire;
-use crate::bindings::exports::execution_plane::lane::lane_adapter::{
-    EventStream, GuestEventStream,
+use crate::bindings::execution_plane::lane0_2_0::types as wire;
+use crate::bindings::exports::execution_plane::lane0_2_0::lane_adapter::{
+    EventStream, GuestEventStream, StreamItem,
 };
 use crate::json::{into_object, to_text};
 use crate::request::parse_payload;
@@ -50,16 +50,25 @@ pub(crate) fn open_stream<L: Lane>(
 pub struct StreamState(RefCell<Box<dyn EventSource>>);
 
 impl StreamState {
-    /// The next event on the wire, or `None` at the end.
-    pub(crate) fn pull(&self) -> Option<wire::Event> {
+    /// The next item on the wire: an event, or the end with the source's outcome.
+    pub(crate) fn pull(&self) -> StreamItem {
         // A failed borrow would mean a re-entrant call; ending the stream beats panicking.
-        let mut source = self.0.try_borrow_mut().ok()?;
-        source.next().map(event_to_wire)
+        let Ok(mut source) = self.0.try_borrow_mut() else {
+            return StreamItem::End(outcome_to_wire(Outcome::failed(
+                FailureClass::SemanticRuntimeFailed,
+                "stream_reentered",
+                serde_json::json!({}),
+            )));
+        };
+        match source.next() {
+            Some(event) => StreamItem::Event(event_to_wire(event)),
+            None => StreamItem::End(outcome_to_wire(source.outcome())),
+        }
     }
 }
 
 impl GuestEventStream for StreamState {
-    fn next(&self) -> Option<wire::Event> {
+    fn next(&self) -> StreamItem {
         self.pull()
     }
 }
@@ -399,15 +408,23 @@ mod tests {
         let state = open_stream::<Strict>(wire_request(r#"{"message": "hi"}"#))
             .ok()
             .unwrap();
-        let first = state.pull().unwrap();
+        let event = |item: StreamItem| match item {
+            StreamItem::Event(event) => event,
+            StreamItem::End(_) => panic!("ended early"),
+        };
+        let first = event(state.pull());
         assert_eq!(first.event_type, "said");
         assert_eq!(parse(&first.payload_json), json!({"m": "hi"}));
-        let second = state.pull().unwrap();
+        let second = event(state.pull());
         assert_eq!(
             (second.event_type.as_str(), second.payload_json.as_str()),
             ("done", "{}")
         );
-        assert!(state.pull().is_none());
+        let StreamItem::End(outcome) = state.pull() else {
+            panic!("expected the end")
+        };
+        assert!(outcome.succeeded);
+        assert_eq!(parse(&outcome.output_json), json!({}));
     }
 
     #[test]

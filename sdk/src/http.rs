@@ -271,6 +271,99 @@ pub fn send(request: &Request, options: &Options) -> Result<Response, HttpError>
     }
 }
 
+/// A response whose body is read as it arrives ([`open`]): server-sent events, long polls,
+/// downloads larger than the lane wants to hold.
+pub struct StreamingResponse {
+    /// The status code.
+    pub status: u16,
+    /// The header fields in the order received (as [`Response::headers`]).
+    pub headers: Vec<(String, String)>,
+    /// The body, chunk by chunk.
+    pub body: BodyStream,
+}
+
+impl StreamingResponse {
+    /// The first value of header `name`, compared case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(field, _)| field.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// A response body being read; dropping it closes the connection.
+pub struct BodyStream {
+    #[cfg(target_arch = "wasm32")]
+    inner: wasi::OpenBody,
+    #[cfg(not(target_arch = "wasm32"))]
+    inner: std::collections::VecDeque<Result<Vec<u8>, HttpError>>,
+}
+
+impl BodyStream {
+    /// The next chunk, blocking until one arrives (at most 64 KiB), or `None` at the end of
+    /// the body. A gap longer than [`Options::between_bytes_timeout`] is
+    /// [`HttpError::Timeout`]; a connection that broke is an error too.
+    pub fn read(&mut self) -> Result<Option<Vec<u8>>, HttpError> {
+        #[cfg(target_arch = "wasm32")]
+        {
+            self.inner.read()
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            self.inner.pop_front().transpose()
+        }
+    }
+
+    /// Whatever has arrived, without blocking (an empty chunk when nothing has), or `None` at
+    /// the end of the body.
+    pub fn try_read(&mut self) -> Result<Option<Vec<u8>>, HttpError> {
+        #[cfg(target_arch = "wasm32")]
+        {
+            self.inner.try_read()
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            self.inner.pop_front().transpose()
+        }
+    }
+
+    /// A pollable ready when [`BodyStream::try_read`] has something: poll it with others
+    /// (caller input, a WebSocket) to wait for whichever comes first.
+    #[cfg(target_arch = "wasm32")]
+    pub fn subscribe(&self) -> crate::bindings::wasi::io::poll::Pollable {
+        self.inner.subscribe()
+    }
+
+    /// A body of the given chunks, each `Ok` or the error the read returns (native tests).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn from_chunks(chunks: Vec<Result<Vec<u8>, HttpError>>) -> Self {
+        Self {
+            inner: chunks.into(),
+        }
+    }
+}
+
+/// Sends `request` and returns as soon as the response head arrives; read the body with
+/// [`BodyStream::read`] as it comes. No total size cap applies (each read is bounded): the
+/// lane decides how much it keeps. The host's grant check and timeouts apply as for [`send`].
+pub fn open(request: &Request, options: &Options) -> Result<StreamingResponse, HttpError> {
+    request.check_content_length()?;
+    #[cfg(target_arch = "wasm32")]
+    {
+        let (status, headers, inner) = wasi::open(request, options)?;
+        Ok(StreamingResponse {
+            status,
+            headers,
+            body: BodyStream { inner },
+        })
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        crate::testing::answer_http_stream(request, options)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,11 +56,14 @@ mod capabilities;
 pub mod events;
 mod glue;
 pub mod http;
+pub mod input;
 mod json;
+pub mod jsonrpc;
 pub mod log;
 mod outcome;
 mod rejection;
 mod request;
+pub mod sse;
 pub mod stream;
 pub mod testing;
 
@@ -156,37 +159,37 @@ macro_rules! export_lane {
         const _: () = {
             struct __ExecutionPlaneLaneExport;
 
-            impl $crate::bindings::exports::execution_plane::lane::lane_adapter::Guest
+            impl $crate::bindings::exports::execution_plane::lane0_2_0::lane_adapter::Guest
                 for __ExecutionPlaneLaneExport
             {
                 type EventStream = $crate::__private::StreamState;
 
                 fn capabilities()
-                -> $crate::bindings::exports::execution_plane::lane::lane_adapter::LaneCapabilities
+                -> $crate::bindings::exports::execution_plane::lane0_2_0::lane_adapter::LaneCapabilities
                 {
                     $crate::__private::capabilities::<$lane>()
                 }
 
                 fn validate(
-                    request: $crate::bindings::exports::execution_plane::lane::lane_adapter::ExecutionRequest,
+                    request: $crate::bindings::exports::execution_plane::lane0_2_0::lane_adapter::ExecutionRequest,
                 ) -> ::core::result::Result<
                     (),
-                    $crate::bindings::exports::execution_plane::lane::lane_adapter::Rejection,
+                    $crate::bindings::exports::execution_plane::lane0_2_0::lane_adapter::Rejection,
                 > {
                     $crate::__private::validate::<$lane>(request)
                 }
 
                 fn execute(
-                    request: $crate::bindings::exports::execution_plane::lane::lane_adapter::ExecutionRequest,
-                ) -> $crate::bindings::exports::execution_plane::lane::lane_adapter::Outcome {
+                    request: $crate::bindings::exports::execution_plane::lane0_2_0::lane_adapter::ExecutionRequest,
+                ) -> $crate::bindings::exports::execution_plane::lane0_2_0::lane_adapter::Outcome {
                     $crate::__private::execute::<$lane>(request)
                 }
 
                 fn stream(
-                    request: $crate::bindings::exports::execution_plane::lane::lane_adapter::ExecutionRequest,
+                    request: $crate::bindings::exports::execution_plane::lane0_2_0::lane_adapter::ExecutionRequest,
                 ) -> ::core::result::Result<
-                    $crate::bindings::exports::execution_plane::lane::lane_adapter::EventStream,
-                    $crate::bindings::exports::execution_plane::lane::lane_adapter::Rejection,
+                    $crate::bindings::exports::execution_plane::lane0_2_0::lane_adapter::EventStream,
+                    $crate::bindings::exports::execution_plane::lane0_2_0::lane_adapter::Rejection,
                 > {
                     $crate::__private::stream::<$lane>(request)
                 }

@@ -51,7 +51,7 @@ pub fn error(message: &str) {
 
 #[cfg(target_arch = "wasm32")]
 fn send(level: Level, message: &str) {
-    use crate::bindings::execution_plane::lane::logging;
+    use crate::bindings::execution_plane::lane0_2_0::logging;
     let level = match level {
         Level::Trace => logging::Level::Trace,
         Level::Debug => logging::Level::Debug,

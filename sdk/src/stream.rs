@@ -27,6 +27,14 @@ impl Event {
 pub trait EventSource {
     /// The next event, or `None` when the stream has ended (it is not called again after that).
     fn next(&mut self) -> Option<Event>;
+
+    /// How the stream ended, asked once after [`EventSource::next`] returned `None`: the
+    /// stream's result carries this outcome's output, and a failed outcome fails the stream
+    /// with its class (a transport that broke mid-way, a timeout). The default succeeds with
+    /// an empty output.
+    fn outcome(&mut self) -> crate::Outcome {
+        crate::Outcome::success(Value::Object(serde_json::Map::new()))
+    }
 }
 
 /// A stream that pulls events from an iterator, for sources that are naturally iterators; the

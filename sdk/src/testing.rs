@@ -59,6 +59,8 @@ thread_local! {
     static HTTP_HANDLER: RefCell<Option<HttpHandler>> = const { RefCell::new(None) };
     static HTTP_SENT: RefCell<Vec<(http::Request, http::Options)>> =
         const { RefCell::new(Vec::new()) };
+    static INPUTS: RefCell<std::collections::VecDeque<crate::input::Input>> =
+        const { RefCell::new(std::collections::VecDeque::new()) };
 }
 
 /// Runs `validate` as the host would: the request crosses as WIT text, then back.
@@ -73,10 +75,32 @@ pub fn execute<L: Lane>(req: Request) -> Outcome {
 
 /// Runs `stream` as the host would and drains it, one pull per event.
 pub fn stream<L: Lane>(req: Request) -> Result<Vec<Event>, Rejection> {
+    stream_to_end::<L>(req).map(|(events, _)| events)
+}
+
+/// Runs `stream` as the host would and drains it: its events, and the outcome it ended with.
+pub fn stream_to_end<L: Lane>(req: Request) -> Result<(Vec<Event>, Outcome), Rejection> {
+    use crate::bindings::exports::execution_plane::lane0_2_0::lane_adapter::StreamItem;
     let state = glue::open_stream::<L>(decode::request_to_wire(&req)).map_err(decode::rejection)?;
-    Ok(std::iter::from_fn(|| state.pull())
-        .map(decode::event)
-        .collect())
+    let mut events = Vec::new();
+    loop {
+        match state.pull() {
+            StreamItem::Event(event) => events.push(decode::event(event)),
+            StreamItem::End(outcome) => return Ok((events, decode::outcome(outcome))),
+        }
+    }
+}
+
+/// Queues `input` as the caller's next input to the stream under test on this thread
+/// ([`input::take`](crate::input::take) returns it). Has no effect in a wasm32 build.
+pub fn push_input(input: crate::input::Input) {
+    INPUTS.with(|inputs| inputs.borrow_mut().push_back(input));
+}
+
+/// The native stand-in for the `input` import.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn take_input() -> Option<crate::input::Input> {
+    INPUTS.with(|inputs| inputs.borrow_mut().pop_front())
 }
 
 /// The events [`events::emit`](crate::events::emit) recorded on this thread, oldest first;
@@ -132,6 +156,25 @@ pub(crate) fn answer_http(
         return Err(HttpError::BodyTooLarge { limit: Some(limit) });
     }
     Ok(response)
+}
+
+/// The native stand-in for [`http::open`](crate::http::open): the [`mock_http`] handler's
+/// response, its body as one chunk (no size cap: a streamed body has none).
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn answer_http_stream(
+    request: &http::Request,
+    options: &http::Options,
+) -> Result<http::StreamingResponse, HttpError> {
+    let unlimited = http::Options {
+        max_response_bytes: u64::MAX,
+        ..options.clone()
+    };
+    let response = answer_http(request, &unlimited)?;
+    Ok(http::StreamingResponse {
+        status: response.status,
+        headers: response.headers,
+        body: http::BodyStream::from_chunks(vec![Ok(response.body)]),
+    })
 }
 
 /// Records an emitted event (the native stand-in for the `events` import).

@@ -137,9 +137,12 @@ fn run_example_lane_in_a_node(bytes: Vec<u8>) {
             .unwrap()
             .collect()
             .await;
-        // The lane's three, between the node's dispatch.started and dispatch.completed.
-        assert_eq!(events.len(), 5, "{events:?}");
+        // The lane's three and its outcome (ABI 0.2.0: `lane.completed`), between the node's
+        // dispatch.started and dispatch.completed.
+        assert_eq!(events.len(), 6, "{events:?}");
         assert_eq!(events[0].event_type.as_deref(), Some("dispatch.started"));
-        assert_eq!(events[4].event_type.as_deref(), Some("dispatch.completed"));
+        assert_eq!(events[4].event_type.as_deref(), Some("lane.completed"));
+        assert_eq!(events[4].payload["status"], "succeeded");
+        assert_eq!(events[5].event_type.as_deref(), Some("dispatch.completed"));
     });
 }

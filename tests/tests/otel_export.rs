@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ep_contracts::boundary::{AcceptableAttestation, AdmissionRequest, ResultStatus};
+use ep_lanes_wasm::WASM_ENGINE_CLASS;
+use ep_lanes_wasm::testing::GUEST_WIT as WIT_PACKAGE;
 use ep_lanes_wasm::testing::build_guest;
-use ep_lanes_wasm::{WASM_ENGINE_CLASS, WIT_PACKAGE};
 use ep_node::RuntimeClient;
 use ep_node::authority::{SigningKeyFile, sign_request};
 use ep_remote::RemoteRuntimeClient;

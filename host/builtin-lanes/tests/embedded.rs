@@ -39,7 +39,7 @@ fn every_manifest_parses_and_names_its_lane() {
         assert_eq!(manifest["lane_id"].as_str(), Some(lane.name));
         assert_eq!(
             manifest["wit_version"].as_str(),
-            Some("execution-plane:lane@0.1.0")
+            Some("execution-plane:lane@0.2.0")
         );
     }
 }

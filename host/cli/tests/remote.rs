@@ -11,8 +11,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use ep_lanes_wasm::WIT_PACKAGE;
 use ep_lanes_wasm::test_server::TestServer;
+use ep_lanes_wasm::testing::GUEST_WIT as WIT_PACKAGE;
 use ep_lanes_wasm::testing::build_guest;
 use serde_json::Value;
 

@@ -11,6 +11,11 @@ use futures::stream::BoxStream;
 
 use crate::context::ExecutionContext;
 
+/// Event type of the final event of a stream whose lane reported a successful outcome:
+/// payload `{"status": "succeeded", "output": {...}, "metrics": {...}}`; the stream's result
+/// carries that output.
+pub const STREAM_COMPLETED_EVENT: &str = "lane.completed";
+
 /// A stream of execution events; ends when the execution ends.
 pub type EventStream = BoxStream<'static, ExecutionEvent>;
 

@@ -26,5 +26,5 @@ pub use context::{Deadline, ExecutionContext};
 pub use evidence::{CAPABILITY_DENIED, CapabilityDenial, LaneEvidence, MAX_DENIALS};
 pub use host::{LaneHost, WeakLaneHost};
 pub use input::{INPUT_BUFFER, Input, InputSlot};
-pub use lane::{EventStream, LaneAdapter, rejected_result};
+pub use lane::{EventStream, LaneAdapter, STREAM_COMPLETED_EVENT, rejected_result};
 pub use target::{ConnectOptions, Dispatch, TargetClient, TargetError, TargetVerifier};

@@ -358,11 +358,7 @@ fn decomposition(setup: &Setup) {
             &limits,
             egress.clone(),
             async |lane, store| {
-                let outcome = lane
-                    .execution_plane_lane_lane_adapter()
-                    .call_execute(store, &request)
-                    .await
-                    .unwrap();
+                let outcome = lane.execute(store, &request).await;
                 assert!(outcome.succeeded, "{}", outcome.output_json);
                 let output: serde_json::Value = serde_json::from_str(&outcome.output_json).unwrap();
                 assert_eq!(output["status_code"], 200);

@@ -30,12 +30,12 @@ use ep_contracts::boundary::{
     AdmissionRejection, ExecutionEvent, ExecutionRef, ExecutionRequest, ExecutionResult,
     LaneCapabilities, Map, ResultStatus,
 };
-use ep_lanes_wasm::bindings::{LanePre, types};
+use ep_lanes_wasm::bindings::types;
 use ep_lanes_wasm::testing::build_guest;
 use ep_lanes_wasm::{LaneLimits, RuntimeConfig, WasmLane, WasmRuntime};
 use ep_node::{EventStream, ExecutionContext, LaneAdapter};
 use serde_json::{Value, json};
-use support::{BenchState, Cycle, Egress, lane_pre};
+use support::{Cycle, Egress, lane_pre};
 
 /// What the host does with a guest's capabilities (as `convert::capabilities`): parse the
 /// metadata JSON object and add the host's own keys.
@@ -165,17 +165,13 @@ impl Part {
 
 /// Instantiate, call `capabilities` and convert it as the host does, drop.
 async fn capabilities_cycle(
-    pre: &LanePre<BenchState>,
+    pre: &support::AnyPre,
     engine: &wasmtime::Engine,
     limits: &LaneLimits,
     host_metadata: &Map,
 ) -> Cycle<LaneCapabilities> {
     support::cycle(pre, engine, limits, Egress::Refuse, async |lane, store| {
-        let raw = lane
-            .execution_plane_lane_lane_adapter()
-            .call_capabilities(store)
-            .await
-            .unwrap();
+        let raw = lane.capabilities(store).await;
         black_box(host_capabilities(raw, host_metadata))
     })
     .await

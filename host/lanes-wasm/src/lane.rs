@@ -25,7 +25,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::timeout_at;
 use wasmtime::Store;
 
-use crate::bindings::{Lane, LanePre};
+use crate::abi::{AbiVersion, Guest, Pre};
 use crate::convert;
 use crate::digests::DigestRegistration;
 use crate::egress::hooks::{EgressLog, LaneHttpHooks};
@@ -96,7 +96,9 @@ impl std::fmt::Debug for WasmLane {
 pub(crate) struct LaneCore {
     pub(crate) lane_id: Arc<str>,
     pub(crate) digest: String,
-    pre: LanePre<LaneState>,
+    pre: Pre,
+    /// The lane ABI the component targets.
+    pub(crate) abi: AbiVersion,
     pub(crate) limits: LaneLimits,
     slots: Arc<Semaphore>,
     instantiations: Arc<AtomicU64>,
@@ -177,7 +179,14 @@ impl WasmLane {
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(|e| grants::unsatisfied(engine, &component, &grants, &digest, &e))?;
-        let pre = LanePre::new(instance_pre).map_err(|e| LoadError::NotALane {
+        let abi = AbiVersion::of(engine, &component).ok_or_else(|| LoadError::NotALane {
+            digest: digest.clone(),
+            message: format!(
+                "it exports no `lane-adapter` of a lane ABI this host implements ({})",
+                AbiVersion::ALL.map(AbiVersion::package).join(", ")
+            ),
+        })?;
+        let pre = Pre::new(instance_pre, abi).map_err(|e| LoadError::NotALane {
             digest: digest.clone(),
             message: crate::error::error_chain(&e, 2048),
         })?;
@@ -202,6 +211,7 @@ impl WasmLane {
             lane_id: Arc::from("(loading)"),
             digest: digest.clone(),
             pre,
+            abi,
             gate: LaneGate::new(&limits),
             limits,
             slots: Arc::clone(&runtime.inner.slots),
@@ -225,6 +235,11 @@ impl WasmLane {
             manifest: None,
             _registration: registration,
         })
+    }
+
+    /// The lane ABI version the component targets.
+    pub fn abi(&self) -> AbiVersion {
+        self.core.abi
     }
 
     /// The `sha256:` digest of the component bytes.
@@ -308,7 +323,7 @@ fn check_header(bytes: &[u8], digest: &str) -> Result<(), LoadError> {
 /// A fresh store and instance, with a pooled slot held for as long as the store lives.
 pub(crate) struct Instance {
     pub(crate) store: Store<LaneState>,
-    pub(crate) lane: Lane,
+    pub(crate) lane: Guest,
     pub(crate) _slot: OwnedSemaphorePermit,
 }
 
@@ -350,8 +365,7 @@ impl LaneCore {
         let state = LaneState::new(who, &self.limits, deadline, hooks);
         let mut store = state.into_store(self.pre.engine(), &self.limits);
         self.instantiations.fetch_add(1, Ordering::Relaxed);
-        let instantiated =
-            timeout_at(deadline.into(), self.pre.instantiate_async(&mut store)).await;
+        let instantiated = timeout_at(deadline.into(), self.pre.instantiate(&mut store)).await;
         match instantiated {
             Err(_) => Err(Fault::Deadline {
                 timeout,
@@ -398,10 +412,7 @@ impl LaneCore {
             )
             .await
             .map_err(probe_error)?;
-        let call = instance
-            .lane
-            .execution_plane_lane_lane_adapter()
-            .call_capabilities(&mut instance.store);
+        let call = instance.lane.capabilities(&mut instance.store);
         let answer = timeout_at(deadline.into(), call).await;
         let raw = match answer {
             Err(_) => {
@@ -469,10 +480,7 @@ impl LaneCore {
             .store
             .data_mut()
             .enter_phase(Arc::new(RequestEgress::Nothing), deadline);
-        let call = instance
-            .lane
-            .execution_plane_lane_lane_adapter()
-            .call_validate(&mut instance.store, wit);
+        let call = instance.lane.validate(&mut instance.store, wit);
         let fault = match timeout_at(deadline.into(), call).await {
             Ok(Ok(Ok(()))) => {
                 instance
@@ -576,10 +584,7 @@ impl LaneCore {
                     return Run::refused(rejection);
                 }
             }
-            let call = instance
-                .lane
-                .execution_plane_lane_lane_adapter()
-                .call_execute(&mut instance.store, &wit);
+            let call = instance.lane.execute(&mut instance.store, &wit);
             let answer = timeout_at(deadline.into(), call).await;
             let answer = match answer {
                 Ok(Ok(raw)) => convert::outcome(raw),

@@ -58,6 +58,7 @@ macro_rules! wasmtime_version {
     };
 }
 
+pub mod abi;
 pub mod bindings;
 mod cache;
 mod capability;
@@ -86,6 +87,7 @@ pub mod verifier;
 pub mod watch;
 pub mod withdrawals;
 
+pub use abi::AbiVersion;
 pub use embedded::load_embedded;
 pub use engine::{RuntimeConfig, WasmRuntime};
 pub use error::{EngineError, LoadError};

@@ -11,8 +11,9 @@ use thiserror::Error;
 use crate::egress::HttpGrants;
 use crate::grants::Grants;
 
-/// The WIT package (and version) of the lane ABI this host implements.
-pub const WIT_PACKAGE: &str = "execution-plane:lane@0.1.0";
+/// The WIT package (and version) of the current lane ABI; the host also loads components of
+/// every version in [`crate::AbiVersion::ALL`] (0.1.0).
+pub const WIT_PACKAGE: &str = "execution-plane:lane@0.2.0";
 
 /// Largest manifest file read, in bytes (a manifest is a few hundred bytes).
 pub const MAX_MANIFEST_BYTES: u64 = 64 << 10;
@@ -24,7 +25,7 @@ pub struct LaneManifest {
     pub lane_id: String,
     /// The plugin's own version.
     pub version: semver::Version,
-    /// The WIT package the component targets; always [`WIT_PACKAGE`] once parsed.
+    /// The WIT package the component targets: one of [`crate::AbiVersion::ALL`]'s once parsed.
     pub wit_version: String,
     /// The host imports the lane asks for (`[grants]`, omitted = `false`).
     pub grants: Grants,
@@ -142,8 +143,9 @@ pub enum ManifestError {
     },
     /// The component targets a lane ABI this host does not implement.
     #[error(
-        "lane manifest {path}: `wit_version` is {found:?} but this host implements {expected:?}; \
-         rebuild the lane against {expected} and set `wit_version = \"{expected}\"`"
+        "lane manifest {path}: `wit_version` is {found:?} but this host implements {expected:?} \
+         (and still loads execution-plane:lane@0.1.0); rebuild the lane against {expected} and \
+         set `wit_version = \"{expected}\"`"
     )]
     WitVersion {
         /// The manifest file.
@@ -206,7 +208,7 @@ impl LaneManifest {
                 ),
             )
         })?;
-        if raw.wit_version != WIT_PACKAGE {
+        if crate::AbiVersion::from_package(&raw.wit_version).is_none() {
             return Err(ManifestError::WitVersion {
                 path: path.to_owned(),
                 found: raw.wit_version,

@@ -28,6 +28,21 @@ pub enum PluginError {
         /// Where the manifest was looked for.
         expected: PathBuf,
     },
+    /// The manifest names a different ABI version than the component exports.
+    #[error(
+        "lane plugin {wasm} exports {component_abi} but its manifest {manifest} says \
+         `wit_version = \"{manifest_abi}\"`; set `wit_version = \"{component_abi}\"`"
+    )]
+    AbiMismatch {
+        /// The component file.
+        wasm: PathBuf,
+        /// The manifest file.
+        manifest: PathBuf,
+        /// What the manifest says.
+        manifest_abi: String,
+        /// What the component exports.
+        component_abi: crate::AbiVersion,
+    },
     /// The manifest is unreadable or invalid.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
@@ -144,6 +159,14 @@ pub(crate) async fn load_with_manifest(
             wasm: wasm_path.to_owned(),
             source,
         })?;
+    if lane.abi().package() != manifest.wit_version {
+        return Err(PluginError::AbiMismatch {
+            wasm: wasm_path.to_owned(),
+            manifest: manifest_path,
+            manifest_abi: manifest.wit_version,
+            component_abi: lane.abi(),
+        });
+    }
     if lane.lane_id() != manifest.lane_id {
         return Err(PluginError::LaneIdMismatch {
             wasm: wasm_path.to_owned(),

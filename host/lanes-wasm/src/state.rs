@@ -119,6 +119,11 @@ impl LaneState {
         (&mut self.wasi, &mut self.table)
     }
 
+    /// The resource table (host resources a capability unit hands the guest).
+    pub(crate) fn table_mut(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
     /// The resource table and the `http` unit's state, borrowed together.
     pub(crate) fn table_and_http(&mut self) -> (&mut ResourceTable, &mut HttpState) {
         (&mut self.table, &mut self.caps.http)

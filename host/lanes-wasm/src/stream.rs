@@ -20,13 +20,14 @@ use std::time::{Duration, Instant};
 use ep_contracts::boundary::{
     AdmissionRejection, ExecutionEvent, ExecutionRef, ExecutionRequest, Map,
 };
-use ep_lane_api::{CancelSignal, EventStream, ExecutionContext};
+use ep_lane_api::{CancelSignal, EventStream, ExecutionContext, STREAM_COMPLETED_EVENT};
 use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::timeout_at;
 use wasmtime::component::ResourceAny;
 
+use crate::abi::{AbiVersion, Pulled};
 use crate::bindings::types;
 use crate::capability::http::StreamDenials;
 use crate::convert;
@@ -91,10 +92,11 @@ pub(crate) async fn open(
         let mut instance = core
             .instantiate(&execution_ref, deadline, timeout, egress)
             .await?;
-        let call = instance
-            .lane
-            .execution_plane_lane_lane_adapter()
-            .call_stream(&mut instance.store, &wit);
+        if core.abi == AbiVersion::V0_2 {
+            // 0.1.0 has no `input`: its streams leave the channel untaken.
+            instance.store.data().caps.input.attach(&ctx.input);
+        }
+        let call = instance.lane.stream(&mut instance.store, &wit);
         let answer = timeout_at(deadline.into(), call).await;
         match answer {
             Ok(Ok(Ok(resource))) => Ok(Ok((instance, resource, turn))),
@@ -181,10 +183,8 @@ async fn pull(running: &mut Running) {
     let cancel = running.cancel.clone();
     let instance = &mut running.instance;
     let call = async {
-        let adapter = instance.lane.execution_plane_lane_lane_adapter();
-        let streams = adapter.event_stream();
-        let call = streams.call_next(&mut instance.store, resource);
-        match timeout_at(deadline.into(), call).await {
+        let pulled = instance.lane.next(&mut instance.store, resource);
+        match timeout_at(deadline.into(), pulled).await {
             Ok(Ok(item)) => Ok(item),
             Ok(Err(error)) => Err(classify(&error, instance.store.data(), timeout)),
             Err(_) => Err(Fault::Deadline {
@@ -201,25 +201,66 @@ async fn pull(running: &mut Running) {
     running.denials.report_new();
     let emitted = running.instance.store.data_mut().caps.events.drain();
     running.ready.extend(emitted);
-    let item = answer.and_then(|item| {
-        item.map(|raw| event(&running.execution_ref, raw))
-            .transpose()
-    });
-    match item {
-        Ok(Some(event)) => running.ready.push_back(event),
-        Ok(None) => running.done = true,
-        Err(Fault::Deadline { .. }) if lifetime_cut => {
-            let fault = Fault::StreamLifetime {
-                lifetime: running.core.limits.max_stream_lifetime,
-            };
-            running.last = Some(failed_event(&running.core, &running.execution_ref, &fault));
+    let fault = match answer {
+        Ok(Pulled::Event(raw)) => match event(&running.execution_ref, raw) {
+            Ok(event) => {
+                running.ready.push_back(event);
+                return;
+            }
+            Err(fault) => fault,
+        },
+        Ok(Pulled::End(None)) => {
             running.done = true;
+            return;
         }
-        Err(fault) => {
-            running.last = Some(failed_event(&running.core, &running.execution_ref, &fault));
+        Ok(Pulled::End(Some(outcome))) => {
             running.done = true;
+            match ended_event(&running.core, &running.execution_ref, outcome) {
+                Ok(event) => {
+                    running.last = Some(event);
+                    return;
+                }
+                Err(fault) => fault,
+            }
         }
+        Err(Fault::Deadline { .. }) if lifetime_cut => Fault::StreamLifetime {
+            lifetime: running.core.limits.max_stream_lifetime,
+        },
+        Err(fault) => fault,
+    };
+    running.last = Some(failed_event(&running.core, &running.execution_ref, &fault));
+    running.done = true;
+}
+
+/// The final event of a stream the guest ended with `outcome`: `lane.completed` with its output
+/// and metrics, or `lane.failed` with its classified failure (the guest's, plus the digest).
+fn ended_event(
+    core: &LaneCore,
+    execution_ref: &ExecutionRef,
+    outcome: types::Outcome,
+) -> Result<ExecutionEvent, Fault> {
+    let outcome = convert::outcome(outcome)?;
+    let mut payload = Map::new();
+    // `convert::outcome` gives every unsuccessful outcome a failure.
+    if let Some(failure) = outcome.failure.filter(|_| !outcome.succeeded) {
+        let failure = failure.with_detail("component_digest", core.digest.as_str());
+        payload.insert("status".to_owned(), Value::from("failed"));
+        payload.insert("error".to_owned(), failure.to_value());
+        payload.insert("output".to_owned(), Value::Object(outcome.output));
+        return Ok(ExecutionEvent::new(
+            execution_ref.clone(),
+            STREAM_FAILED_EVENT,
+            payload,
+        ));
     }
+    payload.insert("status".to_owned(), Value::from("succeeded"));
+    payload.insert("output".to_owned(), Value::Object(outcome.output));
+    payload.insert("metrics".to_owned(), Value::Object(outcome.metrics));
+    Ok(ExecutionEvent::new(
+        execution_ref.clone(),
+        STREAM_COMPLETED_EVENT,
+        payload,
+    ))
 }
 
 /// A guest stream item as an execution event (its payload must be a JSON object).

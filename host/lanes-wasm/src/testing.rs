@@ -10,7 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// The guest crates under `tests/components`.
+/// The lane ABI the test guests of `tests/components` target: the frozen 0.1.0, so the whole
+/// suite keeps proving the host loads and runs it (`input-echo`, `minimal-v2` and the SDK-built lanes cover
+/// 0.2.0).
+pub const GUEST_WIT: &str = "execution-plane:lane@0.1.0";
+
+/// Every guest crate of `tests/components`.
 pub const GUESTS: &[&str] = &[
     "echo",
     "trap",
@@ -24,6 +29,8 @@ pub const GUESTS: &[&str] = &[
     "uses-filesystem",
     "uses-sockets",
     "stream-fetch",
+    "input-echo",
+    "minimal-v2",
 ];
 
 /// The guest workspace could not be built, or has no such guest.

@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use ep_contracts::boundary::ResultStatus;
 use ep_lanes_wasm::swap::{LANE_ACTIVATED, LANE_REJECTED, LANE_ROLLED_BACK};
+use ep_lanes_wasm::testing::GUEST_WIT;
 use ep_lanes_wasm::{
     HostPolicy, LaneSlot, LaneSource, RollbackPolicy, RollbackReason, SwapError, SwapOutcome,
-    WIT_PACKAGE, WatchConfig, WatchError, WithdrawalState, register_lane_slot, watch_plugin_dir,
+    WatchConfig, WatchError, WithdrawalState, register_lane_slot, watch_plugin_dir,
 };
 use ep_node::LaneAdapter;
 use serde_json::{Value, json};
@@ -192,7 +193,7 @@ async fn refused_artifacts_are_recorded_and_the_serving_generation_keeps_serving
         dir.path(),
         "wrong-wit",
         &v2,
-        &manifest("echo", "").replace(WIT_PACKAGE, "execution-plane:lane@9.0.0"),
+        &manifest("echo", "").replace(GUEST_WIT, "execution-plane:lane@9.0.0"),
     );
     let other_id = candidate(
         dir.path(),

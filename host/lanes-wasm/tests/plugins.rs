@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use ep_lanes_wasm::{
     Grants, HostPolicy, LoadError, ManifestError, PluginError, PolicyError, WIT_PACKAGE,
-    load_plugin, load_plugin_dir,
+    load_plugin, load_plugin_dir, testing::GUEST_WIT,
 };
 use ep_node::LaneAdapter;
 use support::*;
@@ -27,9 +27,7 @@ fn write_manifest(dir: &Path, name: &str, text: &str) {
 
 /// A valid manifest for `lane_id` with `extra` appended.
 fn manifest(lane_id: &str, extra: &str) -> String {
-    format!(
-        "lane_id = \"{lane_id}\"\nversion = \"1.2.3\"\nwit_version = \"{WIT_PACKAGE}\"\n{extra}"
-    )
+    format!("lane_id = \"{lane_id}\"\nversion = \"1.2.3\"\nwit_version = \"{GUEST_WIT}\"\n{extra}")
 }
 
 #[tokio::test]
@@ -129,7 +127,7 @@ async fn a_wrong_wit_version_names_both_versions() {
     write_manifest(
         dir.path(),
         "echo",
-        "lane_id = \"echo\"\nversion = \"0.1.0\"\nwit_version = \"execution-plane:lane@0.2.0\"\n",
+        "lane_id = \"echo\"\nversion = \"0.1.0\"\nwit_version = \"execution-plane:lane@0.3.0\"\n",
     );
     let error = load_plugin(&rt, &wasm, &HostPolicy::default())
         .await
@@ -140,11 +138,11 @@ async fn a_wrong_wit_version_names_both_versions() {
     else {
         panic!("expected WitVersion, got {error:?}");
     };
-    assert_eq!(found, "execution-plane:lane@0.2.0");
+    assert_eq!(found, "execution-plane:lane@0.3.0");
     assert_eq!(*expected, WIT_PACKAGE);
     let message = error.to_string();
     assert!(
-        message.contains("execution-plane:lane@0.2.0") && message.contains(WIT_PACKAGE),
+        message.contains("execution-plane:lane@0.3.0") && message.contains(WIT_PACKAGE),
         "{message}"
     );
 }

@@ -123,21 +123,52 @@ pub(crate) fn ended_early_result(
     }
 }
 
-/// The result a stream ended with: `succeeded`, or `failed` with the failure its last event
-/// reported (`{"status": "failed", "error": …}`), as the API's `result` frame reports it.
+pub use ep_lane_api::STREAM_COMPLETED_EVENT;
+
+/// What the events of a stream said about its end so far: the failure or the output its last
+/// event reported.
+#[derive(Debug, Clone, Default)]
+pub struct StreamEnding {
+    failure: Option<Value>,
+    output: Option<serde_json::Map<String, Value>>,
+}
+
+impl StreamEnding {
+    /// Takes in the stream's latest event: the last one decides whether it failed; the output
+    /// is the last lane event's (the node's closing `dispatch.*` record keeps it).
+    pub fn observe(&mut self, event: &ExecutionEvent) {
+        self.failure = event_failure(event);
+        let kind = event.event_type.as_deref().unwrap_or_default();
+        if !kind.starts_with("dispatch.") {
+            self.output = event_output(event);
+        }
+    }
+
+    /// The result the stream ended with (see [`stream_end_result`]).
+    pub fn result(&self, execution_ref: &ExecutionRef, provenance: &Provenance) -> ExecutionResult {
+        stream_end_result(execution_ref, provenance, self)
+    }
+}
+
+/// The result a stream ended with: `succeeded` (with the output a final `lane.completed` event
+/// reported, if one did), or `failed` with the failure its last event reported (`{"status":
+/// "failed", "error": …}`), as the API's `result` frame reports it.
 pub fn stream_end_result(
     execution_ref: &ExecutionRef,
     provenance: &Provenance,
-    last_failure: Option<Value>,
+    ending: &StreamEnding,
 ) -> ExecutionResult {
     let base = ExecutionResult {
         provenance: provenance.clone(),
-        ..ExecutionResult::succeeded(execution_ref.clone(), Default::default())
+        ..ExecutionResult::succeeded(
+            execution_ref.clone(),
+            ending.output.clone().unwrap_or_default(),
+        )
     };
-    match last_failure {
+    match &ending.failure {
         Some(error) => ExecutionResult {
             status: ep_contracts::boundary::ResultStatus::Failed,
-            error: Some(error),
+            error: Some(error.clone()),
             ..base
         },
         None => base,
@@ -149,6 +180,17 @@ pub fn event_failure(event: &ExecutionEvent) -> Option<Value> {
     let payload = &event.payload;
     (payload.get("status").and_then(Value::as_str) == Some("failed"))
         .then(|| payload.get("error").cloned().unwrap_or_else(|| json!({})))
+}
+
+/// The output a final `lane.completed` event reports.
+fn event_output(event: &ExecutionEvent) -> Option<serde_json::Map<String, Value>> {
+    if event.event_type.as_deref() != Some(STREAM_COMPLETED_EVENT) {
+        return None;
+    }
+    match event.payload.get("output") {
+        Some(Value::Object(output)) => Some(output.clone()),
+        _ => None,
+    }
 }
 
 impl Node {
@@ -265,7 +307,7 @@ pub(crate) struct RecordedStream {
     execution_ref: ExecutionRef,
     provenance: Provenance,
     count: usize,
-    last_failure: Option<Value>,
+    outcome: StreamEnding,
     /// Where the lane reports capability denials, and the lane's id for their entries.
     lane_evidence: (ep_lane_api::LaneEvidence, String),
     /// Capability denials the lane reported (at most [`MAX_STREAM_DENIALS`]).
@@ -305,7 +347,7 @@ impl RecordedStream {
             execution_ref,
             provenance,
             count: 0,
-            last_failure: None,
+            outcome: StreamEnding::default(),
             denials: Vec::new(),
             ending: None,
             ended: false,
@@ -315,11 +357,7 @@ impl RecordedStream {
     fn completion(&mut self) -> BoxFuture<'static, ()> {
         let node = self.node.clone();
         let record = self.record.clone();
-        let result = stream_end_result(
-            &self.execution_ref,
-            &self.provenance,
-            self.last_failure.clone(),
-        );
+        let result = self.outcome.result(&self.execution_ref, &self.provenance);
         if self.dispatched {
             self.closing = Some(crate::evidence::dispatch_finished_event(&result));
         }
@@ -369,7 +407,7 @@ impl Stream for RecordedStream {
             match events.poll_next_unpin(cx) {
                 Poll::Ready(Some(mut event)) => {
                     this.count += 1;
-                    this.last_failure = event_failure(&event);
+                    this.outcome.observe(&event);
                     // A denial the lane reported shows in the event it came with.
                     let (lane_evidence, lane_id) = &this.lane_evidence;
                     let denials =

@@ -21,7 +21,9 @@ pub use ep_lane_api::{
     WeakLaneHost,
 };
 pub use error::{RuntimeError, SinkError, TargetError};
-pub use execution::{ExecutionToken, event_failure, stream_end_result};
+pub use execution::{
+    ExecutionToken, STREAM_COMPLETED_EVENT, StreamEnding, event_failure, stream_end_result,
+};
 pub use traits::{
     AuthorityVerifier, ConnectOptions, Dispatch, EventStream, EvidenceSink, ExecutionContext,
     LaneAdapter, RuntimeClient, TargetClient, TargetVerifier,

@@ -21,6 +21,81 @@ const READ_CHUNK: u64 = 64 * 1024;
 
 /// Sends `request` and reads the whole response.
 pub(super) fn send(request: &Request, options: &Options) -> Result<Response, HttpError> {
+    let response = start(request, options)?;
+    read_response(response, request.method(), options.max_response_bytes)
+}
+
+/// A response body read as it arrives. Fields drop in declaration order: the stream before the
+/// body, the body before the response (children before parents).
+pub(super) struct OpenBody {
+    stream: InputStream,
+    _body: IncomingBody,
+    _response: IncomingResponse,
+}
+
+impl OpenBody {
+    /// The next chunk (blocking until one arrives), or `None` at the end of the body.
+    pub(super) fn read(&mut self) -> Result<Option<Vec<u8>>, HttpError> {
+        match self.stream.blocking_read(READ_CHUNK) {
+            Ok(chunk) => Ok(Some(chunk)),
+            Err(StreamError::Closed) => Ok(None),
+            Err(error) => Err(stream_failure(error)),
+        }
+    }
+
+    /// Whatever has arrived, without blocking (empty when nothing has), or `None` at the end.
+    pub(super) fn try_read(&mut self) -> Result<Option<Vec<u8>>, HttpError> {
+        match self.stream.read(READ_CHUNK) {
+            Ok(chunk) => Ok(Some(chunk)),
+            Err(StreamError::Closed) => Ok(None),
+            Err(error) => Err(stream_failure(error)),
+        }
+    }
+
+    /// A pollable ready when [`OpenBody::try_read`] has something (or the body ended).
+    pub(super) fn subscribe(&self) -> crate::bindings::wasi::io::poll::Pollable {
+        self.stream.subscribe()
+    }
+}
+
+/// Sends `request` and returns the status, headers and the body to read as it arrives.
+pub(super) fn open(
+    request: &Request,
+    options: &Options,
+) -> Result<(u16, Vec<(String, String)>, OpenBody), HttpError> {
+    let response = start(request, options)?;
+    let status = response.status();
+    let headers = head(&response);
+    let body = response
+        .consume()
+        .map_err(|()| HttpError::Transport("the response body was already taken".to_owned()))?;
+    let stream = body.stream().map_err(|()| {
+        HttpError::Transport("the response body stream could not be opened".to_owned())
+    })?;
+    Ok((
+        status,
+        headers,
+        OpenBody {
+            stream,
+            _body: body,
+            _response: response,
+        },
+    ))
+}
+
+/// The response's headers, values as lossy UTF-8.
+fn head(response: &IncomingResponse) -> Vec<(String, String)> {
+    // The fields are the response's child: dropped at the end of this function.
+    let fields = response.headers();
+    fields
+        .entries()
+        .into_iter()
+        .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+        .collect()
+}
+
+/// Sends `request` and waits for the response head.
+fn start(request: &Request, options: &Options) -> Result<IncomingResponse, HttpError> {
     let outgoing = outgoing_request(request)?;
     // Take the body resource before `handle` consumes the request; an empty body is never
     // taken, so the request goes out with no body at all.
@@ -43,7 +118,7 @@ pub(super) fn send(request: &Request, options: &Options) -> Result<Response, Htt
     }
     let response = wait(&future);
     drop(future);
-    read_response(response?, request.method(), options.max_response_bytes)
+    response
 }
 
 /// The `outgoing-request` for `request`: headers, method, scheme, authority, path.
@@ -187,15 +262,7 @@ fn read_response(
     max_bytes: u64,
 ) -> Result<Response, HttpError> {
     let status = response.status();
-    let headers: Vec<(String, String)> = {
-        // The fields are the response's child: dropped at the end of this block.
-        let fields = response.headers();
-        fields
-            .entries()
-            .into_iter()
-            .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
-            .collect()
-    };
+    let headers = head(&response);
     // A declared length over the cap fails before reading, except where the length describes
     // a body that is not sent (a HEAD response, 204, 304).
     let has_body = method != &Method::Head && !matches!(status, 204 | 304);

@@ -254,12 +254,12 @@ async fn stream_local(
         tokio::spawn(forward_input(client, open.execution_ref.clone()));
     }
     let mut events = open.events;
-    let mut last_failure = None;
+    let mut ending = ep_node::StreamEnding::default();
     while let Some(event) = events.next().await {
-        last_failure = ep_node::event_failure(&event);
+        ending.observe(&event);
         output::line(event.to_value())?;
     }
-    let result = ep_node::stream_end_result(&open.execution_ref, &provenance, last_failure);
+    let result = ending.result(&open.execution_ref, &provenance);
     output::line(result.to_value())?;
     Ok(result.status == ResultStatus::Succeeded)
 }

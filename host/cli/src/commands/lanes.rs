@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use ep_lanes_wasm::{
-    HostPolicy, PluginDirReport, RuntimeConfig, WIT_PACKAGE, WasmLane, WasmRuntime, load_embedded,
-    load_plugin, load_plugin_dir,
+    HostPolicy, PluginDirReport, RuntimeConfig, WasmLane, WasmRuntime, load_embedded, load_plugin,
+    load_plugin_dir,
 };
 use ep_node::LaneAdapter;
 use serde_json::{Value, json};
@@ -277,7 +277,7 @@ fn check_report(lane: &WasmLane) -> Result<Value, CliError> {
             "timeout_ms": u64::try_from(limits.max_timeout.as_millis()).unwrap_or(u64::MAX),
             "max_concurrency": limits.max_concurrent,
         },
-        "wit_version": WIT_PACKAGE,
+        "wit_version": lane.abi().package(),
     }))
 }
 

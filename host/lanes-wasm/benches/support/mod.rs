@@ -9,7 +9,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use ep_lanes_wasm::LaneLimits;
-use ep_lanes_wasm::bindings::{Lane, LanePre, events, logging, types};
+use ep_lanes_wasm::bindings::{Lane, LanePre, events, logging, types, v2_0};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -156,16 +156,122 @@ impl logging::Host for BenchState {
     }
 }
 
-/// `bytes` compiled and pre-instantiated with WASI, `wasi:http` and every lane interface.
-pub fn lane_pre(engine: &Engine, bytes: &[u8]) -> LanePre<BenchState> {
-    let component = Component::new(engine, bytes).unwrap_or_else(|e| panic!("{e:#}"));
+impl v2_0::events::Host for BenchState {
+    async fn emit(&mut self, event: types::Event) -> wasmtime::Result<()> {
+        self.events.push(event);
+        Ok(())
+    }
+}
+
+impl v2_0::logging::Host for BenchState {
+    async fn log(&mut self, _: v2_0::logging::Level, _: String) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+
+impl v2_0::http_egress::Host for BenchState {
+    async fn last_denial(&mut self) -> wasmtime::Result<Option<v2_0::http_egress::Denial>> {
+        Ok(None)
+    }
+}
+
+impl v2_0::input::Host for BenchState {
+    async fn subscribe(
+        &mut self,
+    ) -> wasmtime::Result<wasmtime::component::Resource<wasmtime_wasi::p2::DynPollable>> {
+        Err(wasmtime::Error::msg("benchmarks send no input"))
+    }
+    async fn take(&mut self) -> wasmtime::Result<Option<v2_0::input::InputItem>> {
+        Ok(None)
+    }
+}
+
+/// A linker with WASI, `wasi:http` and every lane interface of both ABI versions.
+fn linker(engine: &Engine) -> Linker<BenchState> {
     let mut linker = Linker::<BenchState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).unwrap();
-    types::add_to_linker::<BenchState, HasSelf<BenchState>>(&mut linker, |s| s).unwrap();
-    events::add_to_linker::<BenchState, HasSelf<BenchState>>(&mut linker, |s| s).unwrap();
-    logging::add_to_linker::<BenchState, HasSelf<BenchState>>(&mut linker, |s| s).unwrap();
-    LanePre::new(linker.instantiate_pre(&component).unwrap()).unwrap()
+    let l = &mut linker;
+    types::add_to_linker::<BenchState, HasSelf<BenchState>>(l, |s| s).unwrap();
+    events::add_to_linker::<BenchState, HasSelf<BenchState>>(l, |s| s).unwrap();
+    logging::add_to_linker::<BenchState, HasSelf<BenchState>>(l, |s| s).unwrap();
+    l.instance(ep_lanes_wasm::bindings::TYPES_0_2_0).unwrap();
+    v2_0::events::add_to_linker::<BenchState, HasSelf<BenchState>>(l, |s| s).unwrap();
+    v2_0::logging::add_to_linker::<BenchState, HasSelf<BenchState>>(l, |s| s).unwrap();
+    v2_0::http_egress::add_to_linker::<BenchState, HasSelf<BenchState>>(l, |s| s).unwrap();
+    v2_0::input::add_to_linker::<BenchState, HasSelf<BenchState>>(l, |s| s).unwrap();
+    linker
+}
+
+/// `bytes` (a lane of either ABI version) compiled and pre-instantiated.
+pub fn lane_pre(engine: &Engine, bytes: &[u8]) -> AnyPre {
+    let component = Component::new(engine, bytes).unwrap_or_else(|e| panic!("{e:#}"));
+    let pre = linker(engine).instantiate_pre(&component).unwrap();
+    match LanePre::new(pre.clone()) {
+        Ok(v1) => AnyPre::V1(v1),
+        Err(_) => AnyPre::V2(v2_0::LanePre::new(pre).unwrap()),
+    }
+}
+
+/// A pre-instantiated lane of either ABI version.
+pub enum AnyPre {
+    V1(LanePre<BenchState>),
+    V2(v2_0::LanePre<BenchState>),
+}
+
+/// An instantiated lane of either ABI version.
+pub enum AnyLane {
+    V1(Lane),
+    V2(v2_0::Lane),
+}
+
+impl AnyPre {
+    async fn instantiate(&self, store: &mut Store<BenchState>) -> AnyLane {
+        match self {
+            Self::V1(pre) => AnyLane::V1(pre.instantiate_async(store).await.unwrap()),
+            Self::V2(pre) => AnyLane::V2(pre.instantiate_async(store).await.unwrap()),
+        }
+    }
+}
+
+impl AnyLane {
+    /// The guest's `capabilities`.
+    pub async fn capabilities(&self, store: &mut Store<BenchState>) -> types::LaneCapabilities {
+        match self {
+            Self::V1(lane) => {
+                lane.execution_plane_lane0_1_0_lane_adapter()
+                    .call_capabilities(store)
+                    .await
+            }
+            Self::V2(lane) => {
+                lane.execution_plane_lane0_2_0_lane_adapter()
+                    .call_capabilities(store)
+                    .await
+            }
+        }
+        .unwrap()
+    }
+
+    /// The guest's `execute`.
+    pub async fn execute(
+        &self,
+        store: &mut Store<BenchState>,
+        request: &types::ExecutionRequest,
+    ) -> types::Outcome {
+        match self {
+            Self::V1(lane) => {
+                lane.execution_plane_lane0_1_0_lane_adapter()
+                    .call_execute(store, request)
+                    .await
+            }
+            Self::V2(lane) => {
+                lane.execution_plane_lane0_2_0_lane_adapter()
+                    .call_execute(store, request)
+                    .await
+            }
+        }
+        .unwrap()
+    }
 }
 
 /// One instance's life, timed in parts.
@@ -189,18 +295,18 @@ impl<T> Cycle<T> {
 
 /// Instantiates `pre` in a fresh store, runs `call`, drops the store; each part timed.
 pub async fn cycle<T, F>(
-    pre: &LanePre<BenchState>,
+    pre: &AnyPre,
     engine: &Engine,
     limits: &LaneLimits,
     egress: Egress,
     call: F,
 ) -> Cycle<T>
 where
-    F: AsyncFnOnce(&Lane, &mut Store<BenchState>) -> T,
+    F: AsyncFnOnce(&AnyLane, &mut Store<BenchState>) -> T,
 {
     let started = Instant::now();
     let mut store = BenchState::new(limits, egress).into_store(engine, limits);
-    let lane = pre.instantiate_async(&mut store).await.unwrap();
+    let lane = pre.instantiate(&mut store).await;
     let instantiated = Instant::now();
     let answer = call(&lane, &mut store).await;
     let called = Instant::now();

@@ -6,7 +6,7 @@ use ep_contracts::boundary::{ExecutionEvent, ExecutionRef, Map};
 use wasmtime::component::{HasSelf, Linker};
 
 use super::Unit;
-use crate::bindings::{events, types};
+use crate::bindings::{events, types, v2_0};
 use crate::limits::LaneLimits;
 use crate::state::{HostFault, LaneState};
 
@@ -21,8 +21,10 @@ pub(crate) const EVENTS: Unit = Unit {
     link: link_events,
 };
 
+/// Links both ABI versions' `events` (one buffer behind them).
 fn link_events(linker: &mut Linker<LaneState>) -> wasmtime::Result<()> {
-    events::add_to_linker::<LaneState, HasSelf<LaneState>>(linker, |state| state)
+    events::add_to_linker::<LaneState, HasSelf<LaneState>>(linker, |state| state)?;
+    v2_0::events::add_to_linker::<LaneState, HasSelf<LaneState>>(linker, |state| state)
 }
 
 /// The execution's events, bounded in count and bytes.
@@ -89,5 +91,11 @@ impl events::Host for LaneState {
                 Err(wasmtime::Error::new(fault))
             }
         }
+    }
+}
+
+impl v2_0::events::Host for LaneState {
+    async fn emit(&mut self, event: types::Event) -> wasmtime::Result<()> {
+        events::Host::emit(self, event).await
     }
 }

@@ -8,25 +8,63 @@ use std::sync::Arc;
 
 use ep_lane_api::LaneEvidence;
 use serde_json::{Map, Value, json};
-use wasmtime::component::Linker;
+use wasmtime::component::{HasSelf, Linker};
 
 use super::Unit;
+use crate::bindings::v2_0::http_egress;
 use crate::egress::hooks::{EgressLog, LaneHttpHooks};
 use crate::state::LaneState;
 
 /// Import-name prefix of the `wasi:http` interfaces (`types`, `outgoing-handler`).
 pub const HTTP_IMPORT: &str = "wasi:http/";
+/// Import-name prefix of the `http-egress` interface (why a request was refused).
+pub const HTTP_EGRESS_IMPORT: &str = "execution-plane:lane/http-egress@";
 
 /// The unit: granted by `[grants] http` / `http_private` (URL patterns).
 pub(crate) const HTTP: Unit = Unit {
     grant: "http",
-    imports: &[HTTP_IMPORT],
+    imports: &[HTTP_IMPORT, HTTP_EGRESS_IMPORT],
     granted: |grants| !grants.http.is_empty(),
     link: link_http,
 };
 
 fn link_http(linker: &mut Linker<LaneState>) -> wasmtime::Result<()> {
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    http_egress::add_to_linker::<LaneState, HasSelf<LaneState>>(linker, |state| state)
+}
+
+impl http_egress::Host for LaneState {
+    async fn last_denial(&mut self) -> wasmtime::Result<Option<http_egress::Denial>> {
+        Ok(self
+            .caps
+            .http
+            .hooks
+            .log()
+            .last_denial()
+            .map(|(reason, destination)| http_egress::Denial {
+                message: denial_message(&reason, destination.as_deref()),
+                reason,
+            }))
+    }
+}
+
+/// What a lane (and its author) can do about a denial, by reason (the same reasons as the
+/// `capability.denied` evidence; `docs/egress.md` lists them).
+pub(crate) fn denial_message(reason: &str, destination: Option<&str>) -> String {
+    let to = destination.unwrap_or("the destination");
+    let what = match reason {
+        "invalid_destination" => "the URL has no host the host can check",
+        "request_egress_invalid" => "the request's `metadata.egress` is invalid",
+        "request_denies_egress" => "the request allows no egress (or the lane is validating)",
+        "outside_request_egress" => "the request's `metadata.egress` does not include it",
+        "no_http_grant" => "the lane has no grant for this scheme",
+        "no_matching_grant" => "no grant of the lane matches it (operator policy `[lanes.<id>]`)",
+        "address_not_allowed" => {
+            "it resolves to a loopback or private address; grant it with `http_private`"
+        }
+        _ => "the host's egress policy refused it",
+    };
+    format!("{to} refused ({reason}): {what}")
 }
 
 /// One execution's outbound HTTP: the `wasi:http` context and the send hooks that check every

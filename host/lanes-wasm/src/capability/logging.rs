@@ -6,7 +6,7 @@
 use wasmtime::component::{HasSelf, Linker};
 
 use super::Unit;
-use crate::bindings::logging;
+use crate::bindings::{logging, v2_0};
 use crate::limits::LaneLimits;
 use crate::state::{Attribution, LaneState};
 
@@ -24,8 +24,10 @@ pub(crate) const LOGGING: Unit = Unit {
     link: link_logging,
 };
 
+/// Links both ABI versions' `logging` (one line budget behind them).
 fn link_logging(linker: &mut Linker<LaneState>) -> wasmtime::Result<()> {
-    logging::add_to_linker::<LaneState, HasSelf<LaneState>>(linker, |state| state)
+    logging::add_to_linker::<LaneState, HasSelf<LaneState>>(linker, |state| state)?;
+    v2_0::logging::add_to_linker::<LaneState, HasSelf<LaneState>>(linker, |state| state)
 }
 
 /// Who logs, and how many lines one execution may log.
@@ -65,6 +67,20 @@ impl logging::Host for LaneState {
             }
         }
         Ok(())
+    }
+}
+
+impl v2_0::logging::Host for LaneState {
+    async fn log(&mut self, level: v2_0::logging::Level, message: String) -> wasmtime::Result<()> {
+        use v2_0::logging::Level as V2;
+        let level = match level {
+            V2::Trace => logging::Level::Trace,
+            V2::Debug => logging::Level::Debug,
+            V2::Info => logging::Level::Info,
+            V2::Warn => logging::Level::Warn,
+            V2::Error => logging::Level::Error,
+        };
+        logging::Host::log(self, level, message).await
     }
 }
 

@@ -5,7 +5,8 @@
 //! |---|---|---|---|---|
 //! | [`events`] | `events` | `execution-plane:lane/events` | [`EventBuffer`] | the execution's events |
 //! | [`logging`] | `logging` | `execution-plane:lane/logging` | [`LogContext`] | `dropped_log_lines` |
-//! | [`http`] | `http` (URL patterns) | `wasi:http/*` | [`HttpState`] | `http: {requests, denied}`, denials |
+//! | [`http`] | `http` (URL patterns) | `wasi:http/*`, `http-egress` | [`HttpState`] | `http: {requests, denied}`, denials |
+//! | [`input`] | none (always linked) | `execution-plane:lane/input` | [`InputState`] | the node's `execution.input` |
 //! | [`wasi`] `FILESYSTEM` | `filesystem` | `wasi:filesystem/*` | the WASI context (no preopens) | — |
 //! | [`wasi`] `SOCKETS` | `sockets` | `wasi:sockets/*` | the WASI context (nothing allowed) | — |
 //!
@@ -17,6 +18,7 @@
 
 pub(crate) mod events;
 pub(crate) mod http;
+pub(crate) mod input;
 pub(crate) mod logging;
 pub(crate) mod wasi;
 
@@ -24,6 +26,7 @@ use wasmtime::component::Linker;
 
 pub(crate) use events::EventBuffer;
 pub(crate) use http::HttpState;
+pub(crate) use input::InputState;
 pub(crate) use logging::LogContext;
 
 use crate::egress::hooks::LaneHttpHooks;
@@ -57,6 +60,7 @@ pub(crate) struct States {
     pub(crate) events: EventBuffer,
     pub(crate) log: LogContext,
     pub(crate) http: HttpState,
+    pub(crate) input: InputState,
 }
 
 impl States {
@@ -65,6 +69,7 @@ impl States {
             events: EventBuffer::new(who.execution_ref.clone(), limits),
             log: LogContext::new(who, limits),
             http: HttpState::new(hooks),
+            input: InputState::default(),
         }
     }
 }

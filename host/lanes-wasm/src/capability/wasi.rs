@@ -42,6 +42,9 @@ pub(crate) fn link_base(linker: &mut Linker<LaneState>) -> wasmtime::Result<()> 
     cli::terminal_stdout::add_to_linker::<LaneState, WasiCli>(l, LaneState::cli)?;
     cli::terminal_stderr::add_to_linker::<LaneState, WasiCli>(l, LaneState::cli)?;
     types::add_to_linker::<LaneState, HasSelf<LaneState>>(linker, |state| state)?;
+    // 0.2.0's `types` has no functions and reuses 0.1.0's Rust types: an empty instance.
+    linker.instance(crate::bindings::TYPES_0_2_0)?;
+    super::input::link(linker)?;
     Ok(())
 }
 

@@ -39,6 +39,8 @@ struct LogInner {
     requests: u64,
     denied: u64,
     denials: Vec<CapabilityDenial>,
+    /// The most recent denial's reason and destination, for the guest to ask about.
+    last: Option<(String, Option<String>)>,
 }
 
 impl EgressLog {
@@ -61,6 +63,7 @@ impl EgressLog {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         inner.requests += 1;
         inner.denied += 1;
+        inner.last = Some((reason.to_owned(), destination.clone()));
         if inner.denials.len() < MAX_DENIALS_KEPT {
             // The path may carry tokens: only its fingerprint enters evidence.
             let path = target.map(|t| ep_contracts::canonical::sha256_ref(t.path.as_bytes()));
@@ -77,6 +80,12 @@ impl EgressLog {
     pub(crate) fn take_denials(&self) -> Vec<CapabilityDenial> {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         std::mem::take(&mut inner.denials)
+    }
+
+    /// The reason and destination of the most recent denial (kept however many were counted).
+    pub(crate) fn last_denial(&self) -> Option<(String, Option<String>)> {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.last.clone()
     }
 
     /// `(requests, denied)` so far.
@@ -110,6 +119,11 @@ impl LaneHttpHooks {
             log,
             who,
         }
+    }
+
+    /// The execution's egress log.
+    pub(crate) fn log(&self) -> &EgressLog {
+        &self.log
     }
 
     /// Replaces the request's narrowing (closed while the guest validates), returning the old.

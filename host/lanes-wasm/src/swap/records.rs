@@ -144,9 +144,11 @@ impl SwapError {
     pub fn stage(&self) -> &'static str {
         match self {
             Self::Read { .. } | Self::Plugin(PluginError::ReadDir { .. }) => "read",
-            Self::Plugin(PluginError::ManifestMissing { .. } | PluginError::Manifest(_)) => {
-                "manifest"
-            }
+            Self::Plugin(
+                PluginError::ManifestMissing { .. }
+                | PluginError::Manifest(_)
+                | PluginError::AbiMismatch { .. },
+            ) => "manifest",
             Self::Plugin(PluginError::Policy { .. }) => "policy",
             Self::Plugin(PluginError::Load { .. }) | Self::Load { .. } => "load",
             Self::Plugin(PluginError::LaneIdMismatch { .. })

@@ -11,8 +11,7 @@ use ep_contracts::boundary::{
     AcceptableAttestation, AdmissionRejection, AdmissionRequest, AuthorityRef, ExecutionResult, Map,
 };
 use ep_lanes_wasm::{
-    LaneLimits, LaneSlot, LaneSource, RollbackPolicy, SwapOutcome, WASM_ENGINE_CLASS, WIT_PACKAGE,
-    WatchConfig,
+    LaneLimits, LaneSlot, LaneSource, RollbackPolicy, SwapOutcome, WASM_ENGINE_CLASS, WatchConfig,
 };
 use ep_node::AuthorityVerifier;
 use ep_node::node::Node;
@@ -131,8 +130,9 @@ pub fn plugin_dir() -> (tempfile::TempDir, PathBuf) {
 
 pub fn manifest(lane_id: &str, extra: &str) -> String {
     format!(
-        "lane_id = \"{lane_id}\"\nversion = \"1.0.0\"\nwit_version = \"{WIT_PACKAGE}\"\n\
-         [grants]\nevents = true\n{extra}"
+        "lane_id = \"{lane_id}\"\nversion = \"1.0.0\"\nwit_version = \"{}\"\n\
+         [grants]\nevents = true\n{extra}",
+        ep_lanes_wasm::testing::GUEST_WIT
     )
 }
 

@@ -20,7 +20,7 @@ use ep_contracts::boundary::{
     ExecutionEvent, ExecutionRef, ExecutionResult, Provenance, ResultStatus,
 };
 use ep_contracts::{Contract, Failure, FailureClass};
-use ep_node::{CancelSignal, EventStream, OpenStream, event_failure, stream_end_result};
+use ep_node::{CancelSignal, EventStream, OpenStream, StreamEnding};
 use futures::StreamExt;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Response};
@@ -63,7 +63,7 @@ impl Drop for StreamGuard {
 /// The state the body stream carries between frames.
 struct State {
     events: Option<EventStream>,
-    last_failure: Option<Value>,
+    ending: StreamEnding,
     provenance: Provenance,
     cut: CancelSignal,
     keep_alive: Duration,
@@ -138,7 +138,7 @@ pub(crate) fn response(
     let token_header = HeaderValue::from_str(token.as_str());
     let state = State {
         events: Some(events),
-        last_failure: None,
+        ending: StreamEnding::default(),
         provenance,
         cut,
         keep_alive,
@@ -195,7 +195,7 @@ async fn next_frame(mut state: State) -> Option<(Bytes, State)> {
         Next::Idle => Some((Bytes::from_static(b": keep-alive\n\n"), state)),
         Next::Event(Some(event)) => {
             let frame = frame("execution_event", &event.to_value());
-            state.last_failure = event_failure(&event);
+            state.ending.observe(&event);
             Some((frame, state))
         }
         Next::Event(None) => {
@@ -254,11 +254,9 @@ async fn next_frame(mut state: State) -> Option<(Bytes, State)> {
 /// `succeeded`, or `failed` with the failure the last event reported, exactly as the node
 /// records the stream's end.
 fn final_result(state: &State) -> ExecutionResult {
-    stream_end_result(
-        &state.guard.execution_ref,
-        &state.provenance,
-        state.last_failure.clone(),
-    )
+    state
+        .ending
+        .result(&state.guard.execution_ref, &state.provenance)
 }
 
 /// One SSE frame: `event: <name>\ndata: <json>\n\n`.

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use ep_contracts::boundary::{AdmissionRequest, Map, Provenance};
-use ep_lanes_wasm::WIT_PACKAGE;
+use ep_lanes_wasm::testing::GUEST_WIT as WIT_PACKAGE;
 use ep_lanes_wasm::testing::build_guest;
 use ep_server::ServeConfig;
 use ep_server::config::DEFAULT_CONFIG;

@@ -1,9 +1,9 @@
 //! Test lane `spin`: execute loops forever (only the host's deadline or a cancel ends it);
 //! operation `sleep` instead blocks in a host call (a WASI monotonic-clock wait) for an hour.
 
-wit_bindgen::generate!({ path: "../../../wit", world: "lane", generate_all });
+wit_bindgen::generate!({ path: "../../../wit", world: "execution-plane:lane/lane@0.1.0", generate_all });
 
-use exports::execution_plane::lane::lane_adapter::{
+use exports::execution_plane::lane0_1_0::lane_adapter::{
     Event, EventStream, ExecutionRequest, Guest, GuestEventStream, LaneCapabilities, Outcome,
     Rejection,
 };

@@ -4,9 +4,9 @@
 
 use std::cell::Cell;
 
-wit_bindgen::generate!({ path: "../../../wit", world: "lane", generate_all });
+wit_bindgen::generate!({ path: "../../../wit", world: "execution-plane:lane/lane@0.1.0", generate_all });
 
-use exports::execution_plane::lane::lane_adapter::{
+use exports::execution_plane::lane0_1_0::lane_adapter::{
     Event, EventStream, ExecutionRequest, Guest, GuestEventStream, LaneCapabilities, Outcome,
     Rejection,
 };

@@ -1,8 +1,8 @@
 //! Test lane `uses-filesystem`: imports `wasi:filesystem` (it lists `/`); refused at load unless granted `filesystem`, and granted it finds no directory at all.
 
-wit_bindgen::generate!({ path: "../../../wit", world: "lane", generate_all });
+wit_bindgen::generate!({ path: "../../../wit", world: "execution-plane:lane/lane@0.1.0", generate_all });
 
-use exports::execution_plane::lane::lane_adapter::{
+use exports::execution_plane::lane0_1_0::lane_adapter::{
     Event, EventStream, ExecutionRequest, Guest, GuestEventStream, LaneCapabilities, Outcome,
     Rejection,
 };

@@ -1,14 +1,14 @@
 //! Test lane `uses-logging`: imports `logging` and logs from execute; refused at load where
 //! logging is not granted.
 
-wit_bindgen::generate!({ path: "../../../wit", world: "lane", generate_all });
+wit_bindgen::generate!({ path: "../../../wit", world: "execution-plane:lane/lane@0.1.0", generate_all });
 
-use exports::execution_plane::lane::lane_adapter::{
+use exports::execution_plane::lane0_1_0::lane_adapter::{
     Event, EventStream, ExecutionRequest, Guest, GuestEventStream, LaneCapabilities, Outcome,
     Rejection,
 };
 
-use execution_plane::lane::logging::{self, Level};
+use execution_plane::lane0_1_0::logging::{self, Level};
 
 struct Lane;
 
