@@ -18,7 +18,7 @@
 //!     .with_max_response_bytes(1 << 20);
 //! match http::send(&request, &options) {
 //!     Ok(response) => println!("{} with {} bytes", response.status, response.body.len()),
-//!     Err(HttpError::Denied) => println!("not granted"),
+//!     Err(HttpError::Denied(why)) => println!("not granted: {why:?}"),
 //!     Err(other) => println!("{other}"),
 //! }
 //! # Ok(()) }
@@ -35,7 +35,7 @@ mod wasi;
 use std::fmt;
 use std::time::Duration;
 
-pub use error::{HttpError, TimeoutKind};
+pub use error::{Denial, HttpError, TimeoutKind};
 pub use url::{Scheme, Url};
 
 /// The response body cap [`Options::new`] starts with: 8 MiB.
@@ -351,11 +351,11 @@ pub fn open(request: &Request, options: &Options) -> Result<StreamingResponse, H
     request.check_content_length()?;
     #[cfg(target_arch = "wasm32")]
     {
-        let (status, headers, inner) = wasi::open(request, options)?;
+        let opened = wasi::open(request, options)?;
         Ok(StreamingResponse {
-            status,
-            headers,
-            body: BodyStream { inner },
+            status: opened.status,
+            headers: opened.headers,
+            body: BodyStream { inner: opened.body },
         })
     }
     #[cfg(not(target_arch = "wasm32"))]

@@ -61,11 +61,13 @@ mod json;
 pub mod jsonrpc;
 pub mod log;
 mod outcome;
+pub mod process;
 mod rejection;
 mod request;
 pub mod sse;
 pub mod stream;
 pub mod testing;
+pub mod websocket;
 
 pub use capabilities::Capabilities;
 pub use outcome::{Failure, FailureClass, Outcome};
@@ -123,8 +125,17 @@ pub trait Lane {
         Ok(())
     }
 
-    /// Runs a request that passed [`Lane::validate`] to completion.
-    fn execute(req: Request) -> Outcome;
+    /// Runs a request that passed [`Lane::validate`] to completion. The default fails with
+    /// `not_supported`, which is right for streaming-only lanes (the host refuses `execute` for
+    /// a lane whose capabilities say `without_execute()` before the guest is called at all).
+    fn execute(req: Request) -> Outcome {
+        let _ = req;
+        Outcome::failed(
+            FailureClass::SemanticRuntimeFailed,
+            "not_supported",
+            json!({"message": "this lane streams; open a stream instead"}),
+        )
+    }
 
     /// Starts a stream of events for a request that passed [`Lane::validate`]. The default
     /// refuses with `not_supported`, which is right for unary lanes.
@@ -152,6 +163,8 @@ pub trait Lane {
 ///
 /// The expansion contains the `unsafe extern "C"` entry points the component model calls; they
 /// carry `#[allow(unsafe_code)]`, so a lane crate may `#![deny(unsafe_code)]` (not `forbid`).
+/// They are emitted only when building for `wasm32`, so a lane crate may also be an `rlib`
+/// (`crate-type = ["cdylib", "rlib"]`) that native tests link.
 #[macro_export]
 macro_rules! export_lane {
     ($lane:ty) => {
@@ -195,6 +208,11 @@ macro_rules! export_lane {
                 }
             }
 
+            // The component-model entry points exist only in the wasm build: their names
+            // (`execution-plane:lane/lane-adapter@0.2.0#execute`, ...) are no native symbols, and
+            // a native `cdylib` (`crate-type = ["cdylib", "rlib"]`, for `cargo test`) could not
+            // link them.
+            #[cfg(target_arch = "wasm32")]
             $crate::bindings::__export_lane_bindings!(
                 __ExecutionPlaneLaneExport with_types_in $crate::bindings
             );

@@ -12,6 +12,8 @@
 //! * [`CapabilityDenial`] / [`LaneEvidence`]: what a lane refused, as typed values.
 //! * [`TargetVerifier`] / [`TargetClient`] / [`Dispatch`]: where an execution runs, attested.
 //! * [`LaneHost`]: what a host offers the lane crates it loads.
+//! * [`ProcessLauncher`] / [`LaunchedChild`]: how a lane starts a local process (its stdio as
+//!   `tokio` byte streams) without knowing the placement that runs it.
 
 mod cancel;
 mod context;
@@ -19,6 +21,7 @@ mod evidence;
 mod host;
 mod input;
 mod lane;
+mod launch;
 mod target;
 
 pub use cancel::CancelSignal;
@@ -27,4 +30,8 @@ pub use evidence::{CAPABILITY_DENIED, CapabilityDenial, LaneEvidence, MAX_DENIAL
 pub use host::{LaneHost, WeakLaneHost};
 pub use input::{INPUT_BUFFER, Input, InputSlot};
 pub use lane::{EventStream, LaneAdapter, STREAM_COMPLETED_EVENT, rejected_result};
+pub use launch::{
+    ChildControl, ChildOutput, ChildStdin, ExitStatus, LaunchError, LaunchRequest, LaunchedChild,
+    ProcessLauncher,
+};
 pub use target::{ConnectOptions, Dispatch, TargetClient, TargetError, TargetVerifier};

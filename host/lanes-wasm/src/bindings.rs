@@ -38,6 +38,8 @@ mod v2 {
             "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
             "wasi:http": wasmtime_wasi_http::p2::bindings::http,
             "execution-plane:lane/types@0.2.0": super::v1::execution_plane::lane0_1_0::types,
+            "execution-plane:lane/process@0.2.0.child": crate::capability::process::Child,
+            "execution-plane:lane/websocket@0.2.0.connection": crate::capability::websocket::Connection,
         },
     });
 }

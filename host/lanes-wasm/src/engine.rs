@@ -43,7 +43,7 @@ const TABLES_PER_COMPONENT: u32 = 4;
 const KEEP_RESIDENT: usize = 1 << 20;
 
 /// How big the runtime is: the pooling allocator reserves exactly this much.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     /// Component instances alive at once across every lane (executions, validations, streams
     /// and load probes); beyond it callers wait for a slot.
@@ -58,7 +58,39 @@ pub struct RuntimeConfig {
     /// are loaded as native code: it must be as trusted as the host binary (the runtime
     /// creates it private to the host's user).
     pub compiled_dir: Option<std::path::PathBuf>,
+    /// Starts the local processes of lanes granted `process` (the host's process placement,
+    /// under its `[process]` policy and sandbox). `None`: every spawn is denied ("this host runs
+    /// no local processes").
+    pub process_launcher: Option<Arc<dyn ep_lane_api::ProcessLauncher>>,
 }
+
+impl PartialEq for RuntimeConfig {
+    /// Field by field; launchers are equal when they are the same one.
+    fn eq(&self, other: &Self) -> bool {
+        // Destructured, so a new field cannot be left out of the comparison.
+        let Self {
+            max_instances,
+            max_memory_per_instance,
+            epoch_tick,
+            egress,
+            compiled_dir,
+            process_launcher,
+        } = self;
+        let launcher = match (process_launcher, &other.process_launcher) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        launcher
+            && *max_instances == other.max_instances
+            && *max_memory_per_instance == other.max_memory_per_instance
+            && *epoch_tick == other.epoch_tick
+            && *egress == other.egress
+            && *compiled_dir == other.compiled_dir
+    }
+}
+
+impl Eq for RuntimeConfig {}
 
 impl Default for RuntimeConfig {
     /// 32 instances of at most 64 MiB each, a 5 ms epoch.
@@ -69,6 +101,7 @@ impl Default for RuntimeConfig {
             epoch_tick: Duration::from_millis(5),
             egress: crate::egress::EgressConfig::default(),
             compiled_dir: None,
+            process_launcher: None,
         }
     }
 }

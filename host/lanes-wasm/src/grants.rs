@@ -12,7 +12,11 @@
 //! `preopens`, for toolchains whose runtime imports them: it opens nothing, no directory is
 //! preopened) and `sockets` (`wasi:sockets`, for the same toolchains: it reaches nothing, every
 //! TCP, UDP and name lookup is refused by the per-store state). Either way a lane reaches the
-//! network only through `wasi:http`, under its `http` grant.
+//! network only through `wasi:http` (its `http` grant's `http://` / `https://` patterns) and the
+//! host-owned WebSocket client (ABI 0.2.0's `websocket`, its `ws://` / `wss://` patterns), both
+//! checked by [`crate::egress`]. `process` (ABI 0.2.0's `process`
+//! interface, linked only when the lane has at least one command) names the commands a lane may
+//! start through the host's process launcher, which checks its own `[process]` policy again.
 
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
@@ -24,7 +28,9 @@ use crate::state::LaneState;
 pub use crate::capability::events::EVENTS_IMPORT;
 pub use crate::capability::http::HTTP_IMPORT;
 pub use crate::capability::logging::LOGGING_IMPORT;
+pub use crate::capability::process::PROCESS_IMPORT;
 pub use crate::capability::wasi::{FILESYSTEM_IMPORT, SOCKETS_IMPORT};
+pub use crate::capability::websocket::WEBSOCKET_IMPORT;
 
 /// Which lane host interfaces a lane generation may import.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,12 +39,20 @@ pub struct Grants {
     pub events: bool,
     /// `logging.log` (forwarded to `tracing`).
     pub logging: bool,
-    /// Outbound HTTP: the URL patterns it may reach (empty = `wasi:http` not linked).
+    /// Outbound connections: the URL patterns it may reach (`wasi:http` is linked when one is
+    /// `http://` / `https://`, `websocket` when one is `ws://` / `wss://`).
     pub http: HttpGrants,
     /// `wasi:filesystem` may be linked (with no directory preopened).
     pub filesystem: bool,
     /// `wasi:sockets` may be linked (every socket and name lookup refused).
     pub sockets: bool,
+    /// Commands (names or absolute paths, as the lane names them) it may start through the
+    /// host's process launcher (empty = `process` not linked).
+    pub process: Vec<String>,
+    /// Grants the lane runs without (`"http"`, `"process"`): linked even when the policy
+    /// leaves them empty, every use then denied at run time. For lanes whose transports are
+    /// alternatives (`jsonrpc` over HTTP, WebSocket or stdio).
+    pub optional: Vec<String>,
 }
 
 impl Default for Grants {
@@ -50,6 +64,8 @@ impl Default for Grants {
             http: HttpGrants::default(),
             filesystem: false,
             sockets: false,
+            process: Vec::new(),
+            optional: Vec::new(),
         }
     }
 }
@@ -63,12 +79,20 @@ impl Grants {
             http: HttpGrants::default(),
             filesystem: false,
             sockets: false,
+            process: Vec::new(),
+            optional: Vec::new(),
         }
     }
 
     /// These grants plus outbound HTTP to `http`.
     pub fn with_http(mut self, http: HttpGrants) -> Self {
         self.http = http;
+        self
+    }
+
+    /// These grants plus starting the commands `process` (names or absolute paths).
+    pub fn with_process<S: Into<String>>(mut self, process: impl IntoIterator<Item = S>) -> Self {
+        self.process = process.into_iter().map(Into::into).collect();
         self
     }
 

@@ -26,9 +26,11 @@ use tokio::time::timeout_at;
 use wasmtime::Store;
 
 use crate::abi::{AbiVersion, Guest, Pre};
+use crate::capability::ExecutionLog;
+use crate::capability::process::{LaneProcesses, ProcessState};
 use crate::convert;
 use crate::digests::DigestRegistration;
-use crate::egress::hooks::{EgressLog, LaneHttpHooks};
+use crate::egress::hooks::LaneHttpHooks;
 use crate::egress::{LaneEgress, RequestEgress};
 use crate::engine::WasmRuntime;
 use crate::error::LoadError;
@@ -105,21 +107,29 @@ pub(crate) struct LaneCore {
     pub(crate) gate: LaneGate,
     /// Present when the generation is granted outbound HTTP.
     egress: Option<Arc<LaneEgress>>,
+    /// Present when the generation is granted `process`.
+    processes: Option<Arc<LaneProcesses>>,
+    /// Whether its capabilities say it executes (a streaming-only lane is refused before any
+    /// instance is made).
+    executes: bool,
 }
 
-/// What one store may do with outbound HTTP: the request's narrowing and the log its denials
-/// go to.
+/// What one store may do with outbound HTTP and processes: the request's narrowing, whether
+/// it may start processes, and the log its evidence (denials included) goes to.
 #[derive(Debug, Clone)]
 pub(crate) struct EgressScope {
     pub(crate) narrowing: Arc<RequestEgress>,
-    pub(crate) log: Arc<EgressLog>,
+    pub(crate) processes: bool,
+    pub(crate) log: Arc<ExecutionLog>,
 }
 
 impl EgressScope {
-    /// No outbound HTTP at all (load probes and `validate`, which must not do I/O).
+    /// No outbound HTTP and no process at all (load probes and `validate`, which must not do
+    /// I/O).
     pub(crate) fn nothing() -> Self {
         Self {
             narrowing: Arc::new(RequestEgress::Nothing),
+            processes: false,
             log: Arc::default(),
         }
     }
@@ -128,6 +138,7 @@ impl EgressScope {
     pub(crate) fn of(request: &ExecutionRequest) -> Self {
         Self {
             narrowing: Arc::new(RequestEgress::of(request)),
+            processes: true,
             log: Arc::default(),
         }
     }
@@ -207,6 +218,12 @@ impl WasmLane {
             })?;
             Some(Arc::new(egress))
         };
+        let processes = (!grants.process.is_empty()).then(|| {
+            Arc::new(LaneProcesses::new(
+                grants.process.clone(),
+                runtime.config().process_launcher.clone(),
+            ))
+        });
         let mut core = LaneCore {
             lane_id: Arc::from("(loading)"),
             digest: digest.clone(),
@@ -217,8 +234,11 @@ impl WasmLane {
             slots: Arc::clone(&runtime.inner.slots),
             instantiations: Arc::clone(&runtime.inner.instantiations),
             egress,
+            processes,
+            executes: true,
         };
         let capabilities = core.probe().await?;
+        core.executes = capabilities.supports_execute;
         let lane_id = capabilities.lane_id.clone().unwrap_or_default();
         if lane_id.is_empty() {
             return Err(LoadError::EmptyLaneId { digest });
@@ -359,10 +379,16 @@ impl LaneCore {
             self.egress.clone(),
             egress.narrowing,
             deadline,
-            egress.log,
+            Arc::clone(&egress.log.http),
             who.clone(),
         );
-        let state = LaneState::new(who, &self.limits, deadline, hooks);
+        let processes = ProcessState::new(
+            self.processes.clone(),
+            Arc::clone(&egress.log.process),
+            who.clone(),
+            egress.processes,
+        );
+        let state = LaneState::new(who, &self.limits, deadline, hooks, processes);
         let mut store = state.into_store(self.pre.engine(), &self.limits);
         self.instantiations.fetch_add(1, Ordering::Relaxed);
         let instantiated = timeout_at(deadline.into(), self.pre.instantiate(&mut store)).await;
@@ -476,17 +502,18 @@ impl LaneCore {
         deadline: Instant,
     ) -> Result<(), AdmissionRejection> {
         let timeout = deadline.saturating_duration_since(Instant::now());
-        let (narrowing, execution_deadline) = instance
-            .store
-            .data_mut()
-            .enter_phase(Arc::new(RequestEgress::Nothing), deadline);
+        let (narrowing, processes, execution_deadline) = instance.store.data_mut().enter_phase(
+            Arc::new(RequestEgress::Nothing),
+            false,
+            deadline,
+        );
         let call = instance.lane.validate(&mut instance.store, wit);
         let fault = match timeout_at(deadline.into(), call).await {
             Ok(Ok(Ok(()))) => {
                 instance
                     .store
                     .data_mut()
-                    .enter_phase(narrowing, execution_deadline);
+                    .enter_phase(narrowing, processes, execution_deadline);
                 return Ok(());
             }
             Ok(Ok(Err(rejection))) => return Err(convert::rejection(rejection)),
@@ -549,6 +576,19 @@ impl LaneCore {
         ctx: ExecutionContext,
         validate: bool,
     ) -> Observed {
+        if !self.executes {
+            let rejection = AdmissionRejection::new(
+                RejectionReason::NotSupported,
+                format!(
+                    "lane {} is a streaming lane and does not execute; open a stream instead \
+                     (POST /v1/stream, `execution-plane exec --stream`)",
+                    self.lane_id
+                ),
+            )
+            .with_detail("lane_id", &*self.lane_id);
+            let result = rejected_result(request.execution_ref, request.provenance, &rejection);
+            return Observed::answered(result);
+        }
         let started = Instant::now();
         let timeout = convert::timeout_for(&ctx, &self.limits);
         let deadline = started + timeout;
@@ -614,7 +654,7 @@ impl LaneCore {
         request: ExecutionRequest,
         started: Instant,
         run: Run,
-        egress: &EgressLog,
+        log: &ExecutionLog,
         evidence: &LaneEvidence,
     ) -> Observed {
         let Run {
@@ -666,7 +706,17 @@ impl LaneCore {
         }
         if self.egress.is_some() {
             let entry = result.evidence.first_mut().and_then(Value::as_object_mut);
-            crate::capability::http::report(egress, entry, evidence);
+            crate::capability::http::report(&log.http, entry, evidence);
+        }
+        if let Some(egress) = &self.egress
+            && egress.grants.has_websocket()
+        {
+            let entry = result.evidence.first_mut().and_then(Value::as_object_mut);
+            crate::capability::websocket::report(&log.http, entry);
+        }
+        if self.processes.is_some() {
+            let entry = result.evidence.first_mut().and_then(Value::as_object_mut);
+            crate::capability::process::report(&log.process, entry, evidence);
         }
         Observed {
             result,

@@ -97,6 +97,12 @@ struct RawGrants {
     /// `wasi:sockets` (every socket refused).
     #[serde(default)]
     sockets: bool,
+    /// Commands the lane may start (names or absolute paths).
+    #[serde(default)]
+    process: Vec<String>,
+    /// Grants the lane runs without (`http`, `process`).
+    #[serde(default)]
+    optional: Vec<String>,
 }
 
 /// A manifest could not be read or is not valid; the message names the file, the key and what
@@ -223,6 +229,8 @@ impl LaneManifest {
         }
         let http = HttpGrants::parse(&raw.grants.http, &raw.grants.http_private)
             .map_err(|e| invalid("grants.http", format!("holds an invalid pattern: {e}")))?;
+        let process = crate::capability::process::commands(&raw.grants.process)
+            .map_err(|problem| invalid("grants.process", problem))?;
         Ok(Self {
             lane_id: raw.lane_id,
             version,
@@ -233,6 +241,9 @@ impl LaneManifest {
                 http,
                 filesystem: raw.grants.filesystem,
                 sockets: raw.grants.sockets,
+                process,
+                optional: optional(&raw.grants.optional)
+                    .map_err(|problem| invalid("grants.optional", problem))?,
             },
             limits: raw.limits,
         })
@@ -252,6 +263,22 @@ pub(crate) fn one_line(message: &str) -> String {
         .filter(|line| !line.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The grants a manifest may mark optional: those a lane can be left without and still run
+/// (each use then denied), never the ones that only switch an interface on.
+const OPTIONAL_GRANTS: [&str; 2] = ["http", "process"];
+
+fn optional(asked: &[String]) -> Result<Vec<String>, String> {
+    match asked
+        .iter()
+        .find(|key| !OPTIONAL_GRANTS.contains(&key.as_str()))
+    {
+        Some(key) => Err(format!(
+            "names {key:?}; only \"http\" and \"process\" can be optional"
+        )),
+        None => Ok(asked.to_vec()),
+    }
 }
 
 #[cfg(test)]
@@ -315,6 +342,27 @@ mod tests {
                 .grants
                 .filesystem
         );
+    }
+
+    #[test]
+    fn process_commands_are_read_and_bad_ones_name_the_key() {
+        let base =
+            "lane_id = \"x\"\nversion = \"1.0.0\"\nwit_version = \"execution-plane:lane@0.2.0\"\n";
+        let m = LaneManifest::parse(
+            &format!("{base}[grants]\nprocess = [\"cat\", \"/usr/bin/env\", \"cat\"]\n"),
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        assert_eq!(m.grants.process, ["cat", "/usr/bin/env"]);
+        for bad in ["\"\"", "\"./run.sh\"", "\"bin/sh\""] {
+            let err = LaneManifest::parse(
+                &format!("{base}[grants]\nprocess = [{bad}]\n"),
+                Path::new("x.toml"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("`grants.process`"), "{err}");
+        }
     }
 
     #[test]

@@ -25,12 +25,18 @@
 //! [lanes.http]
 //! http = ["https://*.example.com", "http://127.0.0.1:*"]
 //! http_private = ["http://svc.internal:8080"]
+//!
+//! # Local processes (ABI 0.2.0 `process`): the commands a lane may start (none by default),
+//! # as names or absolute paths. The host's `[process]` policy checks each start again.
+//! [lanes.lsp]
+//! process = ["rust-analyzer", "/usr/local/bin/mcp-server"]
 //! ```
 //!
 //! Effective grant = manifest request ∩ policy: a boolean grant the manifest asks for and the
 //! policy denies refuses the plugin (naming the grant); URL patterns are intersected, and a
-//! manifest whose patterns share nothing with the policy's is refused; a grant the manifest does
-//! not ask for is never linked. Effective limits = the smaller of manifest and policy for each limit: the operator
+//! manifest whose patterns share nothing with the policy's is refused; process commands likewise
+//! (the commands both name, compared as written); a grant the manifest does not ask for is never
+//! linked. Effective limits = the smaller of manifest and policy for each limit: the operator
 //! can lower a lane's limits, never raise them.
 
 use std::collections::BTreeMap;
@@ -45,6 +51,8 @@ use crate::grants::Grants;
 use crate::limits::LaneLimits;
 use crate::manifest::{LaneManifest, LimitRequest, one_line};
 
+/// A manifest's `[grants] process` entry asking for every command the operator allows the lane.
+pub const ANY_COMMAND: &str = "*";
 /// Largest policy file read, in bytes.
 pub const MAX_POLICY_BYTES: u64 = 1 << 20;
 
@@ -61,6 +69,8 @@ pub struct LanePolicy {
     pub sockets: bool,
     /// The URL patterns outbound HTTP may reach (none by default).
     pub http: HttpGrants,
+    /// The commands the lane may start (none by default).
+    pub process: Vec<String>,
     /// Ceiling on the instance's memories and tables, in MiB.
     pub max_memory_mb: u64,
     /// Ceiling on one execution's deadline, in milliseconds.
@@ -83,6 +93,7 @@ impl Default for LanePolicy {
             filesystem: true,
             sockets: true,
             http: HttpGrants::default(),
+            process: Vec::new(),
             max_memory_mb: (limits.max_memory_bytes >> 20) as u64,
             timeout_ms: u64::try_from(limits.max_timeout.as_millis()).unwrap_or(u64::MAX),
             max_concurrency: limits.max_concurrent as u64,
@@ -130,6 +141,7 @@ struct RawLanePolicy {
     sockets: Option<bool>,
     http: Option<Vec<String>>,
     http_private: Option<Vec<String>>,
+    process: Option<Vec<String>>,
     max_memory_mb: Option<u64>,
     timeout_ms: Option<u64>,
     max_concurrency: Option<u64>,
@@ -148,7 +160,7 @@ impl RawLanePolicy {
         }
     }
 
-    fn over(self, base: &LanePolicy) -> Result<LanePolicy, crate::egress::PatternError> {
+    fn over(self, base: &LanePolicy) -> Result<LanePolicy, RawError> {
         let http = if self.http.is_none() && self.http_private.is_none() {
             base.http.clone()
         } else {
@@ -157,18 +169,37 @@ impl RawLanePolicy {
                 self.http_private.as_deref().unwrap_or_default(),
             )?
         };
+        let process = match &self.process {
+            None => base.process.clone(),
+            Some(commands) => {
+                crate::capability::process::commands(commands).map_err(RawError::Process)?
+            }
+        };
         Ok(LanePolicy {
             events: self.events.unwrap_or(base.events),
             logging: self.logging.unwrap_or(base.logging),
             filesystem: self.filesystem.unwrap_or(base.filesystem),
             sockets: self.sockets.unwrap_or(base.sockets),
             http,
+            process,
             max_memory_mb: self.max_memory_mb.unwrap_or(base.max_memory_mb),
             timeout_ms: self.timeout_ms.unwrap_or(base.timeout_ms),
             max_concurrency: self.max_concurrency.unwrap_or(base.max_concurrency),
             stream_events: self.stream_events.unwrap_or(base.stream_events),
             stream_lifetime_ms: self.stream_lifetime_ms.unwrap_or(base.stream_lifetime_ms),
         })
+    }
+}
+
+/// Why a policy section does not read.
+enum RawError {
+    Pattern(crate::egress::PatternError),
+    Process(String),
+}
+
+impl From<crate::egress::PatternError> for RawError {
+    fn from(error: crate::egress::PatternError) -> Self {
+        Self::Pattern(error)
     }
 }
 
@@ -242,6 +273,32 @@ pub enum PolicyError {
         /// The pattern error.
         error: Box<crate::egress::PatternError>,
     },
+    /// A `process` command in the policy is invalid.
+    #[error("lane policy {source_name}: [{section}] `process` {problem}")]
+    InvalidCommand {
+        /// The policy file.
+        source_name: String,
+        /// `default` or `lanes.<lane_id>`.
+        section: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The manifest's process commands share nothing with the policy's.
+    #[error(
+        "lane {lane_id:?} asks to start {asked} but {source_name} allows it {allowed}; widen the \
+         policy ([lanes.{lane_id}] process = [\"command\", ...]) or narrow the manifest's [grants] \
+         process"
+    )]
+    ProcessDenied {
+        /// The lane.
+        lane_id: String,
+        /// The manifest's commands.
+        asked: String,
+        /// The policy's commands.
+        allowed: String,
+        /// Where the policy came from.
+        source_name: String,
+    },
 }
 
 /// Why a lane's outbound HTTP request was refused by the policy.
@@ -305,10 +362,17 @@ impl HostPolicy {
         };
         let pattern = |section: &str| {
             let section = section.to_owned();
-            move |error| PolicyError::InvalidPattern {
-                source_name: source_name.to_owned(),
-                section,
-                error: Box::new(error),
+            move |error| match error {
+                RawError::Pattern(error) => PolicyError::InvalidPattern {
+                    source_name: source_name.to_owned(),
+                    section,
+                    error: Box::new(error),
+                },
+                RawError::Process(problem) => PolicyError::InvalidCommand {
+                    source_name: source_name.to_owned(),
+                    section,
+                    problem,
+                },
             }
         };
         zero("default", &raw.default)?;
@@ -353,6 +417,18 @@ impl HostPolicy {
         self.lanes.insert(lane_id.to_owned(), lane);
     }
 
+    /// Adds `commands` to what lane `lane_id` may start (`exec --allow-command`: a grant for one
+    /// run, on top of the policy file's).
+    pub fn grant_process(&mut self, lane_id: &str, commands: &[String]) {
+        let mut lane = self.for_lane(lane_id);
+        for command in commands {
+            if !lane.process.contains(command) {
+                lane.process.push(command.clone());
+            }
+        }
+        self.lanes.insert(lane_id.to_owned(), lane);
+    }
+
     /// The manifest's request narrowed by this policy, or the first grant it asks for that the
     /// policy denies.
     pub fn effective(&self, manifest: &LaneManifest) -> Result<Effective, PolicyError> {
@@ -375,7 +451,8 @@ impl HostPolicy {
             return Err(denied("sockets"));
         }
         let http = manifest.grants.http.intersect(&policy.http);
-        if !manifest.grants.http.is_empty() && http.is_empty() {
+        let optional = |key: &str| manifest.grants.optional.iter().any(|o| o == key);
+        if !manifest.grants.http.is_empty() && http.is_empty() && !optional("http") {
             return Err(PolicyError::HttpDenied(Box::new(HttpDenial {
                 lane_id: manifest.lane_id.clone(),
                 asked: manifest.grants.http.to_string(),
@@ -391,6 +468,7 @@ impl HostPolicy {
                 "outbound http grant narrowed by the host policy"
             );
         }
+        let process = self.effective_process(manifest, &policy)?;
         let cap = |asked: Option<u64>, ceiling: u64| asked.map_or(ceiling, |v| v.min(ceiling));
         let memory_mb = cap(manifest.limits.max_memory_mb, policy.max_memory_mb);
         let timeout_ms = cap(manifest.limits.timeout_ms, policy.timeout_ms);
@@ -425,10 +503,61 @@ impl HostPolicy {
         Ok(Effective {
             grants: Grants {
                 http,
+                process,
                 ..manifest.grants.clone()
             },
             limits,
         })
+    }
+
+    /// The manifest's commands the policy names too (all the policy names, for a manifest's
+    /// `"*"`); refused when it asks for some and the policy allows none of them.
+    fn effective_process(
+        &self,
+        manifest: &LaneManifest,
+        policy: &LanePolicy,
+    ) -> Result<Vec<String>, PolicyError> {
+        let asked = &manifest.grants.process;
+        // `"*"` in a manifest asks for whatever the operator names for the lane (a generic
+        // lane, like `jsonrpc`, cannot know the commands); the policy itself is never a
+        // wildcard: an operator names each command.
+        let any = asked.iter().any(|command| command == ANY_COMMAND);
+        let process: Vec<String> = if any {
+            policy
+                .process
+                .iter()
+                .filter(|command| command.as_str() != ANY_COMMAND)
+                .cloned()
+                .collect()
+        } else {
+            asked
+                .iter()
+                .filter(|command| policy.process.contains(command))
+                .cloned()
+                .collect()
+        };
+        let list = |commands: &[String]| match commands {
+            [] => "(none)".to_owned(),
+            commands => commands.join(", "),
+        };
+        let optional = manifest.grants.optional.iter().any(|o| o == "process");
+        if !asked.is_empty() && process.is_empty() && !optional {
+            return Err(PolicyError::ProcessDenied {
+                lane_id: manifest.lane_id.clone(),
+                asked: list(asked),
+                allowed: list(&policy.process),
+                source_name: self.source.clone(),
+            });
+        }
+        if process.len() != asked.len() {
+            tracing::info!(
+                lane_id = manifest.lane_id,
+                asked = list(asked),
+                effective = list(&process),
+                "process grant narrowed by the host policy"
+            );
+        }
+        Ok(process)
     }
 }
 
@@ -593,6 +722,71 @@ mod tests {
             e.grants.http.to_string(),
             "http://svc.internal:8080 (private)"
         );
+    }
+
+    #[test]
+    fn process_commands_are_intersected_and_refused_when_disjoint() {
+        let asks = "[grants]\nprocess = [\"cat\", \"rust-analyzer\"]\n";
+        // Deny unless granted: the default policy starts nothing.
+        let err = HostPolicy::default()
+            .effective(&manifest(asks))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("asks to start cat, rust-analyzer")
+                && err.contains("(none)")
+                && err.contains("[lanes.echo] process"),
+            "{err}"
+        );
+        let policy =
+            HostPolicy::parse("[lanes.echo]\nprocess = [\"cat\", \"sh\"]\n", "p.toml").unwrap();
+        let e = policy.effective(&manifest(asks)).unwrap();
+        assert_eq!(e.grants.process, ["cat"]);
+        // A lane that asks for nothing gets nothing, whatever the policy allows.
+        assert!(
+            policy
+                .effective(&manifest(""))
+                .unwrap()
+                .grants
+                .process
+                .is_empty()
+        );
+        let err = HostPolicy::parse("[lanes.echo]\nprocess = [\"./x\"]\n", "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("[lanes.echo] `process`") && err.contains("./x"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn optional_grants_the_policy_leaves_empty_load_the_lane_with_nothing() {
+        let asks = manifest(
+            "[grants]\nhttp = [\"http://*:*\"]\nprocess = [\"*\"]\noptional = [\"http\", \"process\"]\n",
+        );
+        let e = HostPolicy::default().effective(&asks).unwrap();
+        assert!(e.grants.http.is_empty() && e.grants.process.is_empty());
+        assert_eq!(e.grants.optional, ["http", "process"]);
+        // Not optional: refused as before.
+        let strict = manifest("[grants]\nhttp = [\"http://*:*\"]\n");
+        assert!(HostPolicy::default().effective(&strict).is_err());
+    }
+
+    #[test]
+    fn a_manifests_wildcard_gets_exactly_the_commands_the_operator_names() {
+        let asks = manifest("[grants]\nprocess = [\"*\"]\n");
+        assert!(
+            HostPolicy::default().effective(&asks).is_err(),
+            "deny unless granted"
+        );
+        let policy = HostPolicy::parse(
+            "[lanes.echo]\nprocess = [\"cat\", \"/usr/bin/env\"]\n",
+            "p.toml",
+        )
+        .unwrap();
+        let e = policy.effective(&asks).unwrap();
+        assert_eq!(e.grants.process, ["cat", "/usr/bin/env"]);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use crate::capability::{HttpState, States};
+use crate::capability::{HttpState, ProcessState, States};
 use crate::egress::RequestEgress;
 use crate::egress::hooks::LaneHttpHooks;
 use crate::limits::LaneLimits;
@@ -54,6 +54,7 @@ impl LaneState {
         limits: &LaneLimits,
         deadline: Instant,
         hooks: LaneHttpHooks,
+        process: ProcessState,
     ) -> Self {
         let console = OutputCapture::new(limits.max_console_bytes);
         let mut wasi = WasiCtx::builder();
@@ -68,7 +69,7 @@ impl LaneState {
         Self {
             wasi: wasi.build(),
             table,
-            caps: States::new(who, limits, hooks),
+            caps: States::new(who, limits, hooks, process),
             limiter: LaneLimiter::new(limits),
             console,
             deadline,
@@ -97,16 +98,29 @@ impl LaneState {
         store
     }
 
-    /// Narrows this store's outbound HTTP to `narrowing` and moves its deadline to `deadline`,
-    /// returning what they were (validation runs closed to I/O under its own deadline, then
-    /// execution gets the request's back).
+    /// Narrows this store's outbound HTTP to `narrowing`, opens or closes its processes, and
+    /// moves its deadline to `deadline`, returning what they were (validation runs closed to
+    /// I/O under its own deadline, then execution gets the request's back).
+    /// Moves the deadline of the running call: the epoch callback's and the one outbound
+    /// requests are bounded by (a stream's pull, each with its own deadline).
+    pub(crate) fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+        self.caps.http.hooks.set_deadline(deadline);
+    }
+
     pub(crate) fn enter_phase(
         &mut self,
         narrowing: Arc<RequestEgress>,
+        processes: bool,
         deadline: Instant,
-    ) -> (Arc<RequestEgress>, Instant) {
+    ) -> (Arc<RequestEgress>, bool, Instant) {
         let narrowing = self.caps.http.hooks.replace_narrowing(narrowing);
-        (narrowing, std::mem::replace(&mut self.deadline, deadline))
+        let processes = std::mem::replace(&mut self.caps.process.open, processes);
+        (
+            narrowing,
+            processes,
+            std::mem::replace(&mut self.deadline, deadline),
+        )
     }
 
     /// Log lines dropped beyond the per-execution cap.

@@ -178,7 +178,7 @@ async fn pull(running: &mut Running) {
     let timeout = running.timeout;
     let deadline = (Instant::now() + timeout).min(running.ends_at);
     let lifetime_cut = deadline == running.ends_at;
-    running.instance.store.data_mut().deadline = deadline;
+    running.instance.store.data_mut().set_deadline(deadline);
     let resource = running.resource;
     let cancel = running.cancel.clone();
     let instance = &mut running.instance;

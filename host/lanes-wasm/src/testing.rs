@@ -31,6 +31,8 @@ pub const GUESTS: &[&str] = &[
     "stream-fetch",
     "input-echo",
     "minimal-v2",
+    "stdio-client",
+    "ws-client",
 ];
 
 /// The guest workspace could not be built, or has no such guest.

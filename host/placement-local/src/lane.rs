@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::launch::LocalLauncher;
 use crate::payload::{LOCAL_SUBPROCESS, PayloadError, ProcessRequest};
 use crate::policy::{Denied, ProcessPolicy};
 use crate::run::{Captured, Ending, Invocation, LaunchError, Ran, preflight, run};
@@ -152,6 +153,17 @@ impl ProcessLane {
     pub fn policy(&self) -> &ProcessPolicy {
         &self.policy
     }
+
+    /// The launcher of this lane's twin for wasm lanes granted `process`: the same policy, the
+    /// same process slots (`max_processes` counts both) and the same sandbox (none when this
+    /// lane is not sandboxed).
+    pub fn launcher(&self) -> LocalLauncher {
+        LocalLauncher::new(
+            self.policy.clone(),
+            Arc::clone(&self.slots),
+            self.sandbox.clone(),
+        )
+    }
 }
 
 fn rejection(error: &PayloadError) -> AdmissionRejection {
@@ -203,22 +215,31 @@ fn invocation_value(request: &ProcessRequest, cwd: &Path) -> Value {
     })
 }
 
+/// The child's environment under `policy`: the inherited host variables (unless `clear_env`),
+/// then the request's.
+pub(crate) fn environment(
+    policy: &ProcessPolicy,
+    request: &ProcessRequest,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = if request.clear_env {
+        Vec::new()
+    } else {
+        policy
+            .inherit_env
+            .iter()
+            .filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v)))
+            .collect()
+    };
+    env.retain(|(name, _)| !request.env.contains_key(name));
+    env.extend(request.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
 impl ProcessLane {
     /// The child's environment: the inherited host variables (unless `clear_env`), then the
     /// request's.
     fn environment(&self, request: &ProcessRequest) -> Vec<(String, String)> {
-        let mut env: Vec<(String, String)> = if request.clear_env {
-            Vec::new()
-        } else {
-            self.policy
-                .inherit_env
-                .iter()
-                .filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v)))
-                .collect()
-        };
-        env.retain(|(name, _)| !request.env.contains_key(name));
-        env.extend(request.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        env
+        environment(&self.policy, request)
     }
 
     fn denied(

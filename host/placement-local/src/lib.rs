@@ -11,12 +11,15 @@
 //! * [`framing`]: stdout split into lines as it arrives;
 //! * [`stream`]: a streaming run, its output as events;
 //! * [`simulation`]: a scenario played back with nothing spawned (`lower_simulation`);
+//! * [`launch`]: [`LocalLauncher`], the lane API's process launcher (a process for a wasm lane
+//!   to speak to over its stdio), under the same policy, slots and sandbox as the lane;
 //! * [`sandbox`]: the `local-process-sandboxed` class (Landlock, seccomp, rlimits, a uid of
 //!   its own), applied by a launcher and attested only from a probe that saw it hold.
 
 pub mod exit;
 pub mod framing;
 mod lane;
+pub mod launch;
 pub mod payload;
 pub mod policy;
 pub mod pty;
@@ -27,4 +30,5 @@ pub mod stream;
 mod users;
 
 pub use lane::{DEFAULT_TIMEOUT, MAX_TIMEOUT, PROCESS_LANE_ID, ProcessLane};
+pub use launch::LocalLauncher;
 pub use policy::ProcessPolicy;

@@ -40,8 +40,9 @@ pub enum HttpError {
         actual: usize,
     },
     /// The host refused the request: the lane's `http` grants (or the host's address policy)
-    /// do not allow this URL (`error-code.HTTP-request-denied`).
-    Denied,
+    /// do not allow this URL (`error-code.HTTP-request-denied`). The host's reason, when it
+    /// gave one (`http-egress.last-denial`), says which rule refused it.
+    Denied(Option<Denial>),
     /// A timeout ran out before the exchange completed.
     Timeout(TimeoutKind),
     /// The response body is larger than [`Options::max_response_bytes`](super::Options) (or
@@ -53,6 +54,34 @@ pub enum HttpError {
     /// Anything else that broke the exchange (DNS, refused connection, TLS, protocol errors):
     /// the wasi:http `error-code` (or stream error) as debug text.
     Transport(String),
+}
+
+/// Why the host refused a request, in the words of its `capability.denied` evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// `no_matching_grant`, `address_not_allowed`, `outside_request_egress`, ...
+    pub reason: String,
+    /// The destination and what to change to allow it.
+    pub message: String,
+}
+
+impl Denial {
+    /// The host's reason for the most recent refused request of this execution.
+    pub fn last() -> Option<Self> {
+        #[cfg(target_arch = "wasm32")]
+        {
+            crate::bindings::execution_plane::lane0_2_0::http_egress::last_denial().map(|denial| {
+                Self {
+                    reason: denial.reason,
+                    message: denial.message,
+                }
+            })
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            None
+        }
+    }
 }
 
 /// Which timeout ran out, after the wasi:http `error-code` that reported it.
@@ -95,7 +124,7 @@ impl HttpError {
     /// [`HttpError::Transport`] with the code's debug text.
     pub fn from_error_code(code: &ErrorCode) -> Self {
         match code {
-            ErrorCode::HttpRequestDenied => Self::Denied,
+            ErrorCode::HttpRequestDenied => Self::Denied(Denial::last()),
             ErrorCode::DnsTimeout => Self::Timeout(TimeoutKind::Dns),
             ErrorCode::ConnectionTimeout => Self::Timeout(TimeoutKind::Connect),
             ErrorCode::ConnectionReadTimeout => Self::Timeout(TimeoutKind::Read),
@@ -103,6 +132,26 @@ impl HttpError {
             ErrorCode::HttpResponseTimeout => Self::Timeout(TimeoutKind::Response),
             ErrorCode::HttpResponseBodySize(limit) => Self::BodyTooLarge { limit: *limit },
             other => Self::Transport(format!("{other:?}")),
+        }
+    }
+}
+
+impl HttpError {
+    /// The error for a failed body read whose `io-error` carries no `error-code`: wasmtime 48's
+    /// `wasi:http` stores a response body's error in its own embedder type, which
+    /// `http-error-code` does not recognise, so only the error's text crosses. The texts of the
+    /// timeouts (the host's between-bytes timeout ends a silent stream this way) are that
+    /// type's `Display`; anything else stays [`HttpError::Transport`] with the text.
+    pub fn from_body_error_text(text: &str) -> Self {
+        // The debug text may carry the host's backtrace after the first line: only the
+        // message reaches the lane.
+        let text = text.lines().next().unwrap_or_default();
+        match text {
+            "connection read timeout" => Self::Timeout(TimeoutKind::Read),
+            "connection timeout" => Self::Timeout(TimeoutKind::Connect),
+            "connection write timeout" => Self::Timeout(TimeoutKind::Write),
+            "DNS lookup timed out" => Self::Timeout(TimeoutKind::Dns),
+            other => Self::Transport(other.to_owned()),
         }
     }
 }
@@ -123,7 +172,12 @@ impl fmt::Display for HttpError {
                 "the request's content-length header says {declared:?} but its body is {actual} \
                  bytes; drop the header (the SDK sets it from the body) or make it match"
             ),
-            Self::Denied => f.write_str(
+            Self::Denied(Some(denial)) => write!(
+                f,
+                "the host denied the HTTP request: {}; ask the operator to grant it",
+                denial.message
+            ),
+            Self::Denied(None) => f.write_str(
                 "the host denied the HTTP request: the lane's `http` grants do not allow this \
                  URL; ask the operator to grant it",
             ),
@@ -147,6 +201,59 @@ impl fmt::Display for HttpError {
 
 impl std::error::Error for HttpError {}
 
+impl HttpError {
+    /// The failure class an execution ends with when this error ends it: `policy_denied` for
+    /// a refusal, `timeout` for a timeout, `transport_failed` for the rest (a malformed
+    /// request is `protocol_framing_failed`: the lane built it wrong).
+    pub fn failure_class(&self) -> crate::FailureClass {
+        use crate::FailureClass as C;
+        match self {
+            Self::Denied(_) => C::PolicyDenied,
+            Self::Timeout(_) => C::Timeout,
+            Self::InvalidUrl { .. }
+            | Self::InvalidMethod { .. }
+            | Self::InvalidHeader { .. }
+            | Self::ContentLengthMismatch { .. } => C::ProtocolFramingFailed,
+            Self::BodyTooLarge { .. } | Self::Transport(_) => C::TransportFailed,
+        }
+    }
+
+    /// A stable name for the failure's reason: `http_denied`, `http_timeout`, ...
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::InvalidUrl { .. } => "http_invalid_url",
+            Self::InvalidMethod { .. } => "http_invalid_method",
+            Self::InvalidHeader { .. } => "http_invalid_header",
+            Self::ContentLengthMismatch { .. } => "http_content_length_mismatch",
+            Self::Denied(_) => "http_denied",
+            Self::Timeout(_) => "http_timeout",
+            Self::BodyTooLarge { .. } => "http_body_too_large",
+            Self::Transport(_) => "http_transport_failed",
+        }
+    }
+}
+
+/// `?` on an [`HttpError`] inside [`Lane::execute`](crate::Lane::execute): the execution fails
+/// with the error's class ([`HttpError::failure_class`]) and its message in the details.
+impl From<HttpError> for crate::Outcome {
+    fn from(error: HttpError) -> Self {
+        let mut details = serde_json::json!({"message": error.to_string()});
+        if let HttpError::Denied(Some(denial)) = &error {
+            details["denial"] = serde_json::Value::from(denial.reason.as_str());
+        }
+        crate::Outcome::failed(error.failure_class(), error.reason(), details)
+    }
+}
+
+/// `?` on an [`HttpError`] inside [`Lane::validate`](crate::Lane::validate) or
+/// [`Lane::stream`](crate::Lane::stream): the request is refused as `invalid_lane_request`
+/// (a URL or header that does not build) with the error's message.
+impl From<HttpError> for crate::Rejection {
+    fn from(error: HttpError) -> Self {
+        crate::Rejection::invalid_request(error.to_string()).with_detail("error", error.reason())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,7 +263,23 @@ mod tests {
     fn request_denied_maps_to_denied() {
         assert_eq!(
             HttpError::from_error_code(&ErrorCode::HttpRequestDenied),
-            HttpError::Denied
+            HttpError::Denied(None)
+        );
+    }
+
+    #[test]
+    fn body_errors_known_only_by_their_text_keep_their_timeout_kind() {
+        assert_eq!(
+            HttpError::from_body_error_text("connection read timeout"),
+            HttpError::Timeout(TimeoutKind::Read)
+        );
+        assert_eq!(
+            HttpError::from_body_error_text("connection terminated"),
+            HttpError::Transport("connection terminated".into())
+        );
+        assert_eq!(
+            HttpError::from_body_error_text("connection read timeout\nStack backtrace:\n   0: x"),
+            HttpError::Timeout(TimeoutKind::Read)
         );
     }
 
@@ -212,7 +335,16 @@ mod tests {
 
     #[test]
     fn messages_name_the_thing_and_what_to_do() {
-        assert!(HttpError::Denied.to_string().contains("grants"));
+        assert!(HttpError::Denied(None).to_string().contains("grants"));
+        let denial = Denial {
+            reason: "no_matching_grant".into(),
+            message: "http://h:80 refused (no_matching_grant): no grant matches".into(),
+        };
+        assert!(
+            HttpError::Denied(Some(denial))
+                .to_string()
+                .contains("refused (no_matching_grant)")
+        );
         assert!(
             HttpError::Timeout(TimeoutKind::Connect)
                 .to_string()

@@ -58,11 +58,15 @@ impl OpenBody {
     }
 }
 
-/// Sends `request` and returns the status, headers and the body to read as it arrives.
-pub(super) fn open(
-    request: &Request,
-    options: &Options,
-) -> Result<(u16, Vec<(String, String)>, OpenBody), HttpError> {
+/// A response whose head has arrived: status, headers, and the body to read as it arrives.
+pub(super) struct Opened {
+    pub(super) status: u16,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: OpenBody,
+}
+
+/// Sends `request` and returns once the response head has arrived.
+pub(super) fn open(request: &Request, options: &Options) -> Result<Opened, HttpError> {
     let response = start(request, options)?;
     let status = response.status();
     let headers = head(&response);
@@ -72,15 +76,15 @@ pub(super) fn open(
     let stream = body.stream().map_err(|()| {
         HttpError::Transport("the response body stream could not be opened".to_owned())
     })?;
-    Ok((
+    Ok(Opened {
         status,
         headers,
-        OpenBody {
+        body: OpenBody {
             stream,
             _body: body,
             _response: response,
         },
-    ))
+    })
 }
 
 /// The response's headers, values as lossy UTF-8.
@@ -344,7 +348,7 @@ fn stream_failure(error: StreamError) -> HttpError {
         StreamError::Closed => HttpError::Transport("the stream closed early".to_owned()),
         StreamError::LastOperationFailed(io_error) => match http_error_code(&io_error) {
             Some(code) => HttpError::from_error_code(&code),
-            None => HttpError::Transport(io_error.to_debug_string()),
+            None => HttpError::from_body_error_text(&io_error.to_debug_string()),
         },
     }
 }

@@ -19,6 +19,7 @@ pub(crate) const EVENTS: Unit = Unit {
     imports: &[EVENTS_IMPORT],
     granted: |grants| grants.events,
     link: link_events,
+    optional_as: None,
 };
 
 /// Links both ABI versions' `events` (one buffer behind them).

@@ -1,10 +1,8 @@
 //! The `http` capability: outbound `wasi:http` (`types` and `outgoing-handler`), linked only
-//! when the lane has at least one URL pattern. What each request may reach is checked per
-//! request by [`crate::egress`] (the grant matcher and the resolved-address screen, through the
-//! send hooks kept here per execution); its evidence is the `http: {requests, denied}` summary
+//! when the lane has at least one `http://` or `https://` URL pattern. What each request may
+//! reach is checked per request by [`crate::egress`] (the grant matcher and the resolved-address
+//! screen, through the send hooks kept here per execution); its evidence is the `http: {requests, denied}` summary
 //! in the execution's entry and one typed [`ep_lane_api::CapabilityDenial`] per refusal.
-
-use std::sync::Arc;
 
 use ep_lane_api::LaneEvidence;
 use serde_json::{Map, Value, json};
@@ -20,12 +18,14 @@ pub const HTTP_IMPORT: &str = "wasi:http/";
 /// Import-name prefix of the `http-egress` interface (why a request was refused).
 pub const HTTP_EGRESS_IMPORT: &str = "execution-plane:lane/http-egress@";
 
-/// The unit: granted by `[grants] http` / `http_private` (URL patterns).
+/// The unit: granted by `[grants] http` / `http_private` holding an `http://` or `https://`
+/// pattern (`ws://` / `wss://` ones grant [`super::websocket`] only).
 pub(crate) const HTTP: Unit = Unit {
     grant: "http",
     imports: &[HTTP_IMPORT, HTTP_EGRESS_IMPORT],
-    granted: |grants| !grants.http.is_empty(),
+    granted: |grants| grants.http.has_http(),
     link: link_http,
+    optional_as: Some("http"),
 };
 
 fn link_http(linker: &mut Linker<LaneState>) -> wasmtime::Result<()> {
@@ -49,7 +49,7 @@ impl http_egress::Host for LaneState {
 }
 
 /// What a lane (and its author) can do about a denial, by reason (the same reasons as the
-/// `capability.denied` evidence; `docs/egress.md` lists them).
+/// `capability.denied` evidence; `docs/egress.md` lists them), for HTTP and WebSocket alike.
 pub(crate) fn denial_message(reason: &str, destination: Option<&str>) -> String {
     let to = destination.unwrap_or("the destination");
     let what = match reason {
@@ -94,24 +94,8 @@ impl wasmtime_wasi_http::WasiHttpView for LaneState {
     }
 }
 
-/// Reports a stream's HTTP denials as they happen (a unary execution reports them once, with
-/// [`report`]): after the stream opens and after each pull, the denials since the last report
-/// go to the execution's evidence, so the node shows each in the event it came with.
-pub(crate) struct StreamDenials {
-    log: Arc<EgressLog>,
-    evidence: LaneEvidence,
-}
-
-impl StreamDenials {
-    pub(crate) fn new(log: Arc<EgressLog>, evidence: LaneEvidence) -> Self {
-        Self { log, evidence }
-    }
-
-    /// Reports the denials since the last report.
-    pub(crate) fn report_new(&self) {
-        report_denials(&self.log, &self.evidence);
-    }
-}
+/// Streams report HTTP denials (with every other unit's) pull by pull.
+pub(crate) use super::StreamDenials;
 
 /// The execution's HTTP evidence: the `{requests, denied}` summary into `entry` (the
 /// execution's evidence entry) and each kept denial reported to `evidence`.

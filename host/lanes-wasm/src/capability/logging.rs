@@ -22,6 +22,7 @@ pub(crate) const LOGGING: Unit = Unit {
     imports: &[LOGGING_IMPORT],
     granted: |grants| grants.logging,
     link: link_logging,
+    optional_as: None,
 };
 
 /// Links both ABI versions' `logging` (one line budget behind them).

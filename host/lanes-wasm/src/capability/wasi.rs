@@ -56,6 +56,7 @@ pub(crate) const FILESYSTEM: Unit = Unit {
     imports: &[FILESYSTEM_IMPORT],
     granted: |grants| grants.filesystem,
     link: link_filesystem,
+    optional_as: None,
 };
 
 fn link_filesystem(linker: &mut Linker<LaneState>) -> wasmtime::Result<()> {
@@ -71,6 +72,7 @@ pub(crate) const SOCKETS: Unit = Unit {
     imports: &[SOCKETS_IMPORT],
     granted: |grants| grants.sockets,
     link: link_sockets,
+    optional_as: None,
 };
 
 fn link_sockets(linker: &mut Linker<LaneState>) -> wasmtime::Result<()> {

@@ -4,7 +4,9 @@
 //! and connect), bounds the connect with a timeout, and speaks TLS with the webpki roots.
 //!
 //! One client per reach level per lane generation: pooled connections are only reused by
-//! requests that the same grants allow to reach the same addresses.
+//! requests that the same grants allow to reach the same addresses. The same connector opens the
+//! host-owned WebSocket connections ([`EgressClients::connector`]): one address screen, one TLS
+//! configuration for every transport.
 
 use std::future::Future;
 use std::io;
@@ -26,6 +28,7 @@ use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 use wasmtime_wasi_http::WasiBody;
 
 use super::address::{AddressClass, Reach};
+use super::pattern::Scheme;
 
 /// Host-wide settings of the outbound HTTP client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,12 +62,14 @@ pub struct AddressDenied {
     pub addresses: Vec<(IpAddr, AddressClass)>,
 }
 
-/// The clients of one lane generation, one per reach level.
+/// The clients of one lane generation, one per reach level, and what their connectors share.
 #[derive(Clone)]
 pub(crate) struct EgressClients {
     public: Client<GuardedConnector, WasiBody>,
     private: Client<GuardedConnector, WasiBody>,
     named: Client<GuardedConnector, WasiBody>,
+    connect_timeout: Duration,
+    tls: TlsConnector,
 }
 
 impl std::fmt::Debug for EgressClients {
@@ -76,7 +81,7 @@ impl std::fmt::Debug for EgressClients {
 impl EgressClients {
     /// Clients sharing one TLS configuration.
     pub(crate) fn new(config: &EgressConfig) -> Result<Self, rustls::Error> {
-        let tls = tls_config()?;
+        let tls = TlsConnector::from(tls_config()?);
         let client = |reach| {
             Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(config.pool_idle_timeout)
@@ -85,14 +90,27 @@ impl EgressClients {
                 .build(GuardedConnector {
                     reach,
                     connect_timeout: config.connect_timeout,
-                    tls: TlsConnector::from(Arc::clone(&tls)),
+                    tls: tls.clone(),
                 })
         };
         Ok(Self {
             public: client(Reach::Public),
             private: client(Reach::Private),
             named: client(Reach::Named),
+            connect_timeout: config.connect_timeout,
+            tls,
         })
+    }
+
+    /// The connector for connections a grant lets go as far as `reach`, for transports that
+    /// hold their own connection (WebSocket): it resolves, screens every address and connects
+    /// (TLS for `https` / `wss`) exactly as the pooled clients do.
+    pub(crate) fn connector(&self, reach: Reach) -> GuardedConnector {
+        GuardedConnector {
+            reach,
+            connect_timeout: self.connect_timeout,
+            tls: self.tls.clone(),
+        }
     }
 
     /// The client for requests a grant lets go as far as `reach`.
@@ -137,25 +155,39 @@ impl tower_service::Service<http::Uri> for GuardedConnector {
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
         let this = self.clone();
-        Box::pin(async move {
-            let timeout = this.connect_timeout;
-            match tokio::time::timeout(timeout, this.connect(uri)).await {
-                Ok(result) => result.map(TokioIo::new),
-                Err(_) => Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("connecting took longer than {} ms", timeout.as_millis()),
-                )),
-            }
-        })
+        Box::pin(async move { this.open(uri).await.map(TokioIo::new) })
     }
 }
 
 impl GuardedConnector {
+    /// The longest [`Self::open`] may take.
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// Resolves, screens and connects to `uri` (`http`, `https`, `ws` or `wss`; TLS for the
+    /// secure ones) within the connect timeout. A refused address is a `PermissionDenied`
+    /// error carrying [`AddressDenied`] (find it with [`address_denied`]).
+    pub(crate) async fn open(self, uri: http::Uri) -> io::Result<Stream> {
+        let timeout = self.connect_timeout;
+        match tokio::time::timeout(timeout, self.connect(uri)).await {
+            Ok(result) => result,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("connecting took longer than {} ms", timeout.as_millis()),
+            )),
+        }
+    }
+
     async fn connect(self, uri: http::Uri) -> io::Result<Stream> {
         let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_owned());
         let host = uri.host().ok_or_else(|| invalid("the URL has no host"))?;
-        let https = uri.scheme_str() == Some("https");
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let scheme = uri
+            .scheme_str()
+            .and_then(Scheme::parse)
+            .ok_or_else(|| invalid("the URL's scheme is not http, https, ws or wss"))?;
+        let tls = scheme.is_tls();
+        let port = uri.port_u16().unwrap_or(scheme.default_port());
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let addresses: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
@@ -184,7 +216,7 @@ impl GuardedConnector {
         }
         let tcp = connect_any(&addresses).await?;
         tcp.set_nodelay(true)?;
-        if !https {
+        if !tls {
             return Ok(Stream::Plain(tcp));
         }
         let name = ServerName::try_from(bare.to_owned())

@@ -12,6 +12,10 @@ use super::pattern::{HttpPattern, PatternError, RequestTarget};
 /// The URL patterns a lane generation may reach: `public` ones resolve to public addresses
 /// only; `private` ones may also resolve to loopback, private, shared and link-local addresses.
 /// An IP-literal pattern (in either list) reaches exactly its address, whatever it is.
+///
+/// One grant for every outbound transport: `http`/`https` patterns allow outbound HTTP
+/// (`wasi:http`), `ws`/`wss` patterns the host-owned WebSocket client; the matcher compares
+/// schemes, so neither ever allows the other.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HttpGrants {
     /// Patterns restricted to public addresses.
@@ -38,6 +42,23 @@ impl HttpGrants {
     /// Nothing reachable.
     pub fn is_empty(&self) -> bool {
         self.public.is_empty() && self.private.is_empty()
+    }
+
+    /// Whether a pattern allows outbound HTTP (`http://` or `https://`).
+    pub fn has_http(&self) -> bool {
+        self.any_scheme(super::pattern::Scheme::is_http)
+    }
+
+    /// Whether a pattern allows WebSocket connections (`ws://` or `wss://`).
+    pub fn has_websocket(&self) -> bool {
+        self.any_scheme(super::pattern::Scheme::is_websocket)
+    }
+
+    fn any_scheme(&self, which: fn(super::pattern::Scheme) -> bool) -> bool {
+        self.public
+            .iter()
+            .chain(&self.private)
+            .any(|pattern| which(pattern.scheme))
     }
 
     /// What both allow. A private pattern keeps its private reach only when both sides grant
@@ -222,6 +243,20 @@ mod tests {
         );
         assert_eq!(grants.reach(&target("http://localhost:9/")), None);
         assert_eq!(grants.reach(&target("https://example.com/")), None);
+    }
+
+    #[test]
+    fn grants_tell_which_transports_they_allow() {
+        let http = HttpGrants::parse(&["https://a.test"], &[] as &[&str]).unwrap();
+        assert!(http.has_http() && !http.has_websocket());
+        let ws = HttpGrants::parse(&[] as &[&str], &["ws://svc.internal:*"]).unwrap();
+        assert!(!ws.has_http() && ws.has_websocket());
+        assert!(!HttpGrants::default().has_http() && !HttpGrants::default().has_websocket());
+        assert_eq!(
+            ws.reach(&target("ws://svc.internal:9/")),
+            Some(Reach::Private)
+        );
+        assert_eq!(ws.reach(&target("http://svc.internal:9/")), None);
     }
 
     #[test]

@@ -1,99 +1,32 @@
 //! The `wasi:http` send hook of one execution: every outgoing request (so every redirect hop
-//! the guest follows) is checked against the request's narrowing and the lane's grant, then
-//! sent on the generation's pooled client for the grant's reach, with first-byte and
-//! between-bytes timeouts bounded by the execution's deadline and a response-size cap.
+//! the guest follows) is checked by the one egress decision ([`super::decision::decide`]: the
+//! request's narrowing, then the lane's grant), then sent on the generation's pooled client for
+//! the grant's reach, with first-byte and between-bytes timeouts bounded by the execution's
+//! deadline and a response-size cap.
 //!
 //! A denial is an ordinary `HTTP-request-denied` error to the guest, never a trap, and is
-//! recorded in the execution's [`EgressLog`] (which becomes `capability.denied` evidence).
+//! recorded in the execution's [`EgressLog`] (which becomes `capability.denied` evidence). The
+//! hook state also holds what the execution's other transports are checked against (the
+//! WebSocket client asks [`LaneHttpHooks::admit`]), so every transport sees one narrowing.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ep_lane_api::CapabilityDenial;
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
-use serde_json::{Value, json};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::LaneEgress;
 use super::client::{address_denied, has_io_kind};
+use super::decision::{Allowed, Capability, Denial, decide};
 use super::grants::RequestEgress;
+pub(crate) use super::log::EgressLog;
 use super::pattern::RequestTarget;
 use crate::state::Attribution;
-
-/// Denials kept per execution (the rest are counted).
-const MAX_DENIALS_KEPT: usize = 16;
-
-/// What one execution did with outbound HTTP: counters and the denials, for evidence.
-#[derive(Debug, Default)]
-pub(crate) struct EgressLog {
-    inner: Mutex<LogInner>,
-}
-
-#[derive(Debug, Default)]
-struct LogInner {
-    requests: u64,
-    denied: u64,
-    denials: Vec<CapabilityDenial>,
-    /// The most recent denial's reason and destination, for the guest to ask about.
-    last: Option<(String, Option<String>)>,
-}
-
-impl EgressLog {
-    fn sent(&self) {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .requests += 1;
-    }
-
-    fn deny(&self, who: &Attribution, target: Option<&RequestTarget>, reason: &str, detail: Value) {
-        let destination = target.map(|t| format!("{}://{}:{}", t.scheme.as_str(), t.host, t.port));
-        tracing::warn!(
-            lane_id = &*who.lane_id,
-            execution_ref = who.execution_ref.as_str(),
-            destination,
-            reason,
-            "outbound http request denied"
-        );
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.requests += 1;
-        inner.denied += 1;
-        inner.last = Some((reason.to_owned(), destination.clone()));
-        if inner.denials.len() < MAX_DENIALS_KEPT {
-            // The path may carry tokens: only its fingerprint enters evidence.
-            let path = target.map(|t| ep_contracts::canonical::sha256_ref(t.path.as_bytes()));
-            inner.denials.push(
-                CapabilityDenial::new("http", reason)
-                    .with("destination", destination)
-                    .with("path_sha256", path)
-                    .with("detail", detail),
-            );
-        }
-    }
-
-    /// The denials kept since the last call (the counters stay).
-    pub(crate) fn take_denials(&self) -> Vec<CapabilityDenial> {
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        std::mem::take(&mut inner.denials)
-    }
-
-    /// The reason and destination of the most recent denial (kept however many were counted).
-    pub(crate) fn last_denial(&self) -> Option<(String, Option<String>)> {
-        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.last.clone()
-    }
-
-    /// `(requests, denied)` so far.
-    pub(crate) fn counts(&self) -> (u64, u64) {
-        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        (inner.requests, inner.denied)
-    }
-}
 
 /// The hook state of one store.
 pub(crate) struct LaneHttpHooks {
@@ -121,9 +54,37 @@ impl LaneHttpHooks {
         }
     }
 
+    /// Moves the deadline outbound requests are bounded by (a stream's next pull has its own).
+    pub(crate) fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+    }
+
     /// The execution's egress log.
     pub(crate) fn log(&self) -> &EgressLog {
         &self.log
+    }
+
+    /// The execution's egress log, shared (a transport's connection task counts into it).
+    pub(crate) fn shared_log(&self) -> Arc<EgressLog> {
+        Arc::clone(&self.log)
+    }
+
+    /// Who the execution is, for the records of its transports.
+    pub(crate) fn who(&self) -> &Attribution {
+        &self.who
+    }
+
+    /// The one egress decision for a connection of `capability` to `target` (`None`: the URL
+    /// has no host the host can check), under this execution's narrowing and its lane's grant;
+    /// a refusal is recorded before it is returned.
+    pub(crate) fn admit<'a>(
+        &self,
+        capability: Capability,
+        target: Option<&'a RequestTarget>,
+    ) -> Result<Allowed<'a>, Denial> {
+        decide(target, &self.narrowing, self.egress.as_ref()).inspect_err(|denial| {
+            self.log.deny(&self.who, capability, target, denial);
+        })
     }
 
     /// Replaces the request's narrowing (closed while the guest validates), returning the old.
@@ -134,8 +95,7 @@ impl LaneHttpHooks {
         std::mem::replace(&mut self.narrowing, narrowing)
     }
 
-    fn denied(&self, target: Option<&RequestTarget>, reason: &str, detail: Value) -> SendFuture {
-        self.log.deny(&self.who, target, reason, detail);
+    fn denied() -> SendFuture {
         Box::new(async { Err(HttpError::HttpRequestDenied) })
     }
 }
@@ -152,29 +112,18 @@ impl WasiHttpHooks for LaneHttpHooks {
         fut: IoFuture,
     ) -> SendFuture {
         drop(fut);
-        let Some(target) = RequestTarget::from_uri(request.uri()) else {
-            return self.denied(None, "invalid_destination", json!({}));
+        // `wasi:http` carries HTTP only: any other scheme has no destination to check.
+        let target = RequestTarget::from_uri(request.uri()).filter(|t| t.scheme.is_http());
+        // A refusal is recorded by `admit`.
+        let Ok(allowed) = self.admit(Capability::Http, target.as_ref()) else {
+            return Self::denied();
         };
-        if !self.narrowing.allows(&target) {
-            let (reason, detail) = match &*self.narrowing {
-                RequestEgress::Invalid(why) => ("request_egress_invalid", json!({ "error": why })),
-                RequestEgress::Nothing => ("request_denies_egress", json!({})),
-                RequestEgress::Lane | RequestEgress::Only(_) => {
-                    ("outside_request_egress", json!({}))
-                }
-            };
-            return self.denied(Some(&target), reason, detail);
-        }
-        let Some(egress) = self.egress.clone() else {
-            return self.denied(Some(&target), "no_http_grant", json!({}));
-        };
-        let Some(reach) = egress.grants.reach(&target) else {
-            return self.denied(
-                Some(&target),
-                "no_matching_grant",
-                json!({ "grants": egress.grants.to_string() }),
-            );
-        };
+        let Allowed {
+            target,
+            egress,
+            reach,
+        } = allowed;
+        let target = target.clone();
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         // The guest's own timeouts apply, never beyond the execution's deadline; connect and
         // first byte are bounded together (the pooled client may reuse a connection).
@@ -195,19 +144,8 @@ impl WasiHttpHooks for LaneHttpHooks {
             if let Ok(Err(error)) = &answer
                 && let Some(denied) = address_denied(error)
             {
-                let addresses: Vec<Value> = denied
-                    .addresses
-                    .iter()
-                    .map(
-                        |(ip, class)| json!({ "address": ip.to_string(), "class": class.as_str() }),
-                    )
-                    .collect();
-                log.deny(
-                    &who,
-                    Some(&target),
-                    "address_not_allowed",
-                    json!({ "reach": reach.as_str(), "addresses": addresses }),
-                );
+                let denial = Denial::address_not_allowed(reach, &denied);
+                log.deny(&who, Capability::Http, Some(&target), &denial);
                 return Err(HttpError::HttpRequestDenied);
             }
             log.sent();

@@ -1,5 +1,7 @@
-//! Outbound HTTP for lanes: grant patterns, the address policy, the request's own narrowing,
-//! the pooled client and the `wasi:http` send hook that ties them together.
+//! Outbound connections for lanes: grant patterns, the address policy, the request's own
+//! narrowing, the one decision every transport asks ([`decision`]), the pooled client and its
+//! connector, the `wasi:http` send hook, and the log that becomes evidence. Outbound HTTP and
+//! the host-owned WebSocket client (`crate::capability::websocket`) share all of it.
 //!
 //! A lane generation granted `http` gets a [`LaneEgress`]: its effective patterns (manifest ∩
 //! operator policy) and its pooled clients. Each execution's store gets a send hook holding
@@ -8,14 +10,16 @@
 
 pub mod address;
 pub(crate) mod client;
+pub(crate) mod decision;
 pub mod grants;
 pub(crate) mod hooks;
+pub(crate) mod log;
 pub mod pattern;
 
 pub use address::{AddressClass, Reach};
 pub use client::{AddressDenied, EgressConfig};
 pub use grants::{EGRESS_METADATA_KEY, HttpGrants, RequestEgress};
-pub use pattern::{HttpPattern, PatternError, RequestTarget};
+pub use pattern::{HttpPattern, PatternError, RequestTarget, Scheme};
 
 use client::EgressClients;
 

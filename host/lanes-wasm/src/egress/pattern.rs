@@ -1,10 +1,14 @@
-//! Outbound HTTP grant patterns: `scheme://host[:port][/path-prefix]`.
+//! Outbound grant patterns: `scheme://host[:port][/path-prefix]`, one syntax for HTTP and
+//! WebSocket.
 //!
-//! * `scheme` is `http` or `https`.
+//! * `scheme` is `http` or `https` (outbound HTTP), or `ws` or `wss` (host-owned WebSocket
+//!   connections). A pattern allows its own scheme only: `ws://h` never matches an `http://h`
+//!   request and `http://h` never matches a `ws://h` connection.
 //! * `host` is a DNS name (matched case-insensitively, a trailing dot ignored), an IP literal
 //!   (`127.0.0.1`, `[::1]`), `*.example.com` (any subdomain at any depth, not `example.com`
 //!   itself) or `*` (any host).
-//! * `port` is a number or `*`; omitted means the scheme's default port (80 or 443).
+//! * `port` is a number or `*`; omitted means the scheme's default port (80 for `http` and `ws`,
+//!   443 for `https` and `wss`).
 //! * `path-prefix`, when present, matches whole segments: `/api` allows `/api` and `/api/v1`,
 //!   not `/apix`. A request path with a `.` or `..` segment (also percent-encoded) never matches
 //!   a pattern that has a prefix, so a prefix cannot be escaped by server-side normalisation.
@@ -21,7 +25,8 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error(
     "http grant {pattern:?} is invalid: {reason}; write scheme://host[:port][/path-prefix] \
-     (scheme http or https, host a name, an IP literal, *.domain or *, port a number or *)"
+     (scheme http, https, ws or wss, host a name, an IP literal, *.domain or *, port a number \
+     or *)"
 )]
 pub struct PatternError {
     /// The pattern as written.
@@ -37,14 +42,20 @@ pub enum Scheme {
     Http,
     /// HTTP over TLS.
     Https,
+    /// WebSocket.
+    Ws,
+    /// WebSocket over TLS.
+    Wss,
 }
 
 impl Scheme {
-    /// Parses `http` / `https` (case-insensitive).
+    /// Parses `http` / `https` / `ws` / `wss` (case-insensitive).
     pub fn parse(text: &str) -> Option<Self> {
         match text.to_ascii_lowercase().as_str() {
             "http" => Some(Self::Http),
             "https" => Some(Self::Https),
+            "ws" => Some(Self::Ws),
+            "wss" => Some(Self::Wss),
             _ => None,
         }
     }
@@ -52,17 +63,34 @@ impl Scheme {
     /// The port used when a URL names none.
     pub fn default_port(self) -> u16 {
         match self {
-            Self::Http => 80,
-            Self::Https => 443,
+            Self::Http | Self::Ws => 80,
+            Self::Https | Self::Wss => 443,
         }
     }
 
-    /// `http` or `https`.
+    /// `http`, `https`, `ws` or `wss`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Http => "http",
             Self::Https => "https",
+            Self::Ws => "ws",
+            Self::Wss => "wss",
         }
+    }
+
+    /// `http` or `https`: a scheme of outbound HTTP (`wasi:http`).
+    pub fn is_http(self) -> bool {
+        matches!(self, Self::Http | Self::Https)
+    }
+
+    /// `ws` or `wss`: a scheme of the host-owned WebSocket client.
+    pub fn is_websocket(self) -> bool {
+        matches!(self, Self::Ws | Self::Wss)
+    }
+
+    /// `https` or `wss`: spoken over TLS.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Self::Https | Self::Wss)
     }
 }
 
@@ -173,8 +201,10 @@ fn parse_host(host: &str) -> Option<TargetHost> {
 }
 
 impl RequestTarget {
-    /// The grant-relevant parts of an outgoing request's URI; `None` when it has no usable
-    /// scheme or host (such a request is denied).
+    /// The grant-relevant parts of an outgoing request's (or connection's) URI; `None` when it
+    /// has no usable scheme or host (such a request is denied). The scheme may be any
+    /// [`Scheme`]: each transport keeps only its own (outbound HTTP `http`/`https`, WebSocket
+    /// `ws`/`wss`).
     pub fn from_uri(uri: &http::Uri) -> Option<Self> {
         let scheme = Scheme::parse(uri.scheme_str()?)?;
         let host = parse_host(uri.host()?)?;
@@ -202,8 +232,8 @@ impl HttpPattern {
         let (scheme, rest) = pattern
             .split_once("://")
             .ok_or_else(|| fail("it has no scheme://"))?;
-        let scheme =
-            Scheme::parse(scheme).ok_or_else(|| fail("the scheme is not http or https"))?;
+        let scheme = Scheme::parse(scheme)
+            .ok_or_else(|| fail("the scheme is not http, https, ws or wss"))?;
         if rest.contains(['?', '#', '@']) {
             return Err(fail("queries, fragments and user info are not allowed"));
         }
@@ -479,7 +509,7 @@ mod tests {
     fn bad_patterns_are_refused_with_the_reason() {
         for (text, reason) in [
             ("example.com", "no scheme"),
-            ("ftp://example.com", "not http or https"),
+            ("ftp://example.com", "not http, https, ws or wss"),
             ("https://", "host is empty"),
             ("https://ex*ample.com", "`*` is allowed only"),
             ("https://*.", "`*.` must be followed"),
@@ -535,6 +565,24 @@ mod tests {
     }
 
     #[test]
+    fn websocket_patterns_match_only_websocket_targets_and_default_their_ports() {
+        let ws = p("ws://127.0.0.1:*");
+        assert!(ws.matches(&t("ws://127.0.0.1:9/echo")));
+        assert!(!ws.matches(&t("http://127.0.0.1:9/echo")));
+        assert!(!p("http://127.0.0.1:*").matches(&t("ws://127.0.0.1:9/echo")));
+        let wss = p("wss://stream.example.com/v1");
+        assert_eq!(wss.port, PortPattern::Exact(443));
+        assert!(wss.matches(&t("wss://stream.example.com/v1/ticks?x=1")));
+        assert!(!wss.matches(&t("ws://stream.example.com:443/v1")));
+        assert!(!wss.matches(&t("https://stream.example.com/v1")));
+        assert_eq!(t("ws://h.test/").port, 80);
+        assert_eq!(t("WSS://h.test/").port, 443);
+        assert_eq!(p("ws://*:*").intersect(&p("http://*:*")), None);
+        assert!(Scheme::Wss.is_tls() && Scheme::Wss.is_websocket() && !Scheme::Wss.is_http());
+        assert!(Scheme::Http.is_http() && !Scheme::Http.is_websocket() && !Scheme::Http.is_tls());
+    }
+
+    #[test]
     fn display_round_trips() {
         for text in [
             "https://api.example.com",
@@ -542,6 +590,8 @@ mod tests {
             "https://*.example.com:8443/v1",
             "http://[::1]:8080/x",
             "https://*:*",
+            "ws://127.0.0.1:*/echo",
+            "wss://stream.example.com",
         ] {
             assert_eq!(p(text).to_string(), text);
             assert_eq!(p(&p(text).to_string()), p(text));

@@ -6,8 +6,8 @@
 
 use execution_plane_sdk::input::{self, Input};
 use execution_plane_sdk::{
-    Capabilities, Event, EventSource, FailureClass, Lane, Outcome, Rejection, Request,
-    export_lane, json,
+    Capabilities, Event, EventSource, FailureClass, Lane, Outcome, Rejection, Request, export_lane,
+    json,
 };
 
 struct InputEcho;
