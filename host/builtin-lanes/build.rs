@@ -12,7 +12,12 @@ use std::process::Command;
 
 /// The lanes to embed: the member directory under `plugins/` and the component's file stem
 /// (the crate's `[lib] name`, which is also the manifest's stem).
-const LANES: &[(&str, &str)] = &[("http", "http")];
+const LANES: &[(&str, &str)] = &[
+    ("http", "http"),
+    ("sse", "sse"),
+    ("websocket", "websocket"),
+    ("jsonrpc", "jsonrpc"),
+];
 
 /// Variables of the outer build that must not reach the nested one.
 const SCRUBBED_ENV: &[&str] = &[

@@ -35,11 +35,28 @@ impl BuiltinLane {
 }
 
 /// Every first-party lane, in a fixed order.
-static ALL: [BuiltinLane; 1] = [BuiltinLane {
-    name: "http",
-    wasm: include_bytes!(concat!(env!("OUT_DIR"), "/http.wasm")),
-    manifest: include_str!("../../../plugins/http/http.toml"),
-}];
+static ALL: [BuiltinLane; 4] = [
+    BuiltinLane {
+        name: "http",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/http.wasm")),
+        manifest: include_str!("../../../plugins/http/http.toml"),
+    },
+    BuiltinLane {
+        name: "sse",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/sse.wasm")),
+        manifest: include_str!("../../../plugins/sse/sse.toml"),
+    },
+    BuiltinLane {
+        name: "websocket",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/websocket.wasm")),
+        manifest: include_str!("../../../plugins/websocket/websocket.toml"),
+    },
+    BuiltinLane {
+        name: "jsonrpc",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/jsonrpc.wasm")),
+        manifest: include_str!("../../../plugins/jsonrpc/jsonrpc.toml"),
+    },
+];
 
 /// Every first-party lane.
 pub fn all() -> &'static [BuiltinLane] {
@@ -54,4 +71,22 @@ pub fn get(name: &str) -> Option<&'static BuiltinLane> {
 /// The `http` lane: one HTTP request per execution, redirects followed (`plugins/README.md`).
 pub fn http() -> &'static BuiltinLane {
     &ALL[0]
+}
+
+/// The `sse` lane: a server-sent event stream, reconnecting with `Last-Event-ID`
+/// (`plugins/README.md`).
+pub fn sse() -> &'static BuiltinLane {
+    &ALL[1]
+}
+
+/// The `websocket` lane: a WebSocket session on a host-owned connection
+/// (`plugins/README.md`).
+pub fn websocket() -> &'static BuiltinLane {
+    &ALL[2]
+}
+
+/// The `jsonrpc` lane: JSON-RPC calls and sessions over HTTP, WebSocket or a process's stdio
+/// (`plugins/README.md`).
+pub fn jsonrpc() -> &'static BuiltinLane {
+    &ALL[3]
 }

@@ -89,12 +89,14 @@ pub struct ExecArgs {
     /// Like `--allow-http`, but the name may resolve to loopback or private addresses.
     #[arg(long = "allow-http-private", value_name = "PATTERN")]
     pub allow_http_private: Vec<String>,
-    /// For `--lane process`: let the process run this command (a name looked up on the policy's
-    /// path, or an absolute path), on top of the config's `[process] commands`; repeatable.
+    /// Let the process lane, or a wasm lane granted `process` (`jsonrpc`), run this command (a
+    /// name looked up on the policy's path, or an absolute path), on top of the config's
+    /// `[process] commands`; repeatable.
     #[arg(long = "allow-command", value_name = "COMMAND")]
     pub allow_command: Vec<String>,
-    /// For `--lane process`: let the process run in this directory (or below it), on top of the
-    /// config's `[process] cwd`; the first given is where it runs without a `cwd`; repeatable.
+    /// Let a process (of the process lane or of a wasm lane) run in this directory (or below
+    /// it), on top of the config's `[process] cwd`; the first given is where it runs without a
+    /// `cwd`; repeatable.
     #[arg(long = "allow-cwd", value_name = "DIR")]
     pub allow_cwd: Vec<PathBuf>,
     /// Direct lower-lane-owner mode: skip governed admission (no authority ref).

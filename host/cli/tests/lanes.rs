@@ -68,6 +68,7 @@ fn lanes_check_prints_the_effective_plugin_as_json() {
     assert_eq!(v["grants"]["events"], true);
     assert_eq!(v["grants"]["logging"], false);
     assert_eq!(v["grants"]["http"], serde_json::json!([]));
+    assert_eq!(v["grants"]["process"], serde_json::json!([]));
     let imports: Vec<&str> = v["imports"]
         .as_array()
         .unwrap()
@@ -196,15 +197,28 @@ fn run_in(args: &[&str], cwd: &Path) -> Output {
 #[test]
 fn lanes_list_with_no_flags_lists_what_serve_would_serve() {
     let dir = tempfile::tempdir().unwrap();
-    // A fresh directory: the built-in HTTP lane, left out by the default policy (no outbound
-    // HTTP), with the reason; not an error.
+    // A fresh directory: the built-in lanes that need outbound HTTP, each left out by the
+    // default policy (none granted), with the reason; not an error. `jsonrpc`, whose transports
+    // are optional, is served with none of them (each refused when used).
     let o = run_in(&["lanes", "list"], dir.path());
     assert_eq!(o.status.code(), Some(0), "stderr: {}", text(&o.stderr));
     let out = text(&o.stdout);
     let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split('\t').collect()).collect();
-    assert_eq!(lines.len(), 1, "{out}");
-    assert_eq!(&lines[0][..2], ["refused", "<built-in>/http.wasm"]);
-    assert!(lines[0][2].contains("outbound http"), "{out}");
+    assert_eq!(lines[0][0], "jsonrpc", "{out}");
+    let refused: Vec<&str> = lines[1..].iter().map(|line| line[1]).collect();
+    assert_eq!(
+        refused,
+        [
+            "<built-in>/http.wasm",
+            "<built-in>/sse.wasm",
+            "<built-in>/websocket.wasm"
+        ],
+        "{out}"
+    );
+    for line in &lines[1..] {
+        assert_eq!(line[0], "refused", "{out}");
+        assert!(line[2].contains("outbound http"), "{out}");
+    }
 
     // With a policy that grants it somewhere, the HTTP lane is served; `./plugins` (the
     // default `[plugins] dir`) adds its lanes, a refused plugin fails the listing.
@@ -224,11 +238,22 @@ fn lanes_list_with_no_flags_lists_what_serve_would_serve() {
     let o = run_in(&["lanes", "list", "--policy", "policy.toml"], dir.path());
     assert_eq!(o.status.code(), Some(0), "stderr: {}", text(&o.stderr));
     let out = text(&o.stdout);
-    let ids: Vec<&str> = out.lines().map(|l| l.split('\t').next().unwrap()).collect();
-    assert_eq!(ids, ["echo", "http"], "{out}");
+    // The built-in lanes the policy grants nothing stay refused beside them.
+    let served: Vec<&str> = out.lines().filter(|l| !l.starts_with("refused")).collect();
+    let ids: Vec<&str> = served
+        .iter()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(ids, ["echo", "http", "jsonrpc"], "{out}");
     assert!(
-        out.lines()
+        served
+            .iter()
             .all(|l| l.split('\t').nth(2).unwrap().starts_with("sha256:"))
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("refused")).count(),
+        2,
+        "{out}"
     );
 
     // The same from a config file naming the policy, as `serve --config` would read it.
@@ -239,7 +264,14 @@ fn lanes_list_with_no_flags_lists_what_serve_would_serve() {
     .unwrap();
     let o = run_in(&["lanes", "list", "--config", "serve.toml"], dir.path());
     assert_eq!(o.status.code(), Some(0), "stderr: {}", text(&o.stderr));
-    assert_eq!(text(&o.stdout), out);
+    // The same lanes (refusals name the policy file as the config resolved it).
+    let via_config = text(&o.stdout);
+    let served_via_config: Vec<&str> = via_config
+        .lines()
+        .filter(|l| !l.starts_with("refused"))
+        .collect();
+    assert_eq!(served_via_config, served);
+    assert_eq!(via_config.lines().count(), out.lines().count());
 
     install(&plugins, "echo", "orphan", None);
     let o = run_in(&["lanes", "list", "--policy", "policy.toml"], dir.path());

@@ -34,7 +34,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use ep_lanes_wasm::{
-    HostPolicy, LaneSlot, RollBack, SwapError, WasmRuntime, Withdrawals, WithdrawalsError,
+    HostPolicy, LaneSlot, RollBack, RuntimeConfig, SwapError, WasmRuntime, Withdrawals,
+    WithdrawalsError,
 };
 use ep_node::authority::TrustStore;
 use ep_node::node::Node;
@@ -54,7 +55,7 @@ use keys::{operator_token, prepare_dev_key};
 use lanes::{Loader, Plugins, wasm_files};
 pub use loading::LoadReport;
 use loading::{Loading, claimed_lane_ids};
-pub use placement::{ProcessPlacement, register_process_lane};
+pub use placement::{ProcessPlacement, local_launcher, register_process_lane};
 
 /// The directory (in `data_dir`) of the withdrawn and quarantined lane digests.
 pub const WITHDRAWALS_DIR: &str = "lanes";
@@ -161,8 +162,13 @@ impl Service {
         })?;
         node.register_evidence_sink(Arc::new(sink));
         let placement = register_process_lane(&node, config.process.clone()).await?;
-        let runtime = WasmRuntime::new(config.runtime_config())
-            .map_err(|e| ServeError::Wasm(e.to_string()))?;
+        // Wasm lanes granted `process` start their children through the process placement:
+        // its policy, its process slots, its sandbox.
+        let runtime = WasmRuntime::new(RuntimeConfig {
+            process_launcher: Some(Arc::clone(&placement.launcher) as _),
+            ..config.runtime_config()
+        })
+        .map_err(|e| ServeError::Wasm(e.to_string()))?;
         let policy = load_policy(config)?;
         let withdrawals = Withdrawals::open(&config.data_dir.join(WITHDRAWALS_DIR))?;
         let loader = Loader {

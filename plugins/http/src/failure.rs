@@ -20,7 +20,7 @@ pub struct Context<'a> {
 /// The failure for an error [`send`](execution_plane_sdk::http::send) returned.
 pub fn from_http_error(error: &HttpError, at: Context<'_>) -> Outcome {
     match error {
-        HttpError::Denied => failed(
+        HttpError::Denied(_) => failed(
             FailureClass::PolicyDenied,
             "http request denied by the lane's grants",
             "capability_denied",
@@ -167,7 +167,7 @@ mod tests {
     fn denied_is_policy_denied_with_the_url() {
         let url = Url::parse("http://h/x").unwrap();
         check(
-            &from_http_error(&HttpError::Denied, at(&url)),
+            &from_http_error(&HttpError::Denied(None), at(&url)),
             FailureClass::PolicyDenied,
             "http request denied by the lane's grants",
             &json!({"cause": "capability_denied", "url": "http://h/x"}),

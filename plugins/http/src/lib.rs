@@ -391,7 +391,7 @@ mod tests {
             if request.url().host() == "h" {
                 Ok(response(302, &[("location", "http://forbidden/x")], b""))
             } else {
-                Err(HttpError::Denied)
+                Err(HttpError::Denied(None))
             }
         });
         let (class, reason, details) = failure_of(&execute(json!({"url": "http://h/a"})));

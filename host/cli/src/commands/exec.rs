@@ -25,8 +25,8 @@ use ep_contracts::boundary::{
 use ep_contracts::simulation::NoEgressPolicy;
 use ep_lanes_wasm::egress::HttpGrants;
 use ep_lanes_wasm::{
-    HostPolicy, WASM_ENGINE_CLASS, WasmLane, WasmRuntime, load_embedded, load_plugin_dir,
-    register_wasm_lane,
+    HostPolicy, RuntimeConfig, WASM_ENGINE_CLASS, WasmLane, WasmRuntime, load_embedded,
+    load_plugin_dir, register_wasm_lane,
 };
 use ep_node::authority::{SigningKeyFile, sign_request};
 use ep_node::dispatch::rejected_result;
@@ -35,7 +35,7 @@ use ep_node::verifiers::local_sandboxed::LOCAL_SANDBOXED_CLASS;
 use ep_node::{Input, LaneAdapter, RuntimeClient, RuntimeError};
 use ep_placement_local::{PROCESS_LANE_ID, ProcessPolicy};
 use ep_remote::StreamItem;
-use ep_server::service::register_process_lane;
+use ep_server::service::{local_launcher, register_process_lane};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -75,6 +75,10 @@ pub fn run(args: ExecArgs) -> Result<bool, CliError> {
     if !http.is_empty() {
         policy.grant_http(&args.lane, &http);
     }
+    if !args.allow_command.is_empty() {
+        // A wasm lane granted `process` may start them too (its manifest ∩ this grant).
+        policy.grant_process(&args.lane, &args.allow_command);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -113,7 +117,15 @@ pub fn run(args: ExecArgs) -> Result<bool, CliError> {
                 .await
                 .map_err(CliError::msg)?;
         } else {
-            let wasm = WasmRuntime::new(config.runtime_config()).map_err(CliError::msg)?;
+            // A lane granted `process` starts its children under the same policy (and sandbox,
+            // when configured) as the process lane.
+            let mut processes = process_policy(&args, &config)?;
+            processes.sandbox.enabled = config.process.sandbox.enabled;
+            let runtime_config = RuntimeConfig {
+                process_launcher: Some(local_launcher(processes).await as _),
+                ..config.runtime_config()
+            };
+            let wasm = WasmRuntime::new(runtime_config).map_err(CliError::msg)?;
             let lane = lane_for(&wasm, &args.lane, plugins.as_deref(), &policy).await?;
             register_wasm_lane(&node, Arc::new(lane))
                 .await

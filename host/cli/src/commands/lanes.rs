@@ -271,6 +271,8 @@ fn check_report(lane: &WasmLane) -> Result<Value, CliError> {
             "http_private": http["http_private"],
             "filesystem": grants.filesystem,
             "sockets": grants.sockets,
+            "process": grants.process,
+            "optional": grants.optional,
         },
         "limits": {
             "max_memory_mb": limits.max_memory_bytes >> 20,

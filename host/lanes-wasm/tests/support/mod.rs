@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ep_contracts::boundary::{ExecutionRef, ExecutionRequest, ExecutionResult, Map, ResultStatus};
+use ep_lanes_wasm::egress::HttpGrants;
 use ep_lanes_wasm::testing::build_guest;
-use ep_lanes_wasm::{LaneLimits, RuntimeConfig, WasmLane, WasmRuntime};
+use ep_lanes_wasm::{Grants, LaneLimits, LaneSource, RuntimeConfig, WasmLane, WasmRuntime};
 use ep_node::{CancelSignal, Deadline, ExecutionContext};
 use serde_json::Value;
 
@@ -38,6 +39,25 @@ pub async fn load(runtime: &WasmRuntime, name: &str, limits: LaneLimits) -> Wasm
         Ok(lane) => lane,
         Err(error) => panic!("loading {name}: {error}"),
     }
+}
+
+/// An embedded first-party lane granted `patterns` for egress, on loopback too when `private`
+/// (`http_private`), or only to public addresses.
+pub async fn builtin_lane(wasm: &[u8], patterns: &[&str], private: bool) -> WasmLane {
+    let http = if private {
+        HttpGrants::parse(patterns, patterns)
+    } else {
+        HttpGrants::parse(patterns, &[] as &[&str])
+    };
+    let grants = Grants::default().with_http(http.expect("the patterns parse"));
+    WasmLane::load_with_grants(
+        &runtime(),
+        LaneSource::from(wasm),
+        LaneLimits::default(),
+        grants,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the lane loads: {e}"))
 }
 
 /// A JSON object.
