@@ -108,7 +108,13 @@ pub fn sha256(bytes: &[u8]) -> String {
 /// A slot serving the `echo` guest as generation 1 (default grants and limits).
 pub async fn echo_slot(rollback: RollbackPolicy) -> LaneSlot {
     let rt = runtime();
-    let lane = load(&rt, "echo", LaneLimits::default()).await;
+    // Under load on a shared machine a request can queue for an instance longer than the
+    // default one-second validate budget; these tests are about swaps, not that budget.
+    let limits = LaneLimits {
+        validate_timeout: Duration::from_secs(30),
+        ..LaneLimits::default()
+    };
+    let lane = load(&rt, "echo", limits).await;
     LaneSlot::new(lane, guest("echo").display().to_string(), rollback).unwrap()
 }
 
