@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use ep_contracts::boundary::{ExecutionEvent, ResultStatus};
 use ep_lane_api::STREAM_COMPLETED_EVENT;
-use ep_lanes_wasm::egress::HttpGrants;
 use ep_lanes_wasm::stream::STREAM_FAILED_EVENT;
-use ep_lanes_wasm::{AbiVersion, Grants, LaneLimits, LaneSource, WasmLane};
+use ep_lanes_wasm::{AbiVersion, WasmLane};
 use ep_node::LaneAdapter;
 use ep_test_servers::sse::{SseConnection, SseScript, SseServer, event};
 use futures::StreamExt;
@@ -21,7 +20,7 @@ use support::*;
 
 /// The `sse` lane granted loopback (`http_private`) or only public addresses.
 async fn sse_lane(private: bool) -> WasmLane {
-    builtin_lane(&ep_builtin_lanes::sse().wasm, &["http://*:*"], private).await
+    builtin_lane(ep_builtin_lanes::sse().wasm, &["http://*:*"], private).await
 }
 
 /// The stream's events (denials the lane reported shown as the node shows them are not needed

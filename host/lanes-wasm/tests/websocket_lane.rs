@@ -8,9 +8,8 @@ mod support;
 
 use ep_contracts::boundary::{ExecutionEvent, ResultStatus};
 use ep_lane_api::{Input, InputSlot, STREAM_COMPLETED_EVENT};
-use ep_lanes_wasm::egress::HttpGrants;
+use ep_lanes_wasm::WasmLane;
 use ep_lanes_wasm::stream::STREAM_FAILED_EVENT;
-use ep_lanes_wasm::{Grants, LaneLimits, LaneSource, WasmLane};
 use ep_node::LaneAdapter;
 use ep_test_servers::websocket::{WsEchoServer, WsOptions};
 use futures::StreamExt;
@@ -19,7 +18,7 @@ use support::*;
 
 async fn ws_lane(private: bool) -> WasmLane {
     builtin_lane(
-        &ep_builtin_lanes::websocket().wasm,
+        ep_builtin_lanes::websocket().wasm,
         &["ws://*:*", "wss://*:*"],
         private,
     )
