@@ -639,3 +639,82 @@ fn exec_simulate_answers_from_the_scenario_with_no_io() {
         stderr(&refused)
     );
 }
+
+/// `exec --stream` in process with a wasm streaming lane: the embedded `sse` lane reads a real
+/// event stream on loopback under `--allow-http`, prints `dispatch.started`, `sse.open`, one
+/// `sse.event` per event, `lane.completed` and `dispatch.completed` as JSON lines, then the succeeded result; without the grant it is
+/// refused before any connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_streams_the_embedded_sse_lane_in_process() {
+    let server = ep_test_servers::sse::SseServer::flood(5, 16).unwrap();
+    let grant = format!("http://127.0.0.1:{}", server.addr().port());
+    let payload = format!(r#"{{"url":"{}"}}"#, server.url());
+    tokio::task::spawn_blocking(move || sse_exec_checks(&grant, &payload))
+        .await
+        .unwrap();
+}
+
+fn sse_exec_checks(grant: &str, payload: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = exec(
+        &[
+            "--lane",
+            "sse",
+            "--direct",
+            "--stream",
+            "--allow-http",
+            grant,
+            "--payload",
+            payload,
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l["event_type"].as_str())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "sse.event").count(),
+        5,
+        "{lines:?}"
+    );
+    let kinds: Vec<&str> = kinds.into_iter().filter(|k| *k != "sse.event").collect();
+    assert_eq!(
+        kinds,
+        [
+            "dispatch.started",
+            "sse.open",
+            "lane.completed",
+            "dispatch.completed"
+        ],
+        "{lines:?}"
+    );
+    assert_eq!(lines.last().unwrap()["status"], "succeeded", "{lines:?}");
+
+    let denied = exec(
+        &[
+            "--lane",
+            "sse",
+            "--direct",
+            "--stream",
+            "--payload",
+            payload,
+        ],
+        dir.path(),
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&denied.stdout),
+        stderr(&denied)
+    );
+    assert!(
+        text.contains("denied") || text.contains("--allow-http"),
+        "{text}"
+    );
+    assert!(!text.contains("sse.event"), "{text}");
+}
