@@ -5,7 +5,7 @@
 
 mod support;
 
-use ep_contracts::boundary::{ExecutionEvent, ResultStatus};
+use ep_contracts::boundary::ResultStatus;
 use ep_lane_api::{Input, InputSlot, STREAM_COMPLETED_EVENT};
 use ep_lanes_wasm::stream::STREAM_FAILED_EVENT;
 use ep_lanes_wasm::{AbiVersion, Grants, HostPolicy, LaneLimits, PluginError, WasmLane};
@@ -23,13 +23,6 @@ async fn load_none(name: &str) -> WasmLane {
     )
     .await
     .unwrap()
-}
-
-fn kinds(events: &[ExecutionEvent]) -> Vec<&str> {
-    events
-        .iter()
-        .map(|event| event.event_type.as_deref().unwrap_or_default())
-        .collect()
 }
 
 #[tokio::test]

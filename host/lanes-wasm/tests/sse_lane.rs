@@ -14,7 +14,6 @@ use ep_lanes_wasm::stream::STREAM_FAILED_EVENT;
 use ep_lanes_wasm::{AbiVersion, WasmLane};
 use ep_node::LaneAdapter;
 use ep_test_servers::sse::{SseConnection, SseScript, SseServer, event};
-use futures::StreamExt;
 use serde_json::{Value, json};
 use support::*;
 
@@ -25,18 +24,6 @@ async fn sse_lane(private: bool) -> WasmLane {
 
 /// The stream's events (denials the lane reported shown as the node shows them are not needed
 /// here) once it ended.
-async fn stream(lane: &WasmLane, payload: Value) -> Vec<ExecutionEvent> {
-    let events = lane.stream(request(None, payload), ctx()).await.unwrap();
-    guarded(events.collect::<Vec<_>>()).await
-}
-
-fn kinds(events: &[ExecutionEvent]) -> Vec<&str> {
-    events
-        .iter()
-        .map(|event| event.event_type.as_deref().unwrap_or_default())
-        .collect()
-}
-
 fn sse_events(events: &[ExecutionEvent]) -> Vec<Value> {
     events
         .iter()
@@ -59,7 +46,7 @@ async fn events_are_parsed_as_whatwg_specifies_and_the_stream_ends_with_its_outp
     .unwrap();
     let lane = sse_lane(true).await;
     assert_eq!(lane.abi(), AbiVersion::V0_2);
-    let events = stream(&lane, json!({"url": server.url()})).await;
+    let events = stream_all(&lane, json!({"url": server.url()})).await;
     assert_eq!(
         kinds(&events),
         [
@@ -110,7 +97,7 @@ async fn a_dropped_connection_is_resumed_with_last_event_id_after_the_servers_re
     )
     .unwrap();
     let lane = sse_lane(true).await;
-    let events = stream(
+    let events = stream_all(
         &lane,
         json!({"url": server.url(), "last_event_id": "0", "reconnect": {"attempts": 3}}),
     )
@@ -159,7 +146,7 @@ async fn past_its_reconnect_budget_a_stream_fails_as_transport_failed() {
     )
     .unwrap();
     let lane = sse_lane(true).await;
-    let events = stream(
+    let events = stream_all(
         &lane,
         json!({"url": server.url(), "reconnect": {"attempts": 1}}),
     )
@@ -194,7 +181,7 @@ async fn a_silent_server_ends_the_stream_at_the_receive_timeout() {
     )
     .unwrap();
     let lane = sse_lane(true).await;
-    let events = stream(
+    let events = stream_all(
         &lane,
         json!({"url": server.url(), "receive_timeout_ms": 200}),
     )
@@ -225,7 +212,7 @@ async fn an_error_status_or_another_content_type_fails_with_its_class() {
         ),
     ] {
         let server = SseServer::start(SseScript::new().connection(connection)).unwrap();
-        let events = stream(&lane, json!({"url": server.url(), "reconnect": true})).await;
+        let events = stream_all(&lane, json!({"url": server.url(), "reconnect": true})).await;
         assert_eq!(kinds(&events), [STREAM_FAILED_EVENT], "{events:?}");
         let error = &events[0].payload["error"];
         assert_eq!(failure_in(error).0, class);
@@ -237,7 +224,7 @@ async fn an_error_status_or_another_content_type_fails_with_its_class() {
 async fn max_events_ends_the_stream_after_that_many() {
     let server = SseServer::flood(1_000, 64).unwrap();
     let lane = sse_lane(true).await;
-    let events = stream(&lane, json!({"url": server.url(), "max_events": 5})).await;
+    let events = stream_all(&lane, json!({"url": server.url(), "max_events": 5})).await;
     assert_eq!(sse_events(&events).len(), 5);
     let last = events.last().unwrap();
     assert_eq!(last.event_type.as_deref(), Some(STREAM_COMPLETED_EVENT));
@@ -250,11 +237,7 @@ async fn a_loopback_server_without_a_private_grant_is_refused_by_the_host() {
     let lane = sse_lane(false).await;
     let ctx = ctx();
     let reported = ctx.evidence.clone();
-    let events = lane
-        .stream(request(None, json!({"url": server.url()})), ctx)
-        .await
-        .unwrap();
-    let events: Vec<_> = guarded(events.collect::<Vec<_>>()).await;
+    let events = stream_in(&lane, json!({"url": server.url()}), ctx).await;
     assert_eq!(kinds(&events), [STREAM_FAILED_EVENT], "{events:?}");
     let error = &events[0].payload["error"];
     assert_eq!(failure_in(error).0, "policy_denied");

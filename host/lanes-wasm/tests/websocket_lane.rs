@@ -6,14 +6,14 @@
 
 mod support;
 
-use ep_contracts::boundary::{ExecutionEvent, ResultStatus};
+use ep_contracts::boundary::ResultStatus;
 use ep_lane_api::{Input, InputSlot, STREAM_COMPLETED_EVENT};
 use ep_lanes_wasm::WasmLane;
 use ep_lanes_wasm::stream::STREAM_FAILED_EVENT;
 use ep_node::LaneAdapter;
 use ep_test_servers::websocket::{WsEchoServer, WsOptions};
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde_json::json;
 use support::*;
 
 async fn ws_lane(private: bool) -> WasmLane {
@@ -25,23 +25,11 @@ async fn ws_lane(private: bool) -> WasmLane {
     .await
 }
 
-fn kinds(events: &[ExecutionEvent]) -> Vec<&str> {
-    events
-        .iter()
-        .map(|event| event.event_type.as_deref().unwrap_or_default())
-        .collect()
-}
-
-async fn run(lane: &WasmLane, payload: Value) -> Vec<ExecutionEvent> {
-    let events = lane.stream(request(None, payload), ctx()).await.unwrap();
-    guarded(events.collect::<Vec<_>>()).await
-}
-
 #[tokio::test]
 async fn the_payloads_frames_go_out_in_order_and_the_servers_close_ends_the_stream() {
     let server = WsEchoServer::start(WsOptions::new()).unwrap();
     let lane = ws_lane(true).await;
-    let events = run(
+    let events = stream_all(
         &lane,
         json!({"url": server.url(), "frames": [
             {"text": "one"},
@@ -110,7 +98,7 @@ async fn caller_input_is_relayed_and_the_end_of_input_closes_normally() {
 async fn a_refused_upgrade_fails_with_the_status() {
     let server = WsEchoServer::refuse(403).unwrap();
     let lane = ws_lane(true).await;
-    let events = run(&lane, json!({"url": server.url()})).await;
+    let events = stream_all(&lane, json!({"url": server.url()})).await;
     assert_eq!(kinds(&events), [STREAM_FAILED_EVENT], "{events:?}");
     let error = &events[0].payload["error"];
     assert_eq!(failure_in(error).0, "semantic_runtime_failed");
@@ -122,7 +110,7 @@ async fn a_refused_upgrade_fails_with_the_status() {
 async fn a_quiet_server_ends_the_stream_at_the_receive_timeout() {
     let server = WsEchoServer::start(WsOptions::new()).unwrap();
     let lane = ws_lane(true).await;
-    let events = run(
+    let events = stream_all(
         &lane,
         json!({"url": server.url(), "receive_timeout_ms": 200}),
     )
@@ -143,11 +131,7 @@ async fn loopback_without_a_private_grant_is_denied_before_any_connection() {
     let lane = ws_lane(false).await;
     let ctx = ctx();
     let reported = ctx.evidence.clone();
-    let events = lane
-        .stream(request(None, json!({"url": server.url()})), ctx)
-        .await
-        .unwrap();
-    let events: Vec<_> = guarded(events.collect::<Vec<_>>()).await;
+    let events = stream_in(&lane, json!({"url": server.url()}), ctx).await;
     assert_eq!(kinds(&events), [STREAM_FAILED_EVENT], "{events:?}");
     assert_eq!(failure_in(&events[0].payload["error"]).0, "policy_denied");
     let denials = reported.take_denials();
@@ -160,7 +144,7 @@ async fn loopback_without_a_private_grant_is_denied_before_any_connection() {
 async fn max_messages_closes_from_our_side_after_that_many() {
     let server = WsEchoServer::start(WsOptions::new()).unwrap();
     let lane = ws_lane(true).await;
-    let events = run(
+    let events = stream_all(
         &lane,
         json!({"url": server.url(), "max_messages": 2,
                "frames": [{"text": "a"}, {"text": "b"}, {"text": "c"}]}),

@@ -5,11 +5,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ep_contracts::boundary::{ExecutionRef, ExecutionRequest, ExecutionResult, Map, ResultStatus};
+use ep_contracts::boundary::{
+    ExecutionEvent, ExecutionRef, ExecutionRequest, ExecutionResult, Map, ResultStatus,
+};
 use ep_lanes_wasm::egress::HttpGrants;
 use ep_lanes_wasm::testing::build_guest;
 use ep_lanes_wasm::{Grants, LaneLimits, LaneSource, RuntimeConfig, WasmLane, WasmRuntime};
-use ep_node::{CancelSignal, Deadline, ExecutionContext};
+use ep_node::{CancelSignal, Deadline, ExecutionContext, LaneAdapter};
+use futures::StreamExt;
 use serde_json::Value;
 
 /// Hang guard only: generous, never a performance assertion.
@@ -127,4 +130,27 @@ pub async fn guarded<F: std::future::Future>(future: F) -> F::Output {
     tokio::time::timeout(HANG_GUARD, future)
         .await
         .expect("the hang guard fired: the test hung")
+}
+
+/// The event types of `events`, in order, for assertions on a stream's shape.
+pub fn kinds(events: &[ExecutionEvent]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|event| event.event_type.as_deref().unwrap_or_default())
+        .collect()
+}
+
+/// Every event of `lane`'s stream of `payload` under `ctx`, to its end.
+pub async fn stream_in(
+    lane: &WasmLane,
+    payload: Value,
+    ctx: ExecutionContext,
+) -> Vec<ExecutionEvent> {
+    let events = lane.stream(request(None, payload), ctx).await.unwrap();
+    guarded(events.collect::<Vec<_>>()).await
+}
+
+/// [`stream_in`] with a fresh context.
+pub async fn stream_all(lane: &WasmLane, payload: Value) -> Vec<ExecutionEvent> {
+    stream_in(lane, payload, ctx()).await
 }
