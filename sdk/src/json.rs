@@ -1,6 +1,8 @@
 //! The two JSON rules the ABI needs: values that must be objects become objects, and objects
 //! become the JSON text that crosses the boundary.
 
+mod write;
+
 use serde_json::{Map, Value};
 
 /// A value the contracts require to be an object: an object stays as it is, `null` becomes
@@ -17,37 +19,10 @@ pub(crate) fn into_object(value: Value) -> Map<String, Value> {
     }
 }
 
-/// The JSON text of an object (serializing a `Map` cannot fail; `{}` is the unreachable
-/// fallback rather than a panic).
-///
-/// The text is measured first and then written into one allocation of exactly its length: a
-/// buffer that doubles as it fills would briefly need up to three times the text in the lane's
-/// linear memory, which for a large output (the HTTP lane's response body) is what decides
-/// whether it fits the lane's memory limit.
+/// The JSON text of an object, in one allocation of exactly its length ([`write`] says why
+/// it is not `serde_json::to_string`).
 pub(crate) fn to_text(map: &Map<String, Value>) -> String {
-    let mut length = Length(0);
-    if serde_json::to_writer(&mut length, map).is_err() {
-        return String::from("{}");
-    }
-    let mut bytes = Vec::with_capacity(length.0);
-    if serde_json::to_writer(&mut bytes, map).is_err() {
-        return String::from("{}");
-    }
-    String::from_utf8(bytes).unwrap_or_else(|_| String::from("{}"))
-}
-
-/// A writer that only counts what it is given.
-struct Length(usize);
-
-impl std::io::Write for Length {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0 = self.0.saturating_add(bytes.len());
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    write::object_text(map)
 }
 
 /// Reads JSON text that should hold an object, for the test harness; anything else is

@@ -218,7 +218,7 @@ impl Child {
     pub fn read_stdout_line(&mut self) -> Result<Option<Vec<u8>>, ProcessError> {
         loop {
             let buffer = &mut self.inner.stdout_buffer;
-            if let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+            if let Some(end) = memchr::memchr(b'\n', buffer) {
                 let rest = buffer.split_off(end + 1);
                 return Ok(Some(std::mem::replace(buffer, rest)));
             }

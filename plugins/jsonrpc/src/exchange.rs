@@ -49,14 +49,13 @@ fn run(
             json!({"field": "request"}),
         );
     };
-    if plan.ready_method.is_some() {
-        if let Err(outcome) =
+    if plan.ready_method.is_some()
+        && let Err(outcome) =
             receive_until(conversation, transport, until, timeout, &mut |_, ready| {
                 ready
             })
-        {
-            return outcome;
-        }
+    {
+        return outcome;
     }
     let id = match conversation.request(transport, request) {
         Ok((id, _)) => id,
