@@ -152,6 +152,10 @@ mod wasm {
         }
     }
 
+    /// How long a peer that closed its stdout has to exit before the stream ends without its
+    /// exit status.
+    const EXIT_GRACE: Duration = Duration::from_millis(500);
+
     /// JSON-RPC over a local process's stdio, newline-delimited or `Content-Length` framed.
     /// Its stderr is read and counted (never kept), so a chatty server never blocks on it.
     struct StdioTransport {
@@ -197,6 +201,16 @@ mod wasm {
     }
 
     impl StdioTransport {
+        /// The peer closed its stdout: give it [`EXIT_GRACE`] to exit, so the summary reports
+        /// how it ended (a pipe's end is seen before the host has reaped the process). One that
+        /// lingers is reported without an exit and killed when the child is dropped.
+        fn await_exit(&mut self) {
+            if self.child.try_wait().is_none() {
+                let exited = self.child.exit_pollable();
+                wait_for(&[&exited], Some(Instant::now() + EXIT_GRACE), false);
+            }
+        }
+
         fn drain_stderr(&mut self) {
             while let Ok(Some(chunk)) = self.child.try_read_stderr() {
                 if chunk.is_empty() {
@@ -239,7 +253,10 @@ mod wasm {
             }
             Ok(match self.frames.pop_front() {
                 Some(frame) => Some(Arrived::Frame(frame)),
-                None if self.stdout_done => Some(Arrived::Closed),
+                None if self.stdout_done => {
+                    self.await_exit();
+                    Some(Arrived::Closed)
+                }
                 None => None,
             })
         }

@@ -14,6 +14,9 @@
 //! or the store at the end of the execution, a cancel or a deadline — kills the child's process
 //! group.
 //!
+//! The pipes are read and written on the guest's own task ([`pipes`]), not through a worker
+//! task per stream.
+//!
 //! Evidence: `process: {spawned, denied, sandbox, commands, exits, bytes_in, bytes_out}` in the
 //! execution's entry, where `commands` holds each spawned command's `sha256:` fingerprint (as
 //! the process lane records it), `exits` how each ended (`null`: still running when the
@@ -32,12 +35,14 @@ use ep_lane_api::{
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use wasmtime::component::{HasSelf, Linker, Resource};
-use wasmtime_wasi::p2::pipe::{AsyncReadStream, AsyncWriteStream};
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable, Pollable};
+
+mod pipes;
 
 use super::Unit;
 use crate::bindings::v2_0::process;
 use crate::state::{Attribution, LaneState};
+use pipes::{PipeReader, PipeWriter};
 
 /// Import-name prefix of the `process` interface.
 pub const PROCESS_IMPORT: &str = "execution-plane:lane/process@";
@@ -415,7 +420,7 @@ impl process::HostChild for LaneState {
             inner: pipe,
             log: Arc::clone(&child.log),
         };
-        let stream: DynOutputStream = Box::new(AsyncWriteStream::new(STDIN_BUDGET, counted));
+        let stream: DynOutputStream = Box::new(PipeWriter::new(counted, STDIN_BUDGET));
         Ok(Some(table.push(stream)?))
     }
 
@@ -484,7 +489,7 @@ fn input_stream(pipe: ChildOutput, log: &Arc<ProcessLog>) -> DynInputStream {
         inner: pipe,
         log: Arc::clone(log),
     };
-    Box::new(AsyncReadStream::new(counted))
+    Box::new(PipeReader::new(counted))
 }
 
 #[cfg(test)]

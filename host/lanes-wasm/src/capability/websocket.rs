@@ -72,6 +72,11 @@ const QUEUE_SLACK: usize = 64;
 /// semaphores counted in `u32`).
 const MAX_MESSAGE_CEILING: usize = 1 << 30;
 
+/// The most one socket read asks for. tungstenite zeroes this much of its buffer before every
+/// read attempt (128 KiB by default, a measurable share of an echo round trip); a larger
+/// message still arrives whole, its buffer reserved from the frame's length.
+const READ_BUFFER_BYTES: usize = 8 << 10;
+
 /// Total bytes of extra request headers a guest may ask for.
 const MAX_HEADER_BYTES: usize = 16 << 10;
 
@@ -503,6 +508,7 @@ impl LaneState {
             .map_err(|e| ErrorCode::InvalidUrl(format!("{url:?} cannot be requested: {e}")))?;
         request.headers_mut().extend(headers);
         let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER_BYTES)
             .max_message_size(Some(max_message))
             .max_frame_size(Some(max_message));
         let opening = async {
